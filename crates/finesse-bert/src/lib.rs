@@ -1,0 +1,30 @@
+//! BERT on Burn 0.22 that reproduces Hugging Face transformers numerically.
+//!
+//! - [`config`]: HF `config.json`, validated.
+//! - [`model`]: the encoder, pooler and sequence-classification head as Burn modules.
+//! - [`names`]: the Burn path ↔ HF name table; [`registry`]: every parameter with its HF name,
+//!   PyTorch-layout shape, layer and kind (WQ, WK, WV, WD, WI, WO, …), keyed by `ParamId`.
+//! - [`checkpoint`]: load from / save to an HF model folder (safetensors only).
+//! - [`tokenizer`]: `tokenizer.json` via the `tokenizers` crate.
+//! - [`hub`]: the local model cache and fetching of known models.
+//! - [`io`]: host tensors, safetensors read/write, atomic writes.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod io;
+pub mod model;
+pub mod names;
+pub mod registry;
+pub mod tokenizer;
+
+pub use checkpoint::{
+    LoadReport, ModelFolder, load_bert, load_classifier, load_into, model_tensors, save_hf_folder,
+};
+pub use config::{BertConfig, HiddenAct};
+pub use error::{BertError, Result};
+pub use io::HostTensor;
+pub use model::{BertForSequenceClassification, BertInput, BertModel, BertOutputs};
+pub use registry::{ParamInfo, ParamKind, ParamRegistry, ParamRole};
+pub use tokenizer::{BertTokenizer, EncodedBatch, EncodedRow, TextInput};

@@ -1,0 +1,271 @@
+//! `finesse finetune` and `finesse eval`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use finesse_glue::GlueTask;
+use finesse_train::trainer::evaluate_folder;
+use finesse_train::{Event, MethodConfig, RunConfig, RunDir, RunOutcome, start_run};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device::DeviceChoice;
+
+/// Arguments of `finesse finetune`.
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Model folder (HF layout) or cached model name.
+    #[arg(long, default_value = finesse_bert::hub::DEFAULT_MODEL)]
+    model: String,
+    /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (any case, dash optional).
+    #[arg(long, required_unless_present = "resume")]
+    task: Option<String>,
+    /// Folder in GLUE layout (<dir>/<TASK>/train.tsv, dev.tsv).
+    #[arg(long, env = "GLUE_DIR", required_unless_present = "resume")]
+    data_dir: Option<PathBuf>,
+    /// Training epochs.
+    #[arg(long, default_value_t = 3.0)]
+    epochs: f64,
+    /// Total optimizer steps (overrides --epochs).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Examples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
+    /// Fraction of steps for linear warm-up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// AdamW weight decay (not on biases and LayerNorm).
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Clip the global gradient norm (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Maximum tokens per example.
+    #[arg(long, default_value_t = 128)]
+    max_seq_len: usize,
+    /// Seed of head init, data order, subsets and dropout.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Evaluate every N steps (default: once per epoch, and at the end).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Log a step event every N steps.
+    #[arg(long, default_value_t = 10)]
+    log_every: usize,
+    /// Train on at most N examples (taken after a seeded shuffle).
+    #[arg(long)]
+    max_train_examples: Option<usize>,
+    /// Evaluate on at most N examples (taken after a seeded shuffle).
+    #[arg(long)]
+    max_eval_examples: Option<usize>,
+    /// Skip malformed TSV rows (they are counted and listed in run.json) instead of failing.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Do not group examples of similar length into batches.
+    #[arg(long)]
+    no_bucketing: bool,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    device: DeviceChoice,
+    /// The run directory (default: runs/<task>-<unix time>).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Write the fine-tuned model as an HF folder `model/` in the run directory.
+    #[arg(long)]
+    save_model: bool,
+    /// Continue the cancelled run in DIR (its run.json gives every other setting).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["task", "output_dir"])]
+    resume: Option<PathBuf>,
+}
+
+fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
+    let task: GlueTask = args.task.as_deref().unwrap_or_default().parse()?;
+    let data_dir = args.data_dir.clone().context("--data-dir (or $GLUE_DIR) is required")?;
+    let output_dir = args.output_dir.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from("runs").join(format!("{}-{secs}", task.spec().name.to_lowercase()))
+    });
+    let mut c = RunConfig::new(args.model.clone(), task, data_dir, output_dir);
+    c.device = args.device.name().into();
+    c.seed = args.seed;
+    c.epochs = args.epochs;
+    c.max_steps = args.max_steps;
+    c.batch_size = args.batch_size;
+    c.lr = args.lr;
+    c.warmup_ratio = args.warmup_ratio;
+    c.weight_decay = args.weight_decay;
+    c.max_grad_norm = (args.max_grad_norm > 0.0).then_some(args.max_grad_norm);
+    c.eval_every = args.eval_every;
+    c.log_every = args.log_every;
+    c.max_seq_len = args.max_seq_len;
+    c.max_train_examples = args.max_train_examples;
+    c.max_eval_examples = args.max_eval_examples;
+    c.skip_bad_rows = args.skip_bad_rows;
+    c.bucketing = !args.no_bucketing;
+    c.save_model = args.save_model;
+    c.method = MethodConfig::Dense;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Runs `finesse finetune`.
+pub fn run(args: FinetuneArgs) -> Result<()> {
+    let (config, resume) = match &args.resume {
+        Some(dir) => {
+            let info = RunDir::new(dir).read_info().with_context(|| format!("reading the run in {}", dir.display()))?;
+            let mut c = info.config;
+            c.output_dir = dir.clone();
+            (c, true)
+        }
+        None => (config_from(&args)?, false),
+    };
+    let device = args.device.device()?;
+    eprintln!(
+        "{} {} on {} ({}) → {}",
+        if resume { "resuming" } else { "fine-tuning" },
+        config.model,
+        config.task,
+        args.device.name(),
+        config.output_dir.display()
+    );
+    let handle = start_run(config.clone(), device, resume);
+    let flag = handle.cancel_flag();
+    // Ctrl-C: finish the current step, write a checkpoint, exit cleanly. A second Ctrl-C while
+    // that happens is ignored (the checkpoint is written atomically either way).
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupt: finishing the current step and writing a checkpoint…");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(500));
+    for event in handle.events.iter() {
+        match &event {
+            Event::Start { total_steps, start_step, train_examples, trainable_params, total_params, .. } => {
+                bar.set_length(*total_steps as u64);
+                bar.set_position(*start_step as u64);
+                bar.println(format!(
+                    "{train_examples} training examples, {total_steps} steps, {trainable_params} of {total_params} parameters trained"
+                ));
+            }
+            Event::Step { step, loss, examples_per_sec, lr, .. } => {
+                bar.set_position(*step as u64);
+                bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {examples_per_sec:.1} ex/s"));
+            }
+            Event::Eval { step, split, loss, metrics, .. } => {
+                let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                bar.println(format!("step {step} {split}: loss {loss:.4}  {}", m.join("  ")));
+            }
+            Event::Cancelled { step } => bar.println(format!(
+                "cancelled after step {step}; resume with: finesse finetune --resume {}",
+                config.output_dir.display()
+            )),
+            _ => {}
+        }
+    }
+    bar.finish_and_clear();
+    match handle.join()? {
+        RunOutcome::Finished(m) => {
+            let summary: Vec<String> = m.final_metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            println!("final {}: {}", config.task, summary.join("  "));
+            println!(
+                "{} steps in {:.0}s, {:.1} examples/s, {:.0} tokens/s, peak memory {} MiB",
+                m.steps,
+                m.duration_secs,
+                m.train_examples_per_sec,
+                m.train_tokens_per_sec,
+                m.peak_rss_mib.map_or("?".into(), |x| format!("{x:.0}"))
+            );
+            println!("run directory: {}", config.output_dir.display());
+        }
+        RunOutcome::Cancelled { .. } => {}
+    }
+    Ok(())
+}
+
+/// Arguments of `finesse eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model folder, cached name, or a run directory (its `model/` is used).
+    #[arg(long)]
+    model: String,
+    /// GLUE task.
+    #[arg(long)]
+    task: String,
+    /// Folder in GLUE layout.
+    #[arg(long, env = "GLUE_DIR")]
+    data_dir: PathBuf,
+    /// Maximum tokens per example.
+    #[arg(long, default_value_t = 128)]
+    max_seq_len: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Evaluate on at most N examples (taken after a seeded shuffle).
+    #[arg(long)]
+    max_eval_examples: Option<usize>,
+    /// Seed (subset choice; a fresh head when the model has none).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    device: DeviceChoice,
+}
+
+/// Runs `finesse eval`.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let task: GlueTask = args.task.parse()?;
+    let as_run = RunDir::new(&args.model);
+    let folder = if as_run.run_json().is_file() {
+        if !as_run.model().join("config.json").is_file() {
+            bail!("{} is a run directory without model/: re-run with --save-model", args.model);
+        }
+        as_run.model()
+    } else {
+        finesse_bert::hub::resolve_model(&args.model, true)?.dir().to_path_buf()
+    };
+    let device = args.device.device()?;
+    let results = evaluate_folder(
+        &folder,
+        task,
+        &args.data_dir,
+        args.max_seq_len,
+        args.batch_size,
+        args.max_eval_examples,
+        args.seed,
+        &device,
+    )?;
+    if args.json {
+        let v: serde_json::Value = results
+            .iter()
+            .map(|(s, loss, m)| {
+                let mut m = m.clone();
+                m.insert("eval_loss".into(), *loss);
+                (s.clone(), serde_json::to_value(m).unwrap_or_default())
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (split, loss, metrics) in results {
+            let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            println!("{task} {split}: loss {loss:.4}  {}", m.join("  "));
+        }
+    }
+    Ok(())
+}

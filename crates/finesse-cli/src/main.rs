@@ -1,0 +1,71 @@
+//! `finesse`: sparse fine-tuning of BERT models on Burn. This binary is a thin clap front-end
+//! over the library crates.
+
+mod device;
+mod finetune;
+mod forward;
+mod model_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sparse fine-tuning of BERT-family models (FISH masks and friends) on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "finesse", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the local model cache ($FINESSE_HOME/models).
+    Model(model_cmd::ModelArgs),
+    /// Run the encoder (and optionally a classifier head) on inputs: the parity tool.
+    Forward(forward::ForwardArgs),
+    /// Fine-tune a model on a GLUE task; writes a run directory.
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Evaluate a model (folder, cached name or run directory) on a GLUE task's dev set.
+    Eval(finetune::EvalArgs),
+}
+
+/// Prints library log records (info and above) to stderr.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{}: {}", record.level().as_str().to_lowercase(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    static LOGGER: StderrLogger = StderrLogger;
+    // Only fails if a logger is already set, which cannot happen at the top of main.
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Model(args) => model_cmd::run(args),
+        Command::Forward(args) => forward::run(args),
+        Command::Finetune(args) => finetune::run(*args),
+        Command::Eval(args) => finetune::eval(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

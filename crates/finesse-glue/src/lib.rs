@@ -1,0 +1,14 @@
+//! GLUE for finesse: the nine tasks ([`task`]), their TSV files ([`data`]), encoding once per
+//! run and batching ([`batch`]), and the GLUE metrics ([`metrics`]).
+
+pub mod batch;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod task;
+
+pub use batch::{BatchLabels, BatchPlan, EncodedSplit, HostBatch, encode_split, make_batch};
+pub use data::{Example, Label, Split, SplitKind, load_split};
+pub use error::{GlueError, Result};
+pub use metrics::{Metric, Predictions};
+pub use task::GlueTask;

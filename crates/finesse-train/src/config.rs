@@ -1,0 +1,169 @@
+//! [`RunConfig`]: everything that defines a fine-tuning run. It is written in full to
+//! `run.json`, and `--resume` reads it back.
+
+use std::path::PathBuf;
+
+use finesse_glue::GlueTask;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::method::MethodConfig;
+
+/// A fine-tuning run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Model folder or cached model name.
+    pub model: String,
+    /// GLUE task.
+    pub task: GlueTask,
+    /// Folder in GLUE layout (`<dir>/<TASK>/train.tsv`).
+    pub data_dir: PathBuf,
+    /// Name of the backend the run uses (recorded; the device itself is passed to the run).
+    pub device: String,
+    /// Seed of the head initialisation, data order, subsets and dropout.
+    pub seed: u64,
+    /// Training epochs (ignored when `max_steps` is set).
+    pub epochs: f64,
+    /// Total optimizer steps, overriding `epochs`.
+    pub max_steps: Option<usize>,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Fraction of the steps spent warming up linearly from 0 to `lr`.
+    pub warmup_ratio: f64,
+    /// Decoupled weight decay (AdamW), not applied to biases and LayerNorm weights.
+    pub weight_decay: f64,
+    /// Adam β1.
+    pub adam_beta1: f64,
+    /// Adam β2.
+    pub adam_beta2: f64,
+    /// Adam ε.
+    pub adam_eps: f64,
+    /// Clip the global gradient L2 norm to this value; `None` disables clipping.
+    pub max_grad_norm: Option<f64>,
+    /// Evaluate every this many steps (and always at the end); `None`: once per epoch.
+    pub eval_every: Option<usize>,
+    /// Log a step event every this many steps.
+    pub log_every: usize,
+    /// Maximum tokens per example, special tokens included.
+    pub max_seq_len: usize,
+    /// Train on at most this many examples, taken after a seeded shuffle.
+    pub max_train_examples: Option<usize>,
+    /// Evaluate on at most this many examples, taken after a seeded shuffle.
+    pub max_eval_examples: Option<usize>,
+    /// Skip (and report) malformed TSV rows instead of failing.
+    pub skip_bad_rows: bool,
+    /// Group examples of similar length into batches to cut padding.
+    pub bucketing: bool,
+    /// The run directory.
+    pub output_dir: PathBuf,
+    /// Write the fine-tuned model as an HF folder `model/` in the run directory.
+    pub save_model: bool,
+    /// How parameters are updated (dense now; sparse methods plug in here).
+    pub method: MethodConfig,
+}
+
+impl RunConfig {
+    /// A configuration with the BERT fine-tuning recipe's defaults (3 epochs, batch 32,
+    /// lr 2e-5, 10% warm-up, weight decay 0.01, β = (0.9, 0.999), ε = 1e-8, clip 1.0, length 128).
+    pub fn new(model: impl Into<String>, task: GlueTask, data_dir: impl Into<PathBuf>, output_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            task,
+            data_dir: data_dir.into(),
+            device: "flex".into(),
+            seed: 42,
+            epochs: 3.0,
+            max_steps: None,
+            batch_size: 32,
+            lr: 2e-5,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-8,
+            max_grad_norm: Some(1.0),
+            eval_every: None,
+            log_every: 10,
+            max_seq_len: 128,
+            max_train_examples: None,
+            max_eval_examples: None,
+            skip_bad_rows: false,
+            bucketing: true,
+            output_dir: output_dir.into(),
+            save_model: false,
+            method: MethodConfig::Dense,
+        }
+    }
+
+    /// Checks the settings that the loop relies on.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, problem: String| Err(TrainError::Config { field, problem });
+        if self.batch_size == 0 {
+            return bad("batch-size", "must be at least 1".into());
+        }
+        if self.max_steps == Some(0) || (self.max_steps.is_none() && !(self.epochs > 0.0 && self.epochs.is_finite())) {
+            return bad("epochs", format!("need a positive --epochs or --max-steps (epochs {})", self.epochs));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", format!("{} must be positive", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return bad("warmup-ratio", format!("{} must be in [0, 1]", self.warmup_ratio));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight-decay", format!("{} must be ≥ 0", self.weight_decay));
+        }
+        for (field, b) in [("adam-beta1", self.adam_beta1), ("adam-beta2", self.adam_beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(field, format!("{b} must be in [0, 1)"));
+            }
+        }
+        if !(self.adam_eps > 0.0) {
+            return bad("adam-eps", format!("{} must be positive", self.adam_eps));
+        }
+        if let Some(n) = self.max_grad_norm
+            && !(n > 0.0 && n.is_finite())
+        {
+            return bad("max-grad-norm", format!("{n} must be positive"));
+        }
+        if self.max_seq_len < 3 {
+            return bad("max-seq-len", format!("{} leaves no room for [CLS] and [SEP]", self.max_seq_len));
+        }
+        if self.eval_every == Some(0) || self.log_every == 0 {
+            return bad("eval-every", "intervals must be at least 1".into());
+        }
+        if self.max_train_examples == Some(0) || self.max_eval_examples == Some(0) {
+            return bad("max-train-examples", "subsets must hold at least one example".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_the_flag() {
+        let c = RunConfig::new("m", GlueTask::Sst2, "d", "o");
+        c.validate().expect("defaults valid");
+        let mut b = c.clone();
+        b.lr = -1.0;
+        assert!(b.validate().expect_err("lr").to_string().contains("`lr`"));
+        let mut b = c.clone();
+        b.batch_size = 0;
+        assert!(b.validate().expect_err("bs").to_string().contains("batch-size"));
+        let mut b = c;
+        b.warmup_ratio = 1.5;
+        assert!(b.validate().expect_err("warmup").to_string().contains("warmup-ratio"));
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let c = RunConfig::new("m", GlueTask::Stsb, "d", "o");
+        let back: RunConfig = serde_json::from_str(&serde_json::to_string(&c).expect("ser")).expect("de");
+        assert_eq!(back, c);
+    }
+}

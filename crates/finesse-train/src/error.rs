@@ -1,0 +1,72 @@
+//! The one error type of `finesse-train`.
+
+use std::path::PathBuf;
+
+/// Errors of a fine-tuning run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Model loading, saving or tokenisation.
+    #[error(transparent)]
+    Bert(#[from] finesse_bert::BertError),
+    /// GLUE data or metrics.
+    #[error(transparent)]
+    Glue(#[from] finesse_glue::GlueError),
+    /// An invalid run configuration.
+    #[error("invalid run configuration: `{field}`: {problem}")]
+    Config {
+        /// The setting (CLI flag name without dashes).
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A file or folder of the run directory.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file of the run directory.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The (de)serialisation error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The loss became NaN or infinite.
+    #[error(
+        "loss is {loss} at step {step} (lr {lr:.3e}); the run stopped. Try a lower --lr, \
+         --max-grad-norm 1.0, or check the data"
+    )]
+    NonFiniteLoss {
+        /// Global step (1-based).
+        step: usize,
+        /// The loss value.
+        loss: f64,
+        /// Learning rate at that step.
+        lr: f64,
+    },
+    /// A checkpoint that cannot be resumed.
+    #[error("cannot resume from {path}: {problem}")]
+    Resume {
+        /// The run directory.
+        path: PathBuf,
+        /// Why.
+        problem: String,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { action, path: path.into(), source }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,21 @@
+//! Fine-tuning runs: [`RunConfig`], the training loop ([`trainer`]), AdamW and the BERT
+//! schedule, the run directory ([`rundir`]), events ([`events`]), and the public handle
+//! ([`start_run`] → [`RunHandle`]) every front-end uses.
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod handle;
+pub mod method;
+pub mod optim;
+pub mod rundir;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::RunConfig;
+pub use error::{Result, TrainError};
+pub use events::Event;
+pub use handle::{RunHandle, start_run};
+pub use method::{MethodConfig, UpdateRule};
+pub use rundir::{MetricsFile, RunDir};
+pub use trainer::RunOutcome;

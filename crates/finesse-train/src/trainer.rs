@@ -1,0 +1,463 @@
+//! The fine-tuning loop: AdamW with the BERT schedule, cross-entropy or MSE, evaluation,
+//! logging, checkpoints, cancellation and resume.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use finesse_bert::hub::{resolve_model, sha256_file};
+use finesse_bert::io::FloatTensors;
+use finesse_bert::{
+    BertForSequenceClassification, BertInput, BertTokenizer, ParamRegistry, load_classifier, load_into,
+    model_tensors, save_hf_folder,
+};
+use finesse_glue::batch::{BatchPlan, epoch_batches, eval_batches, seeded_subset};
+use finesse_glue::metrics::{Predictions, compute};
+use finesse_glue::{BatchLabels, EncodedSplit, HostBatch, SplitKind, encode_split, load_split, make_batch};
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::events::{Event, EventLog, peak_rss_mib};
+use crate::method::UpdateRule;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::rundir::{BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo, write_json};
+use crate::schedule::LinearSchedule;
+
+/// How a run ended without error.
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    /// All steps done; the final metrics.
+    Finished(Box<MetricsFile>),
+    /// Cancelled after `step`; a resumable checkpoint was written.
+    Cancelled {
+        /// Last completed step.
+        step: usize,
+    },
+}
+
+struct EvalSet {
+    name: String,
+    data: EncodedSplit,
+    pool: Vec<usize>,
+}
+
+/// Runs (or, with `resume`, continues) the run of `config` on `device`, sending every event to
+/// `sink` and to `events.jsonl`. `cancel` is polled after every step.
+pub fn run(config: RunConfig, device: Device, resume: bool, sink: &mut dyn FnMut(&Event), cancel: &AtomicBool) -> Result<RunOutcome> {
+    let dir = RunDir::new(&config.output_dir);
+    if resume {
+        if !dir.checkpoint().join("state.json").is_file() {
+            return Err(TrainError::Resume {
+                path: dir.root.clone(),
+                problem: "no checkpoint/ in it (only cancelled runs leave one)".into(),
+            });
+        }
+    } else {
+        dir.create()?;
+    }
+    let mut log = EventLog::open(&dir.events())?;
+    let mut emit = |e: Event, log: &mut EventLog| -> Result<()> {
+        sink(&e);
+        log.append(&e)
+    };
+    let mut step_reached = 0;
+    let result = train(&config, &device, resume, &dir, &mut log, &mut emit, cancel, &mut step_reached);
+    if let Err(e) = &result {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        // The error itself is what the caller needs; a failure to log it must not hide it.
+        let _ = emit(Event::Error { step: step_reached, message }, &mut log);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train(
+    config: &RunConfig,
+    device: &Device,
+    resume: bool,
+    dir: &RunDir,
+    log: &mut EventLog,
+    emit: &mut dyn FnMut(Event, &mut EventLog) -> Result<()>,
+    cancel: &AtomicBool,
+    step_reached: &mut usize,
+) -> Result<RunOutcome> {
+    config.validate()?;
+    let started = Instant::now();
+    let task = config.task;
+    let source = resolve_model(&config.model, true)?;
+    let model_dir = source.dir().to_path_buf();
+    let tokenizer = BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
+
+    let train_split = load_split(task, &config.data_dir, SplitKind::Train, config.skip_bad_rows)?;
+    let mut data_files = vec![data_file(&train_split)?];
+    let train_data = encode_split(&train_split, &tokenizer)?;
+    let mut evals = Vec::new();
+    for i in 0..task.spec().dev_files.len() {
+        let split = load_split(task, &config.data_dir, SplitKind::Dev(i), config.skip_bad_rows)?;
+        data_files.push(data_file(&split)?);
+        let data = encode_split(&split, &tokenizer)?;
+        let pool = seeded_subset(data.len(), config.max_eval_examples, config.seed);
+        evals.push(EvalSet { name: split.name.clone(), data, pool });
+    }
+
+    let train_device = device.clone().autodiff();
+    let (model, bert_config, _) = load_classifier(&model_dir, task.num_outputs(), config.seed, &train_device)?;
+    if config.max_seq_len > bert_config.max_position_embeddings {
+        return Err(TrainError::Config {
+            field: "max-seq-len",
+            problem: format!(
+                "{} exceeds the model's max_position_embeddings {}",
+                config.max_seq_len, bert_config.max_position_embeddings
+            ),
+        });
+    }
+    let registry = ParamRegistry::of(&model);
+    let trainable = |name: &str| {
+        registry.by_name(name).is_some_and(|p| config.method.rule(p) != UpdateRule::Frozen)
+    };
+    let trainable_params: usize = registry.iter().filter(|p| trainable(&p.name)).map(|p| p.numel).sum();
+    let mut opt = AdamW::new(
+        AdamWConfig {
+            beta1: config.adam_beta1,
+            beta2: config.adam_beta2,
+            eps: config.adam_eps,
+            weight_decay: config.weight_decay,
+        },
+        &registry,
+        trainable,
+    );
+
+    let pool = seeded_subset(train_data.len(), config.max_train_examples, config.seed);
+    let plan = BatchPlan { batch_size: config.batch_size, bucketing: config.bucketing };
+    let steps_per_epoch = pool.len().div_ceil(config.batch_size);
+    let total_steps =
+        config.max_steps.unwrap_or_else(|| ((config.epochs * steps_per_epoch as f64).ceil() as usize).max(1));
+    let schedule = LinearSchedule::new(config.lr, config.warmup_ratio, total_steps);
+    let eval_every = config.eval_every.unwrap_or(steps_per_epoch);
+
+    let mut model = model;
+    let mut start_step = 0;
+    let mut best: BTreeMap<String, BestValue> = BTreeMap::new();
+    if resume {
+        let (state, weights, optimizer) = dir.read_checkpoint()?;
+        let weights = FloatTensors {
+            path: dir.checkpoint().join("model.safetensors"),
+            tensors: weights,
+            non_float: Vec::new(),
+            dtypes: vec!["F32".into()],
+        };
+        model = load_into(model, weights, &train_device)?.0;
+        opt.load_state(state.step as u64, &optimizer, device)
+            .map_err(|problem| TrainError::Resume { path: dir.root.clone(), problem })?;
+        start_step = state.step;
+        best = state.best;
+    } else {
+        let info = RunInfo {
+            format_version: RUN_FORMAT_VERSION,
+            finesse_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: config.clone(),
+            model_dir: model_dir.clone(),
+            model_sha256: sha256_file(&model_dir.join("model.safetensors"))?,
+            data_files,
+        };
+        write_json(&dir.run_json(), &info)?;
+    }
+    *step_reached = start_step;
+    emit(
+        Event::Start {
+            total_steps,
+            steps_per_epoch,
+            train_examples: pool.len(),
+            eval_examples: evals.first().map_or(0, |e| e.pool.len()),
+            start_step,
+            trainable_params,
+            total_params: registry.total_numel(),
+        },
+        log,
+    )?;
+
+    let mut epoch_plan: Option<(usize, Vec<Vec<usize>>)> = None;
+    let (mut window_loss, mut window_steps, mut window_examples, mut window_tokens) = (0.0, 0usize, 0usize, 0usize);
+    let (mut run_examples, mut run_tokens) = (0usize, 0usize);
+    let mut window_start = Instant::now();
+    let mut train_secs = 0.0;
+    let mut last_metrics: Option<BTreeMap<String, BTreeMap<String, f64>>> = None;
+    let mut last_eval_step = None;
+
+    for step in start_step..total_steps {
+        let epoch = step / steps_per_epoch;
+        if epoch_plan.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            epoch_plan = Some((epoch, epoch_batches(&train_data, &pool, plan, config.seed, epoch)));
+        }
+        let batches = &epoch_plan.as_ref().map(|(_, b)| b).expect("epoch plan set above");
+        let batch = make_batch(&train_data, &batches[step % steps_per_epoch]);
+        let step_started = Instant::now();
+        // Dropout masks depend on (seed, step) only, so a resumed run draws what an
+        // uninterrupted one would.
+        train_device.seed(config.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let lr = schedule.lr(step);
+        let logits = model.forward(input_of(&batch, &train_device));
+        let loss = loss_of(logits, &batch.labels, &train_device);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFiniteLoss { step: step + 1, loss: loss_value, lr });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_norm = opt.grad_norm(&grads, &registry, device).sqrt();
+        let scale = match config.max_grad_norm {
+            Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
+            _ => 1.0,
+        };
+        model = opt.step(model, grads, lr, scale);
+        train_secs += step_started.elapsed().as_secs_f64();
+        *step_reached = step + 1;
+
+        window_loss += loss_value;
+        window_steps += 1;
+        window_examples += batch.batch;
+        window_tokens += batch.real_tokens;
+        run_examples += batch.batch;
+        run_tokens += batch.real_tokens;
+        let done = step + 1;
+        if done % config.log_every == 0 || done == total_steps {
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            emit(
+                Event::Step {
+                    step: done,
+                    epoch: done as f64 / steps_per_epoch as f64,
+                    loss: window_loss / window_steps as f64,
+                    lr,
+                    examples_per_sec: window_examples as f64 / secs,
+                    tokens_per_sec: window_tokens as f64 / secs,
+                    grad_norm,
+                },
+                log,
+            )?;
+            (window_loss, window_steps, window_examples, window_tokens) = (0.0, 0, 0, 0);
+            window_start = Instant::now();
+        }
+        if done % eval_every == 0 || done == total_steps {
+            let metrics = evaluate_all(&model, &evals, plan, config, device, done, &mut best, log, emit)?;
+            last_metrics = Some(metrics);
+            last_eval_step = Some(done);
+            window_start = Instant::now();
+        }
+        if cancel.load(Ordering::SeqCst) && done < total_steps {
+            let state = CheckpointState { format_version: RUN_FORMAT_VERSION, step: done, best: best.clone() };
+            let path = dir.write_checkpoint(&state, &model_tensors(&model), &opt.state_tensors())?;
+            emit(Event::Checkpoint { step: done, path }, log)?;
+            emit(Event::Cancelled { step: done }, log)?;
+            return Ok(RunOutcome::Cancelled { step: done });
+        }
+    }
+
+    let final_metrics = match (last_metrics, last_eval_step) {
+        (Some(m), Some(s)) if s == total_steps => m,
+        _ => evaluate_all(&model, &evals, plan, config, device, total_steps, &mut best, log, emit)?,
+    };
+    if config.save_model {
+        save_hf_folder(&model, &bert_config, Some(task.num_outputs()), Some(&model_dir), &dir.model())?;
+    }
+    // A finished run's checkpoint (from an earlier cancel) is stale; keep the directory clean.
+    let _ = std::fs::remove_dir_all(dir.checkpoint());
+    let first = evals.first().map(|e| e.name.clone()).unwrap_or_default();
+    let metrics = MetricsFile {
+        format_version: RUN_FORMAT_VERSION,
+        final_metrics: final_metrics.get(&first).cloned().unwrap_or_default(),
+        splits: final_metrics,
+        best,
+        steps: total_steps,
+        duration_secs: started.elapsed().as_secs_f64(),
+        train_examples_per_sec: run_examples as f64 / train_secs.max(1e-9),
+        train_tokens_per_sec: run_tokens as f64 / train_secs.max(1e-9),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    write_json(&dir.metrics(), &metrics)?;
+    emit(
+        Event::End {
+            steps: total_steps,
+            duration_secs: metrics.duration_secs,
+            examples_per_sec: metrics.train_examples_per_sec,
+            tokens_per_sec: metrics.train_tokens_per_sec,
+            peak_rss_mib: metrics.peak_rss_mib,
+        },
+        log,
+    )?;
+    Ok(RunOutcome::Finished(Box::new(metrics)))
+}
+
+fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {
+    Ok(DataFile {
+        split: split.name.clone(),
+        path: split.path.clone(),
+        sha256: sha256_file(&split.path)?,
+        examples: split.examples.len(),
+        skipped_rows: split.skipped.len(),
+    })
+}
+
+fn input_of(batch: &HostBatch, device: &Device) -> BertInput {
+    BertInput::from_host(
+        batch.input_ids.clone(),
+        batch.token_type_ids.clone(),
+        batch.attention_mask.clone(),
+        batch.batch,
+        batch.seq,
+        device,
+    )
+}
+
+/// Mean cross-entropy of the logits (classification) or mean squared error of the single
+/// output (regression), as `BertForSequenceClassification` computes them.
+pub fn loss_of(logits: Tensor<2>, labels: &BatchLabels, device: &Device) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    match labels {
+        BatchLabels::Classes(y) => {
+            let y = Tensor::<2, Int>::from_data(TensorData::new(y.clone(), [b, 1]), device);
+            log_softmax(logits, 1).gather(1, y).mean().neg()
+        }
+        BatchLabels::Scores(y) => {
+            let y = Tensor::<1>::from_data(TensorData::new(y.clone(), [b]), device);
+            (logits.reshape([b]) - y).powi_scalar(2).mean()
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_all(
+    model: &BertForSequenceClassification,
+    evals: &[EvalSet],
+    plan: BatchPlan,
+    config: &RunConfig,
+    device: &Device,
+    step: usize,
+    best: &mut BTreeMap<String, BestValue>,
+    log: &mut EventLog,
+    emit: &mut dyn FnMut(Event, &mut EventLog) -> Result<()>,
+) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let eval_model = model.valid();
+    let mut all = BTreeMap::new();
+    for (i, set) in evals.iter().enumerate() {
+        let started = Instant::now();
+        let (loss, metrics) = evaluate(&eval_model, &set.data, &set.pool, plan, config.task, device)?;
+        if i == 0 {
+            for (name, &value) in &metrics {
+                let improved = best.get(name).is_none_or(|b| value > b.value);
+                if improved {
+                    best.insert(name.clone(), BestValue { value, step });
+                }
+            }
+        }
+        emit(
+            Event::Eval {
+                step,
+                split: set.name.clone(),
+                loss,
+                metrics: metrics.clone(),
+                duration_secs: started.elapsed().as_secs_f64(),
+            },
+            log,
+        )?;
+        let mut with_loss = metrics;
+        with_loss.insert("eval_loss".into(), loss);
+        all.insert(set.name.clone(), with_loss);
+    }
+    Ok(all)
+}
+
+/// Mean loss and task metrics of `model` (in eval mode) on `pool` of `data`.
+pub fn evaluate(
+    model: &BertForSequenceClassification,
+    data: &EncodedSplit,
+    pool: &[usize],
+    plan: BatchPlan,
+    task: finesse_glue::GlueTask,
+    device: &Device,
+) -> Result<(f64, BTreeMap<String, f64>)> {
+    let n = pool.len();
+    let mut loss_sum = 0.0;
+    let mut class_pred = vec![0usize; data.len()];
+    let mut score_pred = vec![0f64; data.len()];
+    for idx in eval_batches(data, pool, plan) {
+        let batch = make_batch(data, &idx);
+        let logits = model.forward(input_of(&batch, device));
+        let [b, k] = logits.dims();
+        let loss = loss_of(logits.clone(), &batch.labels, device).into_scalar::<f32>() as f64;
+        loss_sum += loss * b as f64;
+        let values = logits.into_data().try_into_vec_as::<f32>().unwrap_or_else(|e| panic!("reading logits: {e:?}"));
+        for (row, &i) in batch.indices.iter().enumerate() {
+            let r = &values[row * k..(row + 1) * k];
+            if task.is_regression() {
+                score_pred[i] = r[0] as f64;
+            } else {
+                class_pred[i] = r.iter().enumerate().fold(0, |best, (j, v)| if *v > r[best] { j } else { best });
+            }
+        }
+    }
+    let preds = if task.is_regression() {
+        Predictions::Scores {
+            pred: pool.iter().map(|&i| score_pred[i]).collect(),
+            gold: pool.iter().map(|&i| score_of(data, i)).collect(),
+        }
+    } else {
+        Predictions::Classes {
+            pred: pool.iter().map(|&i| class_pred[i]).collect(),
+            gold: pool.iter().map(|&i| class_of(data, i)).collect(),
+        }
+    };
+    let metrics = compute(task.spec().metrics, &preds)?;
+    Ok((loss_sum / n.max(1) as f64, metrics))
+}
+
+fn class_of(data: &EncodedSplit, i: usize) -> usize {
+    match data.examples[i].label {
+        finesse_glue::Label::Class(c) => c,
+        finesse_glue::Label::Score(_) => unreachable!("classification split"),
+    }
+}
+
+fn score_of(data: &EncodedSplit, i: usize) -> f64 {
+    match data.examples[i].label {
+        finesse_glue::Label::Score(s) => s as f64,
+        finesse_glue::Label::Class(_) => unreachable!("regression split"),
+    }
+}
+
+/// Evaluates a saved model (an HF folder, or the `model/` of a run directory) on a task's dev
+/// splits. Returns (split name, loss, metrics) per split.
+pub fn evaluate_folder(
+    model: &Path,
+    task: finesse_glue::GlueTask,
+    data_dir: &Path,
+    max_seq_len: usize,
+    batch_size: usize,
+    max_eval_examples: Option<usize>,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<(String, f64, BTreeMap<String, f64>)>> {
+    let tokenizer = BertTokenizer::from_file(&model.join("tokenizer.json"), max_seq_len)?;
+    let (model, _, report) = load_classifier(model, task.num_outputs(), seed, device)?;
+    if !report.head_from_checkpoint {
+        log::warn!("the model has no classifier head for {task}: evaluating a freshly initialised one");
+    }
+    let plan = BatchPlan { batch_size, bucketing: true };
+    let mut out = Vec::new();
+    for i in 0..task.spec().dev_files.len() {
+        let split = load_split(task, data_dir, SplitKind::Dev(i), false)?;
+        let data = encode_split(&split, &tokenizer)?;
+        let pool = seeded_subset(data.len(), max_eval_examples, seed);
+        let (loss, metrics) = evaluate(&model, &data, &pool, plan, task, device)?;
+        out.push((split.name, loss, metrics));
+    }
+    Ok(out)
+}

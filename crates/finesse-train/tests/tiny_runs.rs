@@ -1,0 +1,191 @@
+//! Whole runs on the tiny model (`assets/tiny-bert`) and a small synthetic SST-2 folder:
+//! determinism, resume equivalence, NaN handling and the run-directory contents.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::Device;
+use finesse_bert::{BertConfig, BertModel, save_hf_folder};
+use finesse_glue::GlueTask;
+use finesse_train::events::read_events;
+use finesse_train::trainer::{RunOutcome, run};
+use finesse_train::{Event, RunConfig, TrainError};
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/tiny-bert")
+}
+
+/// A tiny model folder with random weights.
+fn tiny_model(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny-model");
+    std::fs::create_dir_all(&model).expect("mkdir");
+    let config = BertConfig::from_file(&assets().join("config.json")).expect("tiny config");
+    let device = Device::flex();
+    device.seed(7);
+    let bert = BertModel::init(&config, &device);
+    save_hf_folder(&bert, &config, None, Some(&assets()), &model).expect("save");
+    model
+}
+
+/// An SST-2-layout folder: sentences with positive or negative words.
+fn tiny_glue(dir: &Path) -> PathBuf {
+    let root = dir.join("glue");
+    let sst = root.join("SST-2");
+    std::fs::create_dir_all(&sst).expect("mkdir");
+    let pos = ["good", "great", "fun", "best", "love"];
+    let neg = ["bad", "awful", "dull", "worst", "hate"];
+    let filler = ["the film", "this movie", "the story", "the plot", "the acting", "it"];
+    let rows = |n: usize, offset: usize| {
+        let mut s = String::from("sentence\tlabel\n");
+        for i in 0..n {
+            let j = i + offset;
+            let (word, label) = if j % 2 == 0 { (pos[j % 5], 1) } else { (neg[j % 5], 0) };
+            s.push_str(&format!("{} was very {} . \t{}\n", filler[j % 6], word, label));
+        }
+        s
+    };
+    std::fs::write(sst.join("train.tsv"), rows(96, 0)).expect("train");
+    std::fs::write(sst.join("dev.tsv"), rows(24, 1000)).expect("dev");
+    root
+}
+
+fn config(dir: &Path, model: &Path, data: &Path, out: &str) -> RunConfig {
+    let mut c = RunConfig::new(model.to_string_lossy(), GlueTask::Sst2, data, dir.join(out));
+    c.max_steps = Some(8);
+    c.batch_size = 8;
+    c.lr = 1e-3;
+    c.log_every = 1;
+    c.eval_every = Some(4);
+    c.save_model = true;
+    c
+}
+
+fn step_losses(events: &[Event]) -> Vec<(usize, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { step, loss, .. } => Some((*step, loss.to_bits())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run_collect(c: RunConfig, resume: bool, cancel_after: Option<usize>) -> (Result<RunOutcome, TrainError>, Vec<Event>) {
+    let cancel = AtomicBool::new(false);
+    let mut events = Vec::new();
+    let mut sink = |e: &Event| {
+        if let (Event::Step { step, .. }, Some(n)) = (e, cancel_after)
+            && *step == n
+        {
+            cancel.store(true, Ordering::SeqCst);
+        }
+        events.push(e.clone());
+    };
+    let r = run(c, Device::flex(), resume, &mut sink, &cancel);
+    (r, events)
+}
+
+#[test]
+fn same_seed_gives_the_same_losses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (a, ea) = run_collect(config(dir.path(), &model, &data, "a"), false, None);
+    let (b, eb) = run_collect(config(dir.path(), &model, &data, "b"), false, None);
+    a.expect("run a");
+    b.expect("run b");
+    assert_eq!(step_losses(&ea).len(), 8);
+    assert_eq!(step_losses(&ea), step_losses(&eb));
+    let mut other = config(dir.path(), &model, &data, "c");
+    other.seed = 43;
+    let (c, ec) = run_collect(other, false, None);
+    c.expect("run c");
+    assert_ne!(step_losses(&ea), step_losses(&ec), "another seed changes data order and dropout");
+}
+
+#[test]
+fn resume_ends_where_an_uninterrupted_run_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (full, full_events) = run_collect(config(dir.path(), &model, &data, "full"), false, None);
+    full.expect("uninterrupted run");
+
+    let cut = config(dir.path(), &model, &data, "cut");
+    let (first, first_events) = run_collect(cut.clone(), false, Some(3));
+    assert!(matches!(first, Ok(RunOutcome::Cancelled { step: 3 })), "{first:?}");
+    assert!(first_events.iter().any(|e| matches!(e, Event::Checkpoint { step: 3, .. })));
+    assert!(dir.path().join("cut/checkpoint/optimizer.safetensors").is_file());
+    let (second, second_events) = run_collect(cut, true, None);
+    second.expect("resumed run");
+
+    let mut resumed = step_losses(&first_events);
+    resumed.extend(step_losses(&second_events));
+    assert_eq!(resumed, step_losses(&full_events), "losses of the resumed run");
+    let a = std::fs::read(dir.path().join("full/model/model.safetensors")).expect("full model");
+    let b = std::fs::read(dir.path().join("cut/model/model.safetensors")).expect("resumed model");
+    assert!(a == b, "final weights differ between the resumed and the uninterrupted run");
+    assert!(!dir.path().join("cut/checkpoint").exists(), "stale checkpoint removed at the end");
+    // The event log holds both halves, in order.
+    let logged = read_events(&dir.path().join("cut/events.jsonl")).expect("events");
+    let kinds: Vec<&str> = logged
+        .iter()
+        .map(|r| match r.event {
+            Event::Start { .. } => "start",
+            Event::Cancelled { .. } => "cancelled",
+            Event::End { .. } => "end",
+            _ => "",
+        })
+        .filter(|k| !k.is_empty())
+        .collect();
+    assert_eq!(kinds, ["start", "cancelled", "start", "end"]);
+}
+
+#[test]
+fn non_finite_loss_stops_the_run_with_an_error_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "nan");
+    c.lr = 1e30;
+    c.warmup_ratio = 0.0;
+    c.max_grad_norm = None;
+    let (r, events) = run_collect(c, false, None);
+    let err = r.expect_err("must stop");
+    assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
+    assert!(err.to_string().contains("--lr"), "{err}");
+    assert!(matches!(events.last(), Some(Event::Error { .. })), "{:?}", events.last());
+    let logged = read_events(&dir.path().join("nan/events.jsonl")).expect("events");
+    assert!(matches!(logged.last().map(|r| &r.event), Some(Event::Error { .. })));
+}
+
+#[test]
+fn run_directory_holds_config_events_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "run");
+    c.max_steps = Some(24);
+    c.warmup_ratio = 0.0;
+    let (r, events) = run_collect(c.clone(), false, None);
+    let Ok(RunOutcome::Finished(metrics)) = r else { panic!("run failed: {r:?}") };
+    assert!(metrics.final_metrics.contains_key("accuracy"));
+    assert!(metrics.final_metrics.contains_key("eval_loss"));
+    assert!(metrics.train_examples_per_sec > 0.0);
+    let losses: Vec<f64> = events
+        .iter()
+        .filter_map(|e| if let Event::Step { loss, .. } = e { Some(*loss) } else { None })
+        .collect();
+    let (first, last) = (losses[..4].iter().sum::<f64>(), losses[losses.len() - 4..].iter().sum::<f64>());
+    assert!(last < first, "training loss should fall on a separable toy task: {losses:?}");
+
+    let run_dir = finesse_train::RunDir::new(dir.path().join("run"));
+    let info = run_dir.read_info().expect("run.json");
+    assert_eq!(info.config, c);
+    assert_eq!(info.model_sha256.len(), 64);
+    assert_eq!(info.data_files.len(), 2);
+    assert_eq!(info.data_files[0].examples, 96);
+    let m = run_dir.read_metrics().expect("metrics.json");
+    assert_eq!(m.steps, 24);
+    assert!(run_dir.model().join("model.safetensors").is_file());
+    assert!(run_dir.model().join("tokenizer.json").is_file());
+    // A second run into the same folder is refused rather than mixing two runs.
+    let (again, _) = run_collect(c, false, None);
+    assert!(again.expect_err("exists").to_string().contains("--resume"));
+}
