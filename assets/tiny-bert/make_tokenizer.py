@@ -25,6 +25,6 @@ tok.save("tokenizer.json")
 cfg = {"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 128, "hidden_size": 32,
        "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-       "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02,
+       "max_position_embeddings": 128, "type_vocab_size": 2, "initializer_range": 0.02,
        "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute"}
 json.dump(cfg, open("config.json", "w"), indent=2)

@@ -13,7 +13,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
-use crate::io::{FloatTensors, HostTensor, read_float_tensors, write_atomic, write_f32_tensors};
+use crate::io::{
+    FloatTensors, HostTensor, read_float_tensors, transpose_2d, write_atomic, write_f32_tensors,
+};
 use crate::model::{BertForSequenceClassification, BertModel};
 use crate::names::{BERT_PREFIX, hf_name, is_known_buffer};
 
@@ -233,8 +235,15 @@ impl ModuleMapper for Loader<'_> {
         if is_head {
             self.head_loaded = true;
         }
-        let tensor = Tensor::<D>::from_data(TensorData::new(host.data, host.shape), &self.device);
-        let tensor = if transposed { tensor.transpose() } else { tensor };
+        // Transposed on the host so the parameter is contiguous in Burn's layout: a strided
+        // view would make matmuls sum in another order than after the first optimizer step,
+        // and a resumed run would drift from an uninterrupted one by a few ULPs.
+        let (data, shape) = if transposed {
+            (transpose_2d(&host.data, host.shape[0], host.shape[1]), vec![host.shape[1], host.shape[0]])
+        } else {
+            (host.data, host.shape)
+        };
+        let tensor = Tensor::<D>::from_data(TensorData::new(data, shape), &self.device);
         let id = param.id;
         param.transform_for_load(tensor, id)
     }

@@ -34,6 +34,18 @@ impl<T> HostTensor<T> {
     }
 }
 
+/// Transposes a row-major `[rows, cols]` matrix into a row-major `[cols, rows]` one.
+pub fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(data.len(), rows * cols, "matrix data does not fill [{rows}, {cols}]");
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

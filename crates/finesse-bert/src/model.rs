@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::config::{BertConfig, HiddenAct};
-use crate::io::HostTensor;
+use crate::io::{HostTensor, transpose_2d};
 
 /// Additive attention bias for padded key positions: large enough that `exp` underflows to 0,
 /// small enough that adding it to a score never overflows f32.
@@ -337,8 +337,8 @@ impl BertForSequenceClassification {
             .unwrap_or_else(|_| unreachable!("initializer_range validated"));
         // Drawn in PyTorch layout [num_labels, hidden], stored transposed as Burn wants.
         let weight: Vec<f32> = (0..num_labels * h).map(|_| normal.sample(&mut rng)).collect();
-        let weight = Tensor::<2>::from_data(TensorData::new(weight, [num_labels, h]), device)
-            .transpose();
+        let weight = transpose_2d(&weight, num_labels, h);
+        let weight = Tensor::<2>::from_data(TensorData::new(weight, [h, num_labels]), device);
         let bias = Tensor::<1>::zeros([num_labels], device);
         let classifier = Linear {
             weight: Param::from_tensor(weight),
@@ -366,7 +366,8 @@ impl BertForSequenceClassification {
         if h != config.hidden_size || bias.shape != [n] {
             return None;
         }
-        let weight = Tensor::<2>::from_data(TensorData::new(weight.data, [n, h]), device).transpose();
+        let weight = transpose_2d(&weight.data, n, h);
+        let weight = Tensor::<2>::from_data(TensorData::new(weight, [h, n]), device);
         let bias = Tensor::<1>::from_data(TensorData::new(bias.data, [n]), device);
         Some(Self {
             bert,

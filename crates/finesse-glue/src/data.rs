@@ -118,8 +118,9 @@ pub fn parse_tsv(
                     bad(line_no, format!("header has no `{want}` column (found: {})", names.join(", ")))
                 })
             };
+            let a = find(text_a)?;
             let b = text_b.map(find).transpose()?;
-            (names.len(), find(text_a)?, b, find(label)?)
+            (names.len(), a, b, find(label)?)
         }
     };
 
