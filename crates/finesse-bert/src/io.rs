@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{BertError, Result};
 
@@ -24,7 +24,11 @@ impl<T> HostTensor<T> {
     /// # Panics
     /// If `data.len()` is not the product of `shape` (a bug in the caller).
     pub fn new(shape: Vec<usize>, data: Vec<T>) -> Self {
-        assert_eq!(shape.iter().product::<usize>(), data.len(), "data does not fill shape {shape:?}");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "data does not fill shape {shape:?}"
+        );
         Self { shape, data }
     }
 
@@ -36,7 +40,11 @@ impl<T> HostTensor<T> {
 
 /// Transposes a row-major `[rows, cols]` matrix into a row-major `[cols, rows]` one.
 pub fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    assert_eq!(data.len(), rows * cols, "matrix data does not fill [{rows}, {cols}]");
+    assert_eq!(
+        data.len(),
+        rows * cols,
+        "matrix data does not fill [{rows}, {cols}]"
+    );
     let mut out = vec![0.0f32; data.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -49,15 +57,22 @@ pub fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| BertError::io("creating folder", dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".finesse-tmp-")
         .tempfile_in(dir)
         .map_err(|e| BertError::io("creating a temporary file in", dir, e))?;
-    tmp.write_all(bytes).map_err(|e| BertError::io("writing", tmp.path().to_path_buf(), e))?;
-    tmp.as_file().sync_all().map_err(|e| BertError::io("syncing", tmp.path().to_path_buf(), e))?;
-    tmp.persist(path).map_err(|e| BertError::io("renaming into", path, e.error))?;
+    tmp.write_all(bytes)
+        .map_err(|e| BertError::io("writing", tmp.path().to_path_buf(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| BertError::io("syncing", tmp.path().to_path_buf(), e))?;
+    tmp.persist(path)
+        .map_err(|e| BertError::io("renaming into", path, e.error))?;
     Ok(())
 }
 
@@ -66,25 +81,43 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
-    SafeTensors::deserialize(bytes)
-        .map_err(|source| BertError::Safetensors { path: path.to_path_buf(), source })
+    SafeTensors::deserialize(bytes).map_err(|source| BertError::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn bad(path: &Path, name: &str, problem: impl Into<String>) -> BertError {
-    BertError::BadTensor { path: path.to_path_buf(), name: name.to_string(), problem: problem.into() }
+    BertError::BadTensor {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let b = view.data();
     let chunks = |n: usize| b.chunks_exact(n);
     let data: Vec<f32> = match view.dtype() {
-        Dtype::F32 => chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => chunks(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => chunks(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         Dtype::F64 => chunks(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
-        other => return Err(bad(path, name, format!("dtype {other:?} is not a float type"))),
+        other => {
+            return Err(bad(
+                path,
+                name,
+                format!("dtype {other:?} is not a float type"),
+            ));
+        }
     };
     Ok(data)
 }
@@ -123,7 +156,12 @@ pub fn read_float_tensors(path: &Path) -> Result<FloatTensors> {
         }
     }
     non_float.sort();
-    Ok(FloatTensors { path: path.to_path_buf(), tensors, non_float, dtypes })
+    Ok(FloatTensors {
+        path: path.to_path_buf(),
+        tensors,
+        non_float,
+        dtypes,
+    })
 }
 
 /// Reads the named integer tensors (i64, i32, u8 … accepted) of a safetensors file as i64.
@@ -133,20 +171,27 @@ pub fn read_int_tensors(path: &Path, names: &[&str]) -> Result<Vec<HostTensor<i6
     names
         .iter()
         .map(|&name| {
-            let view = st.tensor(name).map_err(|_| bad(path, name, "not in the file"))?;
+            let view = st
+                .tensor(name)
+                .map_err(|_| bad(path, name, "not in the file"))?;
             let b = view.data();
             let data: Vec<i64> = match view.dtype() {
                 Dtype::I64 => b
                     .chunks_exact(8)
                     .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                     .collect(),
-                Dtype::I32 => {
-                    b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()
-                }
+                Dtype::I32 => b
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                    .collect(),
                 Dtype::U8 => b.iter().map(|&x| x as i64).collect(),
                 Dtype::BOOL => b.iter().map(|&x| (x != 0) as i64).collect(),
                 other => {
-                    return Err(bad(path, name, format!("dtype {other:?} is not an integer type")));
+                    return Err(bad(
+                        path,
+                        name,
+                        format!("dtype {other:?} is not an integer type"),
+                    ));
                 }
             };
             Ok(HostTensor::new(view.shape().to_vec(), data))
@@ -170,12 +215,18 @@ pub fn write_f32_tensors(
         .map(|((name, t), b)| {
             TensorView::new(Dtype::F32, t.shape.clone(), b)
                 .map(|v| (name.clone(), v))
-                .map_err(|source| BertError::Safetensors { path: path.to_path_buf(), source })
+                .map_err(|source| BertError::Safetensors {
+                    path: path.to_path_buf(),
+                    source,
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let metadata: std::collections::HashMap<String, String> = metadata.into_iter().collect();
-    let out = safetensors::serialize(views, Some(metadata))
-        .map_err(|source| BertError::Safetensors { path: path.to_path_buf(), source })?;
+    let out =
+        safetensors::serialize(views, Some(metadata)).map_err(|source| BertError::Safetensors {
+            path: path.to_path_buf(),
+            source,
+        })?;
     write_atomic(path, &out)
 }
 
@@ -187,8 +238,12 @@ mod tests {
     fn f32_tensors_round_trip_bit_identically() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.safetensors");
-        let t = HostTensor::new(vec![2, 3], vec![1.5, -0.0, f32::MIN_POSITIVE, 3.0, 1e-30, 7.25]);
-        write_f32_tensors(&path, &[("a.weight".into(), t.clone())], BTreeMap::new()).expect("write");
+        let t = HostTensor::new(
+            vec![2, 3],
+            vec![1.5, -0.0, f32::MIN_POSITIVE, 3.0, 1e-30, 7.25],
+        );
+        write_f32_tensors(&path, &[("a.weight".into(), t.clone())], BTreeMap::new())
+            .expect("write");
         let back = read_float_tensors(&path).expect("read");
         let got = &back.tensors["a.weight"];
         assert_eq!(got.shape, t.shape);
@@ -204,8 +259,14 @@ mod tests {
         write_f32_tensors(&path, &[("x".into(), t)], BTreeMap::new()).expect("write");
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() - 3]).expect("truncate");
-        let err = read_float_tensors(&path).err().expect("must fail").to_string();
-        assert!(err.contains("t.safetensors") && err.contains("not a valid safetensors"), "{err}");
+        let err = read_float_tensors(&path)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("t.safetensors") && err.contains("not a valid safetensors"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -213,11 +274,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.safetensors");
         let vals = [0.5f32, -2.0, 1.0 / 3.0];
-        let f16: Vec<u8> = vals.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
-        let bf16: Vec<u8> = vals.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
+        let f16: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        let bf16: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect();
         let views = vec![
-            ("h".to_string(), TensorView::new(Dtype::F16, vec![3], &f16).expect("view")),
-            ("b".to_string(), TensorView::new(Dtype::BF16, vec![3], &bf16).expect("view")),
+            (
+                "h".to_string(),
+                TensorView::new(Dtype::F16, vec![3], &f16).expect("view"),
+            ),
+            (
+                "b".to_string(),
+                TensorView::new(Dtype::BF16, vec![3], &bf16).expect("view"),
+            ),
         ];
         let bytes = safetensors::serialize(views, None).expect("serialize");
         std::fs::write(&path, bytes).expect("write");

@@ -110,13 +110,19 @@ impl BertSelfAttention {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
+        let heads = |t: Tensor<3>| {
+            t.reshape([batch, seq, self.num_heads, head_dim])
+                .swap_dims(1, 2)
+        };
         let q = heads(self.query.forward(x.clone()));
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
         let probs = self.dropout.forward(softmax(scores, 3));
-        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
+        probs
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, hidden])
     }
 }
 
@@ -178,7 +184,9 @@ impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attn = self.attention.self_attention.forward(x.clone(), mask_bias);
         let out = &self.attention.output;
-        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(attn)) + x);
+        let x = out
+            .layer_norm
+            .forward(out.dropout.forward(out.dense.forward(attn)) + x);
         let h = self.intermediate.dense.forward(x.clone());
         let h = match self.intermediate.act {
             HiddenAct::Gelu => gelu(h),
@@ -187,7 +195,8 @@ impl BertLayer {
             HiddenAct::Silu => silu(h),
         };
         let o = &self.output;
-        o.layer_norm.forward(o.dropout.forward(o.dense.forward(h)) + x)
+        o.layer_norm
+            .forward(o.dropout.forward(o.dense.forward(h)) + x)
     }
 }
 
@@ -244,7 +253,11 @@ impl BertModel {
     /// checkpoint is loaded).
     pub fn init(config: &BertConfig, device: &Device) -> Self {
         let h = config.hidden_size;
-        let ln = || LayerNormConfig::new(h).with_epsilon(config.layer_norm_eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device)
+        };
         let hidden_dropout = || DropoutConfig::new(config.hidden_dropout_prob).init();
         let embeddings = BertEmbeddings {
             word_embeddings: EmbeddingConfig::new(config.vocab_size, h).init(device),
@@ -284,7 +297,9 @@ impl BertModel {
         Self {
             embeddings,
             encoder: BertEncoder { layer },
-            pooler: BertPooler { dense: linear(h, h, device) },
+            pooler: BertPooler {
+                dense: linear(h, h, device),
+            },
         }
     }
 
@@ -298,12 +313,17 @@ impl BertModel {
         let mask_bias = (input.attention_mask.float().neg() + 1.0)
             .mul_scalar(MASKED_SCORE)
             .reshape([batch, 1, 1, seq]);
-        let mut x = self.embeddings.forward(input.input_ids, input.token_type_ids);
+        let mut x = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
         for layer in &self.encoder.layer {
             x = layer.forward(x, mask_bias.clone());
         }
         let pooler_output = self.pooler.forward(x.clone());
-        BertOutputs { last_hidden_state: x, pooler_output }
+        BertOutputs {
+            last_hidden_state: x,
+            pooler_output,
+        }
     }
 }
 
@@ -336,7 +356,9 @@ impl BertForSequenceClassification {
         let normal = Normal::new(0.0f32, config.initializer_range as f32)
             .unwrap_or_else(|_| unreachable!("initializer_range validated"));
         // Drawn in PyTorch layout [num_labels, hidden], stored transposed as Burn wants.
-        let weight: Vec<f32> = (0..num_labels * h).map(|_| normal.sample(&mut rng)).collect();
+        let weight: Vec<f32> = (0..num_labels * h)
+            .map(|_| normal.sample(&mut rng))
+            .collect();
         let weight = transpose_2d(&weight, num_labels, h);
         let weight = Tensor::<2>::from_data(TensorData::new(weight, [h, num_labels]), device);
         let bias = Tensor::<1>::zeros([num_labels], device);
@@ -362,7 +384,9 @@ impl BertForSequenceClassification {
         bias: HostTensor,
         device: &Device,
     ) -> Option<Self> {
-        let [n, h] = weight.shape[..] else { return None };
+        let [n, h] = weight.shape[..] else {
+            return None;
+        };
         if h != config.hidden_size || bias.shape != [n] {
             return None;
         }
@@ -413,7 +437,14 @@ mod tests {
         let model = BertModel::init(&config, &device);
         let ids = vec![2i64, 17, 5, 33, 3];
         let types = vec![0i64, 0, 0, 1, 1];
-        let short = model.forward(BertInput::from_host(ids.clone(), types.clone(), vec![1; 5], 1, 5, &device));
+        let short = model.forward(BertInput::from_host(
+            ids.clone(),
+            types.clone(),
+            vec![1; 5],
+            1,
+            5,
+            &device,
+        ));
         let pad = 4;
         let mut ids_p = ids.clone();
         ids_p.extend([0; 4]);
@@ -421,10 +452,21 @@ mod tests {
         types_p.extend([0; 4]);
         let mut mask_p = vec![1i64; 5];
         mask_p.extend([0; 4]);
-        let long = model.forward(BertInput::from_host(ids_p, types_p, mask_p, 1, 5 + pad, &device));
+        let long = model.forward(BertInput::from_host(
+            ids_p,
+            types_p,
+            mask_p,
+            1,
+            5 + pad,
+            &device,
+        ));
         let h_short = to_vec(short.last_hidden_state);
         let h_long = to_vec(long.last_hidden_state.narrow(1, 0, 5));
-        let max_diff = h_short.iter().zip(&h_long).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = h_short
+            .iter()
+            .zip(&h_long)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(max_diff < 1e-5, "hidden states changed by {max_diff}");
         let p_diff = to_vec(short.pooler_output)
             .iter()
@@ -439,7 +481,14 @@ mod tests {
         let device = device();
         let config = BertConfig::tiny(50);
         let model = BertModel::init(&config, &device);
-        let one = model.forward(BertInput::from_host(vec![2, 7, 3], vec![0; 3], vec![1; 3], 1, 3, &device));
+        let one = model.forward(BertInput::from_host(
+            vec![2, 7, 3],
+            vec![0; 3],
+            vec![1; 3],
+            1,
+            3,
+            &device,
+        ));
         let two = model.forward(BertInput::from_host(
             vec![2, 7, 3, 2, 9, 3],
             vec![0; 6],
@@ -457,13 +506,26 @@ mod tests {
     fn dropout_acts_only_in_training() {
         let device = device().autodiff();
         let config = BertConfig::tiny(50);
-        let input = || BertInput::from_host(vec![2, 7, 8, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
+        let input =
+            || BertInput::from_host(vec![2, 7, 8, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
         let model = BertModel::init(&config, &device);
         let train_a = to_vec(model.forward(input()).last_hidden_state);
         let train_b = to_vec(model.forward(input()).last_hidden_state);
-        assert_ne!(train_a, train_b, "training forward passes should differ by dropout");
+        assert_ne!(
+            train_a, train_b,
+            "training forward passes should differ by dropout"
+        );
         let eval = model.valid();
-        let eval_input = || BertInput::from_host(vec![2, 7, 8, 3], vec![0; 4], vec![1; 4], 1, 4, &device.clone().inner());
+        let eval_input = || {
+            BertInput::from_host(
+                vec![2, 7, 8, 3],
+                vec![0; 4],
+                vec![1; 4],
+                1,
+                4,
+                &device.clone().inner(),
+            )
+        };
         assert_eq!(
             to_vec(eval.forward(eval_input()).last_hidden_state),
             to_vec(eval.forward(eval_input()).last_hidden_state)
@@ -491,6 +553,9 @@ mod tests {
         assert_ne!(head(7, &flex), head(8, &flex));
         let w = head(7, &flex);
         let std = (w.iter().map(|x| x * x).sum::<f32>() / w.len() as f32).sqrt();
-        assert!(std > 0.005 && std < 0.05, "std {std} should be near initializer_range 0.02");
+        assert!(
+            std > 0.005 && std < 0.05,
+            "std {std} should be near initializer_range 0.02"
+        );
     }
 }

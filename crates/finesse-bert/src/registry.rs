@@ -139,7 +139,9 @@ impl ParamRegistry {
         model.visit(&mut walker);
         let mut registry = Self::default();
         for info in walker.found {
-            registry.by_name.insert(info.name.clone(), registry.params.len());
+            registry
+                .by_name
+                .insert(info.name.clone(), registry.params.len());
             registry.by_id.insert(info.id, registry.params.len());
             registry.params.push(info);
         }
@@ -214,7 +216,11 @@ impl ModuleVisitor for Walker {
             shape,
             layer,
             kind,
-            role: if is_weight { ParamRole::Weight } else { ParamRole::Bias },
+            role: if is_weight {
+                ParamRole::Weight
+            } else {
+                ParamRole::Bias
+            },
             transposed,
             id: param.id,
             name,

@@ -22,12 +22,18 @@ pub struct TextInput {
 impl TextInput {
     /// A single sentence.
     pub fn single(text: impl Into<String>) -> Self {
-        Self { text: text.into(), pair: None }
+        Self {
+            text: text.into(),
+            pair: None,
+        }
     }
 
     /// A sentence pair.
     pub fn pair(text: impl Into<String>, pair: impl Into<String>) -> Self {
-        Self { text: text.into(), pair: Some(pair.into()) }
+        Self {
+            text: text.into(),
+            pair: Some(pair.into()),
+        }
     }
 }
 
@@ -79,7 +85,10 @@ pub struct EncodedRow {
 
 impl std::fmt::Debug for BertTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BertTokenizer").field("path", &self.path).field("max_len", &self.max_len).finish()
+        f.debug_struct("BertTokenizer")
+            .field("path", &self.path)
+            .field("max_len", &self.max_len)
+            .finish()
     }
 }
 
@@ -87,9 +96,14 @@ impl BertTokenizer {
     /// Loads `tokenizer.json` and sets truncation to `max_len` tokens (special tokens included)
     /// and batch-longest padding with the file's pad token (`[PAD]`, id 0 for BERT).
     pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
-        let err = |message: String| BertError::Tokenizer { path: path.to_path_buf(), message };
+        let err = |message: String| BertError::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
         if max_len < 3 {
-            return Err(err(format!("max length {max_len} leaves no room for [CLS] and [SEP]")));
+            return Err(err(format!(
+                "max length {max_len} leaves no room for [CLS] and [SEP]"
+            )));
         }
         let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
         let (pad_id, pad_type_id, pad_token) = match inner.get_padding() {
@@ -119,7 +133,13 @@ impl BertTokenizer {
             pad_type_id,
             pad_token,
         }));
-        Ok(Self { inner, unpadded, path: path.to_path_buf(), max_len, pad_id })
+        Ok(Self {
+            inner,
+            unpadded,
+            path: path.to_path_buf(),
+            max_len,
+            pad_id,
+        })
     }
 
     /// Maximum sequence length, special tokens included.
@@ -134,9 +154,13 @@ impl BertTokenizer {
 
     /// Encodes examples one by one (in parallel), truncated but not padded.
     pub fn encode_each(&self, inputs: &[TextInput]) -> Result<Vec<EncodedRow>> {
-        let encodings = self.unpadded.encode_batch(to_encode_inputs(inputs), true).map_err(|e| {
-            BertError::Tokenizer { path: self.path.clone(), message: e.to_string() }
-        })?;
+        let encodings = self
+            .unpadded
+            .encode_batch(to_encode_inputs(inputs), true)
+            .map_err(|e| BertError::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         Ok(encodings
             .into_iter()
             .map(|e| EncodedRow {
@@ -154,10 +178,13 @@ impl BertTokenizer {
 
     /// Encodes a batch, padded to its longest row.
     pub fn encode_batch(&self, inputs: &[TextInput]) -> Result<EncodedBatch> {
-        let encodings = self.inner.encode_batch(to_encode_inputs(inputs), true).map_err(|e| BertError::Tokenizer {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
+        let encodings = self
+            .inner
+            .encode_batch(to_encode_inputs(inputs), true)
+            .map_err(|e| BertError::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         let batch = encodings.len();
         let seq = encodings.first().map_or(0, |e| e.len());
         let mut out = EncodedBatch {
@@ -169,8 +196,10 @@ impl BertTokenizer {
         };
         for e in &encodings {
             out.input_ids.extend(e.get_ids().iter().map(|&x| x as i64));
-            out.token_type_ids.extend(e.get_type_ids().iter().map(|&x| x as i64));
-            out.attention_mask.extend(e.get_attention_mask().iter().map(|&x| x as i64));
+            out.token_type_ids
+                .extend(e.get_type_ids().iter().map(|&x| x as i64));
+            out.attention_mask
+                .extend(e.get_attention_mask().iter().map(|&x| x as i64));
         }
         Ok(out)
     }

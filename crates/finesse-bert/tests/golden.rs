@@ -38,7 +38,10 @@ fn real_model() -> Option<PathBuf> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -57,15 +60,32 @@ fn fixture_inputs() -> (Vec<HostTensor<i64>>, usize, usize) {
 
 fn check_forward(model_dir: &Path, device: &Device, tol: f32) {
     let (bert, config, report) = load_bert(model_dir, device).expect("load real model");
-    assert!(report.unused.is_empty(), "unused tensors: {:?}", report.unused);
+    assert!(
+        report.unused.is_empty(),
+        "unused tensors: {:?}",
+        report.unused
+    );
     let (ins, b, s) = fixture_inputs();
     let input = || {
-        BertInput::from_host(ins[0].data.clone(), ins[1].data.clone(), ins[2].data.clone(), b, s, device)
+        BertInput::from_host(
+            ins[0].data.clone(),
+            ins[1].data.clone(),
+            ins[2].data.clone(),
+            b,
+            s,
+            device,
+        )
     };
     let out = bert.forward(input());
     let want = read_float_tensors(&fixtures().join("forward.safetensors")).expect("fixture");
-    let hidden = max_abs_diff(&to_vec(out.last_hidden_state), &want.tensors["last_hidden_state"].data);
-    let pooled = max_abs_diff(&to_vec(out.pooler_output), &want.tensors["pooler_output"].data);
+    let hidden = max_abs_diff(
+        &to_vec(out.last_hidden_state),
+        &want.tensors["last_hidden_state"].data,
+    );
+    let pooled = max_abs_diff(
+        &to_vec(out.pooler_output),
+        &want.tensors["pooler_output"].data,
+    );
     println!("{device:?}: max |Δ| hidden {hidden:.2e}, pooler {pooled:.2e}");
     assert!(hidden <= tol, "last_hidden_state differs by {hidden}");
     assert!(pooled <= tol, "pooler_output differs by {pooled}");
@@ -79,7 +99,10 @@ fn check_forward(model_dir: &Path, device: &Device, tol: f32) {
         device,
     )
     .expect("head fits");
-    let logits = max_abs_diff(&to_vec(model.forward(input())), &head.tensors["logits"].data);
+    let logits = max_abs_diff(
+        &to_vec(model.forward(input())),
+        &head.tensors["logits"].data,
+    );
     println!("{device:?}: max |Δ| logits {logits:.2e}");
     assert!(logits <= tol, "logits differ by {logits}");
 }
@@ -99,7 +122,8 @@ fn forward_matches_transformers_on_ndarray() {
 
 /// Rows 0-1: the first two sentences of SST-2 train; rows 2-3: the first two pairs of MRPC dev.
 fn fixture_texts() -> Vec<TextInput> {
-    let read = |p: &str| std::fs::read_to_string(shared().join("data/glue").join(p)).expect("GLUE file");
+    let read =
+        |p: &str| std::fs::read_to_string(shared().join("data/glue").join(p)).expect("GLUE file");
     let sst = read("SST-2/train.tsv");
     let mrpc = read("MRPC/dev.tsv");
     let mut rows: Vec<TextInput> = sst
@@ -108,10 +132,16 @@ fn fixture_texts() -> Vec<TextInput> {
         .take(2)
         .map(|l| TextInput::single(l.split('\t').next().expect("sentence")))
         .collect();
-    rows.extend(mrpc.trim_start_matches('\u{feff}').lines().skip(1).take(2).map(|l| {
-        let cols: Vec<&str> = l.split('\t').collect();
-        TextInput::pair(cols[3], cols[4])
-    }));
+    rows.extend(
+        mrpc.trim_start_matches('\u{feff}')
+            .lines()
+            .skip(1)
+            .take(2)
+            .map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                TextInput::pair(cols[3], cols[4])
+            }),
+    );
     rows
 }
 
@@ -127,10 +157,24 @@ fn tokenizer_reproduces_fixture_input_ids() {
     for row in 0..b {
         for col in 0..s {
             let w = |t: &HostTensor<i64>| t.data[row * s + col];
-            let g = |v: &[i64]| if col < enc.seq { v[row * enc.seq + col] } else { 0 };
+            let g = |v: &[i64]| {
+                if col < enc.seq {
+                    v[row * enc.seq + col]
+                } else {
+                    0
+                }
+            };
             assert_eq!(g(&enc.input_ids), w(&want[0]), "input_ids[{row}][{col}]");
-            assert_eq!(g(&enc.token_type_ids), w(&want[1]), "token_type_ids[{row}][{col}]");
-            assert_eq!(g(&enc.attention_mask), w(&want[2]), "attention_mask[{row}][{col}]");
+            assert_eq!(
+                g(&enc.token_type_ids),
+                w(&want[1]),
+                "token_type_ids[{row}][{col}]"
+            );
+            assert_eq!(
+                g(&enc.attention_mask),
+                w(&want[2]),
+                "attention_mask[{row}][{col}]"
+            );
         }
     }
 }
@@ -144,8 +188,15 @@ fn truncation_limits_pairs_to_max_len() {
     // The MRPC pairs (rows 2, 3) are longer than 16 tokens: cut, and still ending in [SEP]
     // (id 102) with both segments present.
     for row in 2..4 {
-        assert_eq!(enc.attention_mask[row * 16 + 15], 1, "row {row} fills the length");
+        assert_eq!(
+            enc.attention_mask[row * 16 + 15],
+            1,
+            "row {row} fills the length"
+        );
         assert_eq!(enc.input_ids[row * 16 + 15], 102, "row {row}");
-        assert!(enc.token_type_ids[row * 16..row * 16 + 16].contains(&1), "row {row}");
+        assert!(
+            enc.token_type_ids[row * 16..row * 16 + 16].contains(&1),
+            "row {row}"
+        );
     }
 }

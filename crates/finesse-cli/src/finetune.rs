@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use finesse_glue::GlueTask;
-use finesse_train::trainer::evaluate_folder;
+use finesse_train::trainer::{EvalRequest, evaluate_folder};
 use finesse_train::{Event, MethodConfig, RunConfig, RunDir, RunOutcome, start_run};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -85,7 +85,10 @@ pub struct FinetuneArgs {
 
 fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
     let task: GlueTask = args.task.as_deref().unwrap_or_default().parse()?;
-    let data_dir = args.data_dir.clone().context("--data-dir (or $GLUE_DIR) is required")?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .context("--data-dir (or $GLUE_DIR) is required")?;
     let output_dir = args.output_dir.clone().unwrap_or_else(|| {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -120,7 +123,9 @@ fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
 pub fn run(args: FinetuneArgs) -> Result<()> {
     let (config, resume) = match &args.resume {
         Some(dir) => {
-            let info = RunDir::new(dir).read_info().with_context(|| format!("reading the run in {}", dir.display()))?;
+            let info = RunDir::new(dir)
+                .read_info()
+                .with_context(|| format!("reading the run in {}", dir.display()))?;
             let mut c = info.config;
             c.output_dir = dir.clone();
             (c, true)
@@ -147,26 +152,52 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
 
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(500));
     for event in handle.events.iter() {
         match &event {
-            Event::Start { total_steps, start_step, train_examples, trainable_params, total_params, .. } => {
+            Event::Start {
+                total_steps,
+                start_step,
+                train_examples,
+                trainable_params,
+                total_params,
+                ..
+            } => {
                 bar.set_length(*total_steps as u64);
                 bar.set_position(*start_step as u64);
                 bar.println(format!(
                     "{train_examples} training examples, {total_steps} steps, {trainable_params} of {total_params} parameters trained"
                 ));
             }
-            Event::Step { step, loss, examples_per_sec, lr, .. } => {
+            Event::Step {
+                step,
+                loss,
+                examples_per_sec,
+                lr,
+                ..
+            } => {
                 bar.set_position(*step as u64);
-                bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {examples_per_sec:.1} ex/s"));
+                bar.set_message(format!(
+                    "loss {loss:.4}  lr {lr:.2e}  {examples_per_sec:.1} ex/s"
+                ));
             }
-            Event::Eval { step, split, loss, metrics, .. } => {
+            Event::Eval {
+                step,
+                split,
+                loss,
+                metrics,
+                ..
+            } => {
                 let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                bar.println(format!("step {step} {split}: loss {loss:.4}  {}", m.join("  ")));
+                bar.println(format!(
+                    "step {step} {split}: loss {loss:.4}  {}",
+                    m.join("  ")
+                ));
             }
             Event::Cancelled { step } => bar.println(format!(
                 "cancelled after step {step}; resume with: finesse finetune --resume {}",
@@ -178,7 +209,11 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     bar.finish_and_clear();
     match handle.join()? {
         RunOutcome::Finished(m) => {
-            let summary: Vec<String> = m.final_metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            let summary: Vec<String> = m
+                .final_metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
             println!("final {}: {}", config.task, summary.join("  "));
             println!(
                 "{} steps in {:.0}s, {:.1} examples/s, {:.0} tokens/s, peak memory {} MiB",
@@ -233,38 +268,45 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let as_run = RunDir::new(&args.model);
     let folder = if as_run.run_json().is_file() {
         if !as_run.model().join("config.json").is_file() {
-            bail!("{} is a run directory without model/: re-run with --save-model", args.model);
+            bail!(
+                "{} is a run directory without model/: re-run with --save-model",
+                args.model
+            );
         }
         as_run.model()
     } else {
-        finesse_bert::hub::resolve_model(&args.model, true)?.dir().to_path_buf()
+        finesse_bert::hub::resolve_model(&args.model, true)?
+            .dir()
+            .to_path_buf()
     };
     let device = args.device.device()?;
-    let results = evaluate_folder(
-        &folder,
+    let req = EvalRequest {
         task,
-        &args.data_dir,
-        args.max_seq_len,
-        args.batch_size,
-        args.max_eval_examples,
-        args.seed,
-        &device,
-    )?;
+        data_dir: args.data_dir.clone(),
+        max_seq_len: args.max_seq_len,
+        batch_size: args.batch_size,
+        max_eval_examples: args.max_eval_examples,
+        seed: args.seed,
+    };
+    let results = evaluate_folder(&folder, &req, &device)?;
     if args.json {
-        let v: serde_json::Value = results
+        let v: serde_json::Map<String, serde_json::Value> = results
             .iter()
-            .map(|(s, loss, m)| {
-                let mut m = m.clone();
-                m.insert("eval_loss".into(), *loss);
-                (s.clone(), serde_json::to_value(m).unwrap_or_default())
+            .map(|r| {
+                let mut m = r.metrics.clone();
+                m.insert("eval_loss".into(), r.loss);
+                (r.split.clone(), serde_json::to_value(m).unwrap_or_default())
             })
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        for (split, loss, metrics) in results {
-            let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            println!("{task} {split}: loss {loss:.4}  {}", m.join("  "));
+        for r in results {
+            let m: Vec<String> = r
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            println!("{task} {}: loss {:.4}  {}", r.split, r.loss, m.join("  "));
         }
     }
     Ok(())

@@ -58,9 +58,17 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let (bert, config, report) =
         load_bert(&dir, &device).with_context(|| format!("loading model {}", dir.display()))?;
     if !report.unused.is_empty() {
-        eprintln!("note: {} checkpoint tensors unused: {}", report.unused.len(), report.unused.join(", "));
+        eprintln!(
+            "note: {} checkpoint tensors unused: {}",
+            report.unused.len(),
+            report.unused.join(", ")
+        );
     }
-    let head = args.head.as_deref().map(|p| read_head(p, &config)).transpose()?;
+    let head = args
+        .head
+        .as_deref()
+        .map(|p| read_head(p, &config))
+        .transpose()?;
 
     let (input, batch, seq, real_tokens) = match (&args.inputs, &args.text) {
         (Some(path), _) => {
@@ -124,7 +132,15 @@ pub fn run(args: ForwardArgs) -> Result<()> {
                 out_path.display()
             );
         }
-        None => print_summary(&hidden, &pooled, logits.as_ref(), seq, real_tokens, args.device, elapsed),
+        None => print_summary(
+            &hidden,
+            &pooled,
+            logits.as_ref(),
+            seq,
+            real_tokens,
+            args.device,
+            elapsed,
+        ),
     }
     Ok(())
 }
@@ -151,16 +167,23 @@ fn run_model(
 fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
     let shape = t.dims().to_vec();
     // The model computes in f32; reading it back as f32 cannot fail short of a backend bug.
-    let data = t.into_data().try_into_vec_as::<f32>().unwrap_or_else(|e| panic!("reading output: {e:?}"));
+    let data = t
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap_or_else(|e| panic!("reading output: {e:?}"));
     HostTensor::new(shape, data)
 }
 
 fn read_head(path: &Path, config: &BertConfig) -> Result<(HostTensor, HostTensor)> {
-    let mut t = read_float_tensors(path).with_context(|| format!("reading head {}", path.display()))?;
+    let mut t =
+        read_float_tensors(path).with_context(|| format!("reading head {}", path.display()))?;
     let w = t.tensors.remove("classifier.weight");
     let b = t.tensors.remove("classifier.bias");
     let (Some(w), Some(b)) = (w, b) else {
-        bail!("{}: needs tensors `classifier.weight` and `classifier.bias`", path.display());
+        bail!(
+            "{}: needs tensors `classifier.weight` and `classifier.bias`",
+            path.display()
+        );
     };
     ensure!(
         w.shape.len() == 2 && w.shape[1] == config.hidden_size && b.shape == [w.shape[0]],
@@ -177,11 +200,21 @@ fn read_head(path: &Path, config: &BertConfig) -> Result<(HostTensor, HostTensor
 
 /// Reads and checks the three token tensors, so bad ids are an error here and not a panic
 /// inside an embedding lookup.
-fn read_inputs(path: &Path, config: &BertConfig, device: &Device) -> Result<(BertInput, usize, usize, usize)> {
+fn read_inputs(
+    path: &Path,
+    config: &BertConfig,
+    device: &Device,
+) -> Result<(BertInput, usize, usize, usize)> {
     let names = ["input_ids", "token_type_ids", "attention_mask"];
-    let t = read_int_tensors(path, &names).with_context(|| format!("reading {}", path.display()))?;
+    let t =
+        read_int_tensors(path, &names).with_context(|| format!("reading {}", path.display()))?;
     let shape = t[0].shape.clone();
-    ensure!(shape.len() == 2, "{}: input_ids must be [batch, len], got {:?}", path.display(), shape);
+    ensure!(
+        shape.len() == 2,
+        "{}: input_ids must be [batch, len], got {:?}",
+        path.display(),
+        shape
+    );
     for (name, tensor) in names.iter().zip(&t) {
         ensure!(
             tensor.shape == shape,
@@ -200,8 +233,17 @@ fn read_inputs(path: &Path, config: &BertConfig, device: &Device) -> Result<(Ber
         config.max_position_embeddings
     );
     let check = |name: &str, v: &[i64], limit: usize| -> Result<()> {
-        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| **x < 0 || **x as usize >= limit) {
-            bail!("{}: `{name}`[{}][{}] = {x} is outside [0, {limit})", path.display(), i / seq, i % seq);
+        if let Some((i, x)) = v
+            .iter()
+            .enumerate()
+            .find(|(_, x)| **x < 0 || **x as usize >= limit)
+        {
+            bail!(
+                "{}: `{name}`[{}][{}] = {x} is outside [0, {limit})",
+                path.display(),
+                i / seq,
+                i % seq
+            );
         }
         Ok(())
     };
@@ -215,7 +257,12 @@ fn read_inputs(path: &Path, config: &BertConfig, device: &Device) -> Result<(Ber
         it.next().unwrap_or_default(),
         it.next().unwrap_or_default(),
     );
-    Ok((BertInput::from_host(ids, types, mask, batch, seq, device), batch, seq, real))
+    Ok((
+        BertInput::from_host(ids, types, mask, batch, seq, device),
+        batch,
+        seq,
+        real,
+    ))
 }
 
 fn print_summary(
@@ -228,7 +275,12 @@ fn print_summary(
     elapsed: std::time::Duration,
 ) {
     let h = hidden.shape[2];
-    let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:+.4}")).collect::<Vec<_>>().join(" ");
+    let fmt = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x:+.4}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     // Mean over real tokens (all of them: one unpadded row), L2-normalised: the
     // sentence-transformers embedding of all-MiniLM-L6-v2.
     let mut mean = vec![0.0f32; h];
@@ -238,11 +290,18 @@ fn print_summary(
         }
     }
     let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    println!("tokens: {real_tokens}   device: {}   time: {:.3}s", device.name(), elapsed.as_secs_f64());
+    println!(
+        "tokens: {real_tokens}   device: {}   time: {:.3}s",
+        device.name(),
+        elapsed.as_secs_f64()
+    );
     println!("last_hidden_state: {:?}", hidden.shape);
     println!("pooler_output[..8]: {}", fmt(&pooled.data[..8.min(h)]));
     let emb: Vec<f32> = mean.iter().map(|x| x / norm).collect();
-    println!("mean-pooled embedding (L2-normalised)[..8]: {}", fmt(&emb[..8.min(h)]));
+    println!(
+        "mean-pooled embedding (L2-normalised)[..8]: {}",
+        fmt(&emb[..8.min(h)])
+    );
     if let Some(l) = logits {
         println!("logits: {}", fmt(&l.data));
     }

@@ -43,7 +43,11 @@ pub fn run(args: ModelArgs) -> Result<()> {
                 println!(
                     "no models in {} (known: {}; `finesse model fetch` gets the default)",
                     hub::models_dir().display(),
-                    hub::KNOWN_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+                    hub::KNOWN_MODELS
+                        .iter()
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             } else {
                 println!("{:<24} {:>10}  {:<10} path", "name", "weights", "sha256");
@@ -54,7 +58,13 @@ pub fn run(args: ModelArgs) -> Result<()> {
                         None => "-",
                     };
                     let mib = m.weights_bytes as f64 / (1024.0 * 1024.0);
-                    println!("{:<24} {:>7.1} MiB  {:<10} {}", m.name, mib, status, m.dir.display());
+                    println!(
+                        "{:<24} {:>7.1} MiB  {:<10} {}",
+                        m.name,
+                        mib,
+                        status,
+                        m.dir.display()
+                    );
                 }
             }
         }

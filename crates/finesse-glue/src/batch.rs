@@ -55,7 +55,10 @@ pub fn encode_split(split: &Split, tokenizer: &BertTokenizer) -> Result<EncodedS
     let inputs: Vec<TextInput> = split
         .examples
         .iter()
-        .map(|e| TextInput { text: e.text_a.clone(), pair: e.text_b.clone() })
+        .map(|e| TextInput {
+            text: e.text_a.clone(),
+            pair: e.text_b.clone(),
+        })
         .collect();
     let rows = tokenizer.encode_each(&inputs)?;
     let max_len = tokenizer.max_len();
@@ -75,7 +78,11 @@ pub fn encode_split(split: &Split, tokenizer: &BertTokenizer) -> Result<EncodedS
             }
         })
         .collect();
-    Ok(EncodedSplit { examples, pad_id: tokenizer.pad_id(), truncated })
+    Ok(EncodedSplit {
+        examples,
+        pad_id: tokenizer.pad_id(),
+        truncated,
+    })
 }
 
 /// Labels of a batch.
@@ -114,7 +121,11 @@ pub struct HostBatch {
 /// If `indices` is empty or out of range (a bug in the caller).
 pub fn make_batch(split: &EncodedSplit, indices: &[usize]) -> HostBatch {
     assert!(!indices.is_empty(), "empty batch");
-    let seq = indices.iter().map(|&i| split.examples[i].input_ids.len()).max().unwrap_or(0);
+    let seq = indices
+        .iter()
+        .map(|&i| split.examples[i].input_ids.len())
+        .max()
+        .unwrap_or(0);
     let n = indices.len();
     let mut b = HostBatch {
         batch: n,
@@ -134,8 +145,10 @@ pub fn make_batch(split: &EncodedSplit, indices: &[usize]) -> HostBatch {
         let len = e.input_ids.len();
         b.real_tokens += len;
         b.input_ids.extend(e.input_ids.iter().map(|&x| x as i64));
-        b.input_ids.extend(std::iter::repeat_n(split.pad_id as i64, seq - len));
-        b.token_type_ids.extend(e.token_type_ids.iter().map(|&x| x as i64));
+        b.input_ids
+            .extend(std::iter::repeat_n(split.pad_id as i64, seq - len));
+        b.token_type_ids
+            .extend(e.token_type_ids.iter().map(|&x| x as i64));
         b.token_type_ids.extend(std::iter::repeat_n(0, seq - len));
         b.attention_mask.extend(std::iter::repeat_n(1, len));
         b.attention_mask.extend(std::iter::repeat_n(0, seq - len));
@@ -170,7 +183,13 @@ pub struct BatchPlan {
 /// The batches of training epoch `epoch` (0-based) over `pool` (indices into `split`): a
 /// permutation seeded by `(seed, epoch)`, so a resumed run sees the same order; with bucketing,
 /// windows of 50 batches are sorted by length and the batch order is shuffled again.
-pub fn epoch_batches(split: &EncodedSplit, pool: &[usize], plan: BatchPlan, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+pub fn epoch_batches(
+    split: &EncodedSplit,
+    pool: &[usize],
+    plan: BatchPlan,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ epoch as u64);
     let mut order = pool.to_vec();
     order.shuffle(&mut rng);
@@ -195,7 +214,10 @@ pub fn eval_batches(split: &EncodedSplit, pool: &[usize], plan: BatchPlan) -> Ve
     if plan.bucketing {
         order.sort_by_key(|&i| split.examples[i].input_ids.len());
     }
-    order.chunks(plan.batch_size.max(1)).map(<[usize]>::to_vec).collect()
+    order
+        .chunks(plan.batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 #[cfg(test)]
@@ -232,7 +254,10 @@ mod tests {
     fn epochs_are_seeded_permutations() {
         let s = split(&[4; 100]);
         let pool: Vec<usize> = (0..100).collect();
-        let plan = BatchPlan { batch_size: 8, bucketing: false };
+        let plan = BatchPlan {
+            batch_size: 8,
+            bucketing: false,
+        };
         let a = epoch_batches(&s, &pool, plan, 1, 0);
         assert_eq!(a, epoch_batches(&s, &pool, plan, 1, 0));
         assert_ne!(a, epoch_batches(&s, &pool, plan, 1, 1));
@@ -249,12 +274,32 @@ mod tests {
         let s = split(&lens);
         let pool: Vec<usize> = (0..400).collect();
         let padded = |plan| -> usize {
-            epoch_batches(&s, &pool, plan, 3, 0).iter().map(|b| make_batch(&s, b)).map(|b| b.batch * b.seq).sum()
+            epoch_batches(&s, &pool, plan, 3, 0)
+                .iter()
+                .map(|b| make_batch(&s, b))
+                .map(|b| b.batch * b.seq)
+                .sum()
         };
-        let plain = padded(BatchPlan { batch_size: 16, bucketing: false });
-        let bucketed = padded(BatchPlan { batch_size: 16, bucketing: true });
+        let plain = padded(BatchPlan {
+            batch_size: 16,
+            bucketing: false,
+        });
+        let bucketed = padded(BatchPlan {
+            batch_size: 16,
+            bucketing: true,
+        });
         assert!(bucketed * 10 < plain * 8, "bucketing {bucketed} vs {plain}");
-        let mut all = epoch_batches(&s, &pool, BatchPlan { batch_size: 16, bucketing: true }, 3, 0).concat();
+        let mut all = epoch_batches(
+            &s,
+            &pool,
+            BatchPlan {
+                batch_size: 16,
+                bucketing: true,
+            },
+            3,
+            0,
+        )
+        .concat();
         all.sort_unstable();
         assert_eq!(all, pool);
     }

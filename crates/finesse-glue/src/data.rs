@@ -66,7 +66,11 @@ pub enum SplitKind {
 }
 
 /// Path of a split's file in GLUE layout: `<data_dir>/<TASK>/<file>`.
-pub fn split_path(task: GlueTask, data_dir: &Path, split: SplitKind) -> (String, PathBuf, &'static str) {
+pub fn split_path(
+    task: GlueTask,
+    data_dir: &Path,
+    split: SplitKind,
+) -> (String, PathBuf, &'static str) {
     let spec = task.spec();
     let (name, file) = match split {
         SplitKind::Train => ("train", spec.train_file),
@@ -77,12 +81,24 @@ pub fn split_path(task: GlueTask, data_dir: &Path, split: SplitKind) -> (String,
 
 /// Reads one split. A malformed row is an error naming file, line and problem, unless
 /// `skip_bad_rows`, which counts and skips it instead.
-pub fn load_split(task: GlueTask, data_dir: &Path, split: SplitKind, skip_bad_rows: bool) -> Result<Split> {
+pub fn load_split(
+    task: GlueTask,
+    data_dir: &Path,
+    split: SplitKind,
+    skip_bad_rows: bool,
+) -> Result<Split> {
     let (name, path, file) = split_path(task, data_dir, split);
     if !path.is_file() {
-        return Err(GlueError::MissingFile { path, task: task.spec().name.into(), file: file.into() });
+        return Err(GlueError::MissingFile {
+            path,
+            task: task.spec().name.into(),
+            file: file.into(),
+        });
     }
-    let bytes = std::fs::read(&path).map_err(|source| GlueError::Io { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| GlueError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| GlueError::BadRow {
         path: path.clone(),
         line: 0,
@@ -92,7 +108,13 @@ pub fn load_split(task: GlueTask, data_dir: &Path, split: SplitKind, skip_bad_ro
     if examples.is_empty() {
         return Err(GlueError::Empty { path });
     }
-    Ok(Split { task, name, path, examples, skipped })
+    Ok(Split {
+        task,
+        name,
+        path,
+        examples,
+        skipped,
+    })
 }
 
 /// Parses the text of a task file (see [`load_split`]).
@@ -104,18 +126,41 @@ pub fn parse_tsv(
 ) -> Result<(Vec<Example>, Vec<SkippedRow>)> {
     let spec = task.spec();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
-    let bad = |line: usize, problem: String| GlueError::BadRow { path: path.to_path_buf(), line, problem };
+    let mut lines = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
+    let bad = |line: usize, problem: String| GlueError::BadRow {
+        path: path.to_path_buf(),
+        line,
+        problem,
+    };
 
     // Column indices: (count, text_a, text_b, label).
     let (count, a, b, l) = match spec.columns {
-        Columns::Indexed { count, text_a, label } => (count, text_a, None, label),
-        Columns::Named { text_a, text_b, label } => {
-            let (line_no, header) = lines.next().ok_or_else(|| bad(1, "empty file, expected a header".into()))?;
+        Columns::Indexed {
+            count,
+            text_a,
+            label,
+        } => (count, text_a, None, label),
+        Columns::Named {
+            text_a,
+            text_b,
+            label,
+        } => {
+            let (line_no, header) = lines
+                .next()
+                .ok_or_else(|| bad(1, "empty file, expected a header".into()))?;
             let names: Vec<&str> = header.split('\t').map(str::trim).collect();
             let find = |want: &str| {
                 names.iter().position(|n| *n == want).ok_or_else(|| {
-                    bad(line_no, format!("header has no `{want}` column (found: {})", names.join(", ")))
+                    bad(
+                        line_no,
+                        format!(
+                            "header has no `{want}` column (found: {})",
+                            names.join(", ")
+                        ),
+                    )
                 })
             };
             let a = find(text_a)?;
@@ -130,15 +175,19 @@ pub fn parse_tsv(
         if line.is_empty() {
             continue;
         }
-        let row = parse_row(line, count, a, b, l, spec.labels).map(|(text_a, text_b, label)| Example {
-            text_a,
-            text_b,
-            label,
-            line: line_no,
-        });
+        let row =
+            parse_row(line, count, a, b, l, spec.labels).map(|(text_a, text_b, label)| Example {
+                text_a,
+                text_b,
+                label,
+                line: line_no,
+            });
         match row {
             Ok(e) => examples.push(e),
-            Err(problem) if skip_bad_rows => skipped.push(SkippedRow { line: line_no, problem }),
+            Err(problem) if skip_bad_rows => skipped.push(SkippedRow {
+                line: line_no,
+                problem,
+            }),
             Err(problem) => return Err(bad(line_no, problem)),
         }
     }
@@ -155,15 +204,25 @@ fn parse_row(
 ) -> std::result::Result<(String, Option<String>, Label), String> {
     let cols: Vec<&str> = line.split('\t').collect();
     if cols.len() != count {
-        return Err(format!("expected {count} tab-separated columns, found {}", cols.len()));
+        return Err(format!(
+            "expected {count} tab-separated columns, found {}",
+            cols.len()
+        ));
     }
     let raw = cols[l].trim();
     let label = match labels {
-        LabelKind::Classes(names) => Label::Class(names.iter().position(|n| *n == raw).ok_or_else(|| {
-            format!("unknown label `{raw}` (expected one of: {})", names.join(", "))
-        })?),
+        LabelKind::Classes(names) => {
+            Label::Class(names.iter().position(|n| *n == raw).ok_or_else(|| {
+                format!(
+                    "unknown label `{raw}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })?)
+        }
         LabelKind::Score => {
-            let v: f32 = raw.parse().map_err(|_| format!("score `{raw}` is not a number"))?;
+            let v: f32 = raw
+                .parse()
+                .map_err(|_| format!("score `{raw}` is not a number"))?;
             if !v.is_finite() {
                 return Err(format!("score `{raw}` is not finite"));
             }
@@ -183,8 +242,11 @@ mod tests {
 
     #[test]
     fn sst2_with_header_and_space_before_tab() {
-        let (ex, _) = parse(GlueTask::Sst2, "sentence\tlabel\nit 's a charming journey . \t1\nbad . \t0\n")
-            .expect("parse");
+        let (ex, _) = parse(
+            GlueTask::Sst2,
+            "sentence\tlabel\nit 's a charming journey . \t1\nbad . \t0\n",
+        )
+        .expect("parse");
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[0].text_a, "it 's a charming journey . ");
         assert_eq!(ex[0].label, Label::Class(1));
@@ -203,7 +265,8 @@ mod tests {
 
     #[test]
     fn cola_without_header_or_final_newline() {
-        let text = "gj04\t1\t\tOur friends won't buy this analysis.\ngj04\t0\t*\tThey drank the pub.";
+        let text =
+            "gj04\t1\t\tOur friends won't buy this analysis.\ngj04\t0\t*\tThey drank the pub.";
         let (ex, _) = parse(GlueTask::Cola, text).expect("parse");
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[1].text_a, "They drank the pub.");
@@ -231,34 +294,72 @@ mod tests {
         )
         .expect("mnli");
         assert_eq!(ex[0].label, Label::Class(2));
-        let (ex, _) = parse(GlueTask::Qnli, "index\tquestion\tsentence\tlabel\n0\t\" q?\ts\tnot_entailment\n")
-            .expect("qnli");
-        assert_eq!((ex[0].text_a.as_str(), ex[0].label), ("\" q?", Label::Class(1)));
-        let (ex, _) = parse(GlueTask::Rte, "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n").expect("rte");
+        let (ex, _) = parse(
+            GlueTask::Qnli,
+            "index\tquestion\tsentence\tlabel\n0\t\" q?\ts\tnot_entailment\n",
+        )
+        .expect("qnli");
+        assert_eq!(
+            (ex[0].text_a.as_str(), ex[0].label),
+            ("\" q?", Label::Class(1))
+        );
+        let (ex, _) = parse(
+            GlueTask::Rte,
+            "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n",
+        )
+        .expect("rte");
         assert_eq!(ex[0].label, Label::Class(0));
-        let (ex, _) = parse(GlueTask::Wnli, "index\tsentence1\tsentence2\tlabel\n0\ta\tb\t1\n").expect("wnli");
+        let (ex, _) = parse(
+            GlueTask::Wnli,
+            "index\tsentence1\tsentence2\tlabel\n0\ta\tb\t1\n",
+        )
+        .expect("wnli");
         assert_eq!(ex[0].label, Label::Class(1));
         let (ex, _) = parse(
             GlueTask::Qqp,
             "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n0\t1\t2\tq1\tq2\t0\n",
         )
         .expect("qqp");
-        assert_eq!((ex[0].text_b.as_deref(), ex[0].label), (Some("q2"), Label::Class(0)));
+        assert_eq!(
+            (ex[0].text_b.as_deref(), ex[0].label),
+            (Some("q2"), Label::Class(0))
+        );
     }
 
     #[test]
     fn malformed_rows_name_file_line_and_problem() {
-        let err = parse(GlueTask::Sst2, "sentence\tlabel\ngood\t1\nno label here\n").expect_err("bad").to_string();
-        assert!(err.contains("x.tsv:3") && err.contains("expected 2 tab-separated columns, found 1"), "{err}");
-        let err = parse(GlueTask::Sst2, "sentence\tlabel\ngood\tpositive\n").expect_err("bad").to_string();
-        assert!(err.contains("x.tsv:2") && err.contains("unknown label `positive`"), "{err}");
-        let header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore";
-        let err = parse(GlueTask::Stsb, &format!("{header}\n0\tg\tf\t2012\t1\ts\ts\ta\tb\tfive\n"))
+        let err = parse(GlueTask::Sst2, "sentence\tlabel\ngood\t1\nno label here\n")
             .expect_err("bad")
             .to_string();
-        assert!(err.contains("x.tsv:2") && err.contains("score `five` is not a number"), "{err}");
-        let err = parse(GlueTask::Mrpc, "Quality\tfoo\n1\tx\n").expect_err("bad").to_string();
-        assert!(err.contains("x.tsv:1") && err.contains("#1 String"), "{err}");
+        assert!(
+            err.contains("x.tsv:3") && err.contains("expected 2 tab-separated columns, found 1"),
+            "{err}"
+        );
+        let err = parse(GlueTask::Sst2, "sentence\tlabel\ngood\tpositive\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(
+            err.contains("x.tsv:2") && err.contains("unknown label `positive`"),
+            "{err}"
+        );
+        let header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore";
+        let err = parse(
+            GlueTask::Stsb,
+            &format!("{header}\n0\tg\tf\t2012\t1\ts\ts\ta\tb\tfive\n"),
+        )
+        .expect_err("bad")
+        .to_string();
+        assert!(
+            err.contains("x.tsv:2") && err.contains("score `five` is not a number"),
+            "{err}"
+        );
+        let err = parse(GlueTask::Mrpc, "Quality\tfoo\n1\tx\n")
+            .expect_err("bad")
+            .to_string();
+        assert!(
+            err.contains("x.tsv:1") && err.contains("#1 String"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -277,17 +378,27 @@ mod tests {
     #[test]
     fn missing_file_names_the_expected_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = load_split(GlueTask::Rte, dir.path(), SplitKind::Train, false).expect_err("missing").to_string();
-        assert!(err.contains("RTE/train.tsv") && err.contains("GLUE layout"), "{err}");
+        let err = load_split(GlueTask::Rte, dir.path(), SplitKind::Train, false)
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            err.contains("RTE/train.tsv") && err.contains("GLUE layout"),
+            "{err}"
+        );
     }
 
     /// The shared GLUE copies parse completely, with the row counts of their README.
     #[test]
     fn shared_glue_files_parse_with_official_row_counts() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/glue");
-        let dir = std::env::var_os("GLUE_DIR").map(PathBuf::from).unwrap_or(dir);
+        let dir = std::env::var_os("GLUE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or(dir);
         if !dir.is_dir() {
-            assert!(std::env::var_os("CI").is_none(), "CI must have the shared GLUE data");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have the shared GLUE data"
+            );
             eprintln!("SKIPPED: no GLUE data at {}", dir.display());
             return;
         }

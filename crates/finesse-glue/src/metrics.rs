@@ -67,7 +67,11 @@ fn confusion(pred: &[usize], gold: &[usize]) -> (f64, f64, f64, f64) {
 pub fn f1(pred: &[usize], gold: &[usize]) -> Result<f64> {
     check_len("f1", pred.len(), gold.len())?;
     let (tp, _, fp, fns) = confusion(pred, gold);
-    Ok(if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fns) })
+    Ok(if tp == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / (2.0 * tp + fp + fns)
+    })
 }
 
 /// Matthews correlation of binary predictions; 0 when a marginal is empty (sklearn's
@@ -76,7 +80,11 @@ pub fn matthews(pred: &[usize], gold: &[usize]) -> Result<f64> {
     check_len("matthews", pred.len(), gold.len())?;
     let (tp, tn, fp, fns) = confusion(pred, gold);
     let denom = ((tp + fp) * (tp + fns) * (tn + fp) * (tn + fns)).sqrt();
-    Ok(if denom == 0.0 { 0.0 } else { (tp * tn - fp * fns) / denom })
+    Ok(if denom == 0.0 {
+        0.0
+    } else {
+        (tp * tn - fp * fns) / denom
+    })
 }
 
 /// Pearson correlation; 0 when either side is constant.
@@ -210,10 +218,22 @@ mod tests {
     fn compute_keys_by_metric_name() {
         let m = compute(
             &[Metric::F1, Metric::Accuracy],
-            &Predictions::Classes { pred: PRED.to_vec(), gold: GOLD.to_vec() },
+            &Predictions::Classes {
+                pred: PRED.to_vec(),
+                gold: GOLD.to_vec(),
+            },
         )
         .expect("compute");
         assert_eq!(m.keys().collect::<Vec<_>>(), ["accuracy", "f1"]);
-        assert!(compute(&[Metric::Pearson], &Predictions::Classes { pred: vec![1], gold: vec![1] }).is_err());
+        assert!(
+            compute(
+                &[Metric::Pearson],
+                &Predictions::Classes {
+                    pred: vec![1],
+                    gold: vec![1]
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -100,13 +100,21 @@ impl GlueTask {
     pub fn spec(self) -> TaskSpec {
         use Metric::*;
         let dev: &'static [(&str, &str)] = &[("dev", "dev.tsv")];
-        let named = |a, b, label| Columns::Named { text_a: a, text_b: b, label };
+        let named = |a, b, label| Columns::Named {
+            text_a: a,
+            text_b: b,
+            label,
+        };
         match self {
             Self::Cola => TaskSpec {
                 name: "CoLA",
                 train_file: "train.tsv",
                 dev_files: dev,
-                columns: Columns::Indexed { count: 4, text_a: 3, label: 1 },
+                columns: Columns::Indexed {
+                    count: 4,
+                    text_a: 3,
+                    label: 1,
+                },
                 labels: LabelKind::Classes(BINARY),
                 metrics: &[Matthews],
             },
@@ -145,7 +153,10 @@ impl GlueTask {
             Self::Mnli => TaskSpec {
                 name: "MNLI",
                 train_file: "train.tsv",
-                dev_files: &[("dev_matched", "dev_matched.tsv"), ("dev_mismatched", "dev_mismatched.tsv")],
+                dev_files: &[
+                    ("dev_matched", "dev_matched.tsv"),
+                    ("dev_mismatched", "dev_mismatched.tsv"),
+                ],
                 columns: named("sentence1", Some("sentence2"), "gold_label"),
                 labels: LabelKind::Classes(&["entailment", "neutral", "contradiction"]),
                 metrics: &[Accuracy],
@@ -202,13 +213,21 @@ impl FromStr for GlueTask {
 
     /// Case-insensitive, with or without the dash: `sst2`, `SST-2`, `sts-b`, `CoLA`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let key: String = s.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_lowercase();
+        let key: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_lowercase();
         Self::ALL
             .into_iter()
             .find(|t| t.spec().name.replace('-', "").to_lowercase() == key)
             .ok_or_else(|| GlueError::UnknownTask {
                 name: s.to_string(),
-                known: Self::ALL.iter().map(|t| t.spec().name).collect::<Vec<_>>().join(", "),
+                known: Self::ALL
+                    .iter()
+                    .map(|t| t.spec().name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 }
@@ -246,7 +265,10 @@ mod tests {
         assert_eq!(GlueTask::Stsb.num_outputs(), 1);
         assert!(GlueTask::Stsb.is_regression());
         assert_eq!(GlueTask::Cola.spec().metrics, [Metric::Matthews]);
-        assert_eq!(GlueTask::Mrpc.spec().metrics, [Metric::F1, Metric::Accuracy]);
+        assert_eq!(
+            GlueTask::Mrpc.spec().metrics,
+            [Metric::F1, Metric::Accuracy]
+        );
         assert_eq!(GlueTask::Mnli.spec().dev_files.len(), 2);
     }
 }

@@ -67,7 +67,12 @@ pub struct RunConfig {
 impl RunConfig {
     /// A configuration with the BERT fine-tuning recipe's defaults (3 epochs, batch 32,
     /// lr 2e-5, 10% warm-up, weight decay 0.01, β = (0.9, 0.999), ε = 1e-8, clip 1.0, length 128).
-    pub fn new(model: impl Into<String>, task: GlueTask, data_dir: impl Into<PathBuf>, output_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        model: impl Into<String>,
+        task: GlueTask,
+        data_dir: impl Into<PathBuf>,
+        output_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             model: model.into(),
             task,
@@ -103,24 +108,38 @@ impl RunConfig {
         if self.batch_size == 0 {
             return bad("batch-size", "must be at least 1".into());
         }
-        if self.max_steps == Some(0) || (self.max_steps.is_none() && !(self.epochs > 0.0 && self.epochs.is_finite())) {
-            return bad("epochs", format!("need a positive --epochs or --max-steps (epochs {})", self.epochs));
+        if self.max_steps == Some(0)
+            || (self.max_steps.is_none() && !(self.epochs > 0.0 && self.epochs.is_finite()))
+        {
+            return bad(
+                "epochs",
+                format!(
+                    "need a positive --epochs or --max-steps (epochs {})",
+                    self.epochs
+                ),
+            );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", format!("{} must be positive", self.lr));
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            return bad("warmup-ratio", format!("{} must be in [0, 1]", self.warmup_ratio));
+            return bad(
+                "warmup-ratio",
+                format!("{} must be in [0, 1]", self.warmup_ratio),
+            );
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad("weight-decay", format!("{} must be ≥ 0", self.weight_decay));
         }
-        for (field, b) in [("adam-beta1", self.adam_beta1), ("adam-beta2", self.adam_beta2)] {
+        for (field, b) in [
+            ("adam-beta1", self.adam_beta1),
+            ("adam-beta2", self.adam_beta2),
+        ] {
             if !(0.0..1.0).contains(&b) {
                 return bad(field, format!("{b} must be in [0, 1)"));
             }
         }
-        if !(self.adam_eps > 0.0) {
+        if !(self.adam_eps > 0.0 && self.adam_eps.is_finite()) {
             return bad("adam-eps", format!("{} must be positive", self.adam_eps));
         }
         if let Some(n) = self.max_grad_norm
@@ -129,13 +148,19 @@ impl RunConfig {
             return bad("max-grad-norm", format!("{n} must be positive"));
         }
         if self.max_seq_len < 3 {
-            return bad("max-seq-len", format!("{} leaves no room for [CLS] and [SEP]", self.max_seq_len));
+            return bad(
+                "max-seq-len",
+                format!("{} leaves no room for [CLS] and [SEP]", self.max_seq_len),
+            );
         }
         if self.eval_every == Some(0) || self.log_every == 0 {
             return bad("eval-every", "intervals must be at least 1".into());
         }
         if self.max_train_examples == Some(0) || self.max_eval_examples == Some(0) {
-            return bad("max-train-examples", "subsets must hold at least one example".into());
+            return bad(
+                "max-train-examples",
+                "subsets must hold at least one example".into(),
+            );
         }
         Ok(())
     }
@@ -154,16 +179,27 @@ mod tests {
         assert!(b.validate().expect_err("lr").to_string().contains("`lr`"));
         let mut b = c.clone();
         b.batch_size = 0;
-        assert!(b.validate().expect_err("bs").to_string().contains("batch-size"));
+        assert!(
+            b.validate()
+                .expect_err("bs")
+                .to_string()
+                .contains("batch-size")
+        );
         let mut b = c;
         b.warmup_ratio = 1.5;
-        assert!(b.validate().expect_err("warmup").to_string().contains("warmup-ratio"));
+        assert!(
+            b.validate()
+                .expect_err("warmup")
+                .to_string()
+                .contains("warmup-ratio")
+        );
     }
 
     #[test]
     fn config_round_trips_through_json() {
         let c = RunConfig::new("m", GlueTask::Stsb, "d", "o");
-        let back: RunConfig = serde_json::from_str(&serde_json::to_string(&c).expect("ser")).expect("de");
+        let back: RunConfig =
+            serde_json::from_str(&serde_json::to_string(&c).expect("ser")).expect("de");
         assert_eq!(back, c);
     }
 }

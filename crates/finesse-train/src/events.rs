@@ -118,7 +118,10 @@ impl EventLog {
             .append(true)
             .open(path)
             .map_err(|e| TrainError::io("opening", path, e))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Appends one event.
@@ -127,11 +130,21 @@ impl EventLog {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let record = EventRecord { time, event: event.clone() };
-        let mut line = serde_json::to_vec(&record).map_err(|source| TrainError::Json { path: self.path.clone(), source })?;
+        let record = EventRecord {
+            time,
+            event: event.clone(),
+        };
+        let mut line = serde_json::to_vec(&record).map_err(|source| TrainError::Json {
+            path: self.path.clone(),
+            source,
+        })?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| TrainError::io("appending to", &self.path, e))?;
-        self.file.flush().map_err(|e| TrainError::io("flushing", &self.path, e))
+        self.file
+            .write_all(&line)
+            .map_err(|e| TrainError::io("appending to", &self.path, e))?;
+        self.file
+            .flush()
+            .map_err(|e| TrainError::io("flushing", &self.path, e))
     }
 }
 
@@ -140,7 +153,12 @@ pub fn read_events(path: &Path) -> Result<Vec<EventRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io("reading", path, e))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|source| TrainError::Json { path: path.to_path_buf(), source }))
+        .map(|l| {
+            serde_json::from_str(l).map_err(|source| TrainError::Json {
+                path: path.to_path_buf(),
+                source,
+            })
+        })
         .collect()
 }
 

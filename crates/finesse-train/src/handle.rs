@@ -59,5 +59,9 @@ pub fn start_run(config: RunConfig, device: Device, resume: bool) -> RunHandle {
             run(config, device, resume, &mut sink, &flag)
         })
         .unwrap_or_else(|e| panic!("cannot spawn the training thread: {e}"));
-    RunHandle { events, cancel, thread }
+    RunHandle {
+        events,
+        cancel,
+        thread,
+    }
 }

@@ -45,16 +45,31 @@ pub struct AdamW {
 
 impl AdamW {
     /// An optimizer for the trainable parameters of `registry` (the others are never touched).
-    pub fn new(config: AdamWConfig, registry: &ParamRegistry, trainable: impl Fn(&str) -> bool) -> Self {
+    pub fn new(
+        config: AdamWConfig,
+        registry: &ParamRegistry,
+        trainable: impl Fn(&str) -> bool,
+    ) -> Self {
         let slots = registry
             .iter()
             .filter(|p| trainable(&p.name))
             .map(|p| {
                 let decay = p.role == ParamRole::Weight && p.kind != ParamKind::LayerNorm;
-                (p.id, Slot { name: p.name.clone(), decay })
+                (
+                    p.id,
+                    Slot {
+                        name: p.name.clone(),
+                        decay,
+                    },
+                )
             })
             .collect();
-        Self { config, slots, moments: HashMap::new(), step: 0 }
+        Self {
+            config,
+            slots,
+            moments: HashMap::new(),
+            step: 0,
+        }
     }
 
     /// Optimizer steps taken.
@@ -68,7 +83,12 @@ impl AdamW {
     }
 
     /// Global L2 norm of the gradients of the trained parameters (one host sync).
-    pub fn grad_norm(&self, grads: &GradientsParams, registry: &ParamRegistry, device: &Device) -> f64 {
+    pub fn grad_norm(
+        &self,
+        grads: &GradientsParams,
+        registry: &ParamRegistry,
+        device: &Device,
+    ) -> f64 {
         let mut total = Tensor::<1>::zeros([1], device);
         for p in registry.iter().filter(|p| self.slots.contains_key(&p.id)) {
             let sq = match p.shape.len() {
@@ -84,9 +104,20 @@ impl AdamW {
     }
 
     /// Applies one step with learning rate `lr`, the gradients scaled by `grad_scale` (clipping).
-    pub fn step<M: Module>(&mut self, model: M, grads: GradientsParams, lr: f64, grad_scale: f64) -> M {
+    pub fn step<M: Module>(
+        &mut self,
+        model: M,
+        grads: GradientsParams,
+        lr: f64,
+        grad_scale: f64,
+    ) -> M {
         self.step += 1;
-        let mut mapper = StepMapper { opt: self, grads, lr, grad_scale };
+        let mut mapper = StepMapper {
+            opt: self,
+            grads,
+            lr,
+            grad_scale,
+        };
         model.map(&mut mapper)
     }
 
@@ -97,7 +128,10 @@ impl AdamW {
         for (name, mo) in names {
             for (prefix, t) in [("exp_avg", &mo.m), ("exp_avg_sq", &mo.v)] {
                 let n = t.dims()[0];
-                let data = t.to_data().try_into_vec_as::<f32>().unwrap_or_else(|e| panic!("optimizer state of {name}: {e:?}"));
+                let data = t
+                    .to_data()
+                    .try_into_vec_as::<f32>()
+                    .unwrap_or_else(|e| panic!("optimizer state of {name}: {e:?}"));
                 out.push((format!("{prefix}.{name}"), HostTensor::new(vec![n], data)));
             }
         }
@@ -105,7 +139,12 @@ impl AdamW {
     }
 
     /// Restores state written by [`AdamW::state_tensors`] after `steps` steps.
-    pub fn load_state(&mut self, steps: u64, tensors: &BTreeMap<String, HostTensor>, device: &Device) -> Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        steps: u64,
+        tensors: &BTreeMap<String, HostTensor>,
+        device: &Device,
+    ) -> Result<(), String> {
         self.step = steps;
         self.moments.clear();
         for slot in self.slots.values() {
@@ -113,11 +152,22 @@ impl AdamW {
             let v = tensors.get(&format!("exp_avg_sq.{}", slot.name));
             match (m, v) {
                 (Some(m), Some(v)) if m.shape == v.shape => {
-                    let t = |h: &HostTensor| Tensor::<1>::from_data(TensorData::new(h.data.clone(), h.shape.clone()), device);
-                    self.moments.insert(slot.name.clone(), Moments { m: t(m), v: t(v) });
+                    let t = |h: &HostTensor| {
+                        Tensor::<1>::from_data(
+                            TensorData::new(h.data.clone(), h.shape.clone()),
+                            device,
+                        )
+                    };
+                    self.moments
+                        .insert(slot.name.clone(), Moments { m: t(m), v: t(v) });
                 }
                 (None, None) if steps == 0 => {}
-                _ => return Err(format!("optimizer state for `{}` is missing or inconsistent", slot.name)),
+                _ => {
+                    return Err(format!(
+                        "optimizer state for `{}` is missing or inconsistent",
+                        slot.name
+                    ));
+                }
             }
         }
         Ok(())
@@ -133,15 +183,23 @@ struct StepMapper<'a> {
 
 impl ModuleMapper for StepMapper<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(slot) = self.opt.slots.get(&param.id).cloned() else { return param };
-        let Some(grad) = self.grads.remove::<D>(param.id) else { return param };
+        let Some(slot) = self.opt.slots.get(&param.id).cloned() else {
+            return param;
+        };
+        let Some(grad) = self.grads.remove::<D>(param.id) else {
+            return param;
+        };
         let (id, tensor, mapper) = param.consume();
         let require_grad = tensor.is_require_grad();
         let shape = tensor.shape();
         let numel = shape.num_elements();
         let value = tensor.inner().reshape([numel]);
         let grad = grad.reshape([numel]);
-        let grad = if self.grad_scale == 1.0 { grad } else { grad.mul_scalar(self.grad_scale) };
+        let grad = if self.grad_scale == 1.0 {
+            grad
+        } else {
+            grad.mul_scalar(self.grad_scale)
+        };
         let c = self.opt.config;
         let t = self.opt.step as i32;
         let (m, v) = match self.opt.moments.remove(&slot.name) {
@@ -149,7 +207,10 @@ impl ModuleMapper for StepMapper<'_> {
                 m.mul_scalar(c.beta1) + grad.clone().mul_scalar(1.0 - c.beta1),
                 v.mul_scalar(c.beta2) + grad.powi_scalar(2).mul_scalar(1.0 - c.beta2),
             ),
-            None => (grad.clone().mul_scalar(1.0 - c.beta1), grad.powi_scalar(2).mul_scalar(1.0 - c.beta2)),
+            None => (
+                grad.clone().mul_scalar(1.0 - c.beta1),
+                grad.powi_scalar(2).mul_scalar(1.0 - c.beta2),
+            ),
         };
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
@@ -172,7 +233,9 @@ impl ModuleMapper for StepMapper<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use finesse_bert::{BertConfig, BertForSequenceClassification, BertInput, BertModel, model_tensors};
+    use finesse_bert::{
+        BertConfig, BertForSequenceClassification, BertInput, BertModel, model_tensors,
+    };
 
     /// First AdamW step: m̂/√v̂ = g/|g|, so every entry with a gradient moves by lr·sign(g),
     /// plus decay lr·wd·p on weights but not on biases and LayerNorm weights.
@@ -180,14 +243,29 @@ mod tests {
     fn first_step_moves_by_lr_times_sign_and_decays_only_weights() {
         let device = Device::flex().autodiff();
         let config = BertConfig::tiny(50);
-        let model = BertForSequenceClassification::with_fresh_head(BertModel::init(&config, &device), &config, 2, 0, &device);
+        let model = BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            2,
+            0,
+            &device,
+        );
         let registry = ParamRegistry::of(&model);
         let before: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
         let input = BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
         let loss = model.forward(input).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let (lr, wd) = (0.1, 0.5);
-        let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-12, weight_decay: wd }, &registry, |_| true);
+        let mut opt = AdamW::new(
+            AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-12,
+                weight_decay: wd,
+            },
+            &registry,
+            |_| true,
+        );
         let model = opt.step(model, grads, lr, 1.0);
         let after: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
         let check = |name: &str, decays: bool| {
@@ -206,7 +284,10 @@ mod tests {
         check("classifier.weight", true);
         check("classifier.bias", false);
         check("bert.encoder.layer.1.output.dense.weight", true);
-        check("bert.encoder.layer.0.attention.output.LayerNorm.weight", false);
+        check(
+            "bert.encoder.layer.0.attention.output.LayerNorm.weight",
+            false,
+        );
         assert_eq!(opt.state_entries(), 2 * registry.total_numel());
     }
 
@@ -214,16 +295,44 @@ mod tests {
     fn untrainable_parameters_keep_their_bits_and_have_no_state() {
         let device = Device::flex().autodiff();
         let config = BertConfig::tiny(50);
-        let model = BertForSequenceClassification::with_fresh_head(BertModel::init(&config, &device), &config, 2, 0, &device);
+        let model = BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            2,
+            0,
+            &device,
+        );
         let registry = ParamRegistry::of(&model);
         let before: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
-        let loss = model.forward(BertInput::from_host(vec![2, 9, 3], vec![0; 3], vec![1; 3], 1, 3, &device)).sum();
+        let loss = model
+            .forward(BertInput::from_host(
+                vec![2, 9, 3],
+                vec![0; 3],
+                vec![1; 3],
+                1,
+                3,
+                &device,
+            ))
+            .sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let only_head = |n: &str| n.starts_with("classifier.");
-        let mut opt = AdamW::new(AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, &registry, only_head);
+        let mut opt = AdamW::new(
+            AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+            },
+            &registry,
+            only_head,
+        );
         let model = opt.step(model, grads, 0.1, 1.0);
         for (name, t) in model_tensors(&model) {
-            let same = t.data.iter().zip(&before[&name].data).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = t
+                .data
+                .iter()
+                .zip(&before[&name].data)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert_eq!(same, !only_head(&name), "{name}");
         }
         assert_eq!(opt.state_entries(), 2 * (2 * 32 + 2));

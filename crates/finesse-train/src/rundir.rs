@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use finesse_bert::HostTensor;
-use finesse_bert::io::{read_float_tensors, write_atomic, write_f32_tensors};
+use finesse_bert::io::{FloatTensors, read_float_tensors, write_atomic, write_f32_tensors};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
@@ -98,6 +98,16 @@ pub struct CheckpointState {
     pub best: BTreeMap<String, BestValue>,
 }
 
+/// The contents of `checkpoint/`.
+pub struct Checkpoint {
+    /// `state.json`.
+    pub state: CheckpointState,
+    /// Model weights by HF name.
+    pub model: FloatTensors,
+    /// Optimizer moments (`exp_avg.<name>`, `exp_avg_sq.<name>`).
+    pub optimizer: BTreeMap<String, HostTensor>,
+}
+
 /// Paths inside a run directory.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -167,41 +177,56 @@ impl RunDir {
             .prefix(".checkpoint-")
             .tempdir_in(&self.root)
             .map_err(|e| TrainError::io("creating a checkpoint folder in", &self.root, e))?;
-        write_f32_tensors(&staged.path().join("model.safetensors"), model, BTreeMap::new())?;
-        write_f32_tensors(&staged.path().join("optimizer.safetensors"), optimizer, BTreeMap::new())?;
+        write_f32_tensors(
+            &staged.path().join("model.safetensors"),
+            model,
+            BTreeMap::new(),
+        )?;
+        write_f32_tensors(
+            &staged.path().join("optimizer.safetensors"),
+            optimizer,
+            BTreeMap::new(),
+        )?;
         write_json(&staged.path().join("state.json"), state)?;
         let target = self.checkpoint();
         let old = self.root.join(".checkpoint-old");
         if target.exists() {
             let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(&target, &old).map_err(|e| TrainError::io("moving aside", &target, e))?;
+            std::fs::rename(&target, &old)
+                .map_err(|e| TrainError::io("moving aside", &target, e))?;
         }
         let staged = staged.keep();
-        std::fs::rename(&staged, &target).map_err(|e| TrainError::io("renaming into", &target, e))?;
+        std::fs::rename(&staged, &target)
+            .map_err(|e| TrainError::io("renaming into", &target, e))?;
         let _ = std::fs::remove_dir_all(&old);
         Ok(target)
     }
 
-    /// Reads the checkpoint: state, model tensors, optimizer tensors.
-    pub fn read_checkpoint(
-        &self,
-    ) -> Result<(CheckpointState, BTreeMap<String, HostTensor>, BTreeMap<String, HostTensor>)> {
+    /// Reads the checkpoint.
+    pub fn read_checkpoint(&self) -> Result<Checkpoint> {
         let dir = self.checkpoint();
-        let state: CheckpointState = read_json(&dir.join("state.json"))?;
-        let model = read_float_tensors(&dir.join("model.safetensors"))?.tensors;
-        let optimizer = read_float_tensors(&dir.join("optimizer.safetensors"))?.tensors;
-        Ok((state, model, optimizer))
+        Ok(Checkpoint {
+            state: read_json(&dir.join("state.json"))?,
+            model: read_float_tensors(&dir.join("model.safetensors"))?,
+            optimizer: read_float_tensors(&dir.join("optimizer.safetensors"))?.tensors,
+        })
     }
 }
 
 /// Writes a value as pretty JSON, atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json { path: path.to_path_buf(), source })?;
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(write_atomic(path, &bytes)?)
 }
 
 /// Reads a JSON file.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io("reading", path, e))?;
-    serde_json::from_str(&text).map_err(|source| TrainError::Json { path: path.to_path_buf(), source })
+    serde_json::from_str(&text).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }

@@ -16,7 +16,11 @@ impl LinearSchedule {
     /// A schedule over `total_steps` with `ceil(warmup_ratio · total_steps)` warm-up steps.
     pub fn new(peak_lr: f64, warmup_ratio: f64, total_steps: usize) -> Self {
         let warmup_steps = (warmup_ratio * total_steps as f64).ceil() as usize;
-        Self { peak_lr, warmup_steps, total_steps }
+        Self {
+            peak_lr,
+            warmup_steps,
+            total_steps,
+        }
     }
 
     /// Learning rate of the optimizer step with 0-based index `step` (as transformers counts:

@@ -11,21 +11,25 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use finesse_bert::hub::{resolve_model, sha256_file};
-use finesse_bert::io::FloatTensors;
 use finesse_bert::{
-    BertForSequenceClassification, BertInput, BertTokenizer, ParamRegistry, load_classifier, load_into,
-    model_tensors, save_hf_folder,
+    BertForSequenceClassification, BertInput, BertTokenizer, ParamRegistry, load_classifier,
+    load_into, model_tensors, save_hf_folder,
 };
 use finesse_glue::batch::{BatchPlan, epoch_batches, eval_batches, seeded_subset};
 use finesse_glue::metrics::{Predictions, compute};
-use finesse_glue::{BatchLabels, EncodedSplit, HostBatch, SplitKind, encode_split, load_split, make_batch};
+use finesse_glue::{
+    BatchLabels, EncodedSplit, HostBatch, SplitKind, encode_split, load_split, make_batch,
+};
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::events::{Event, EventLog, peak_rss_mib};
 use crate::method::UpdateRule;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::rundir::{BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo, write_json};
+use crate::rundir::{
+    BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo,
+    write_json,
+};
 use crate::schedule::LinearSchedule;
 
 /// How a run ended without error.
@@ -48,7 +52,13 @@ struct EvalSet {
 
 /// Runs (or, with `resume`, continues) the run of `config` on `device`, sending every event to
 /// `sink` and to `events.jsonl`. `cancel` is polled after every step.
-pub fn run(config: RunConfig, device: Device, resume: bool, sink: &mut dyn FnMut(&Event), cancel: &AtomicBool) -> Result<RunOutcome> {
+pub fn run(
+    config: RunConfig,
+    device: Device,
+    resume: bool,
+    sink: &mut dyn FnMut(&Event),
+    cancel: &AtomicBool,
+) -> Result<RunOutcome> {
     let dir = RunDir::new(&config.output_dir);
     if resume {
         if !dir.checkpoint().join("state.json").is_file() {
@@ -66,7 +76,16 @@ pub fn run(config: RunConfig, device: Device, resume: bool, sink: &mut dyn FnMut
         log.append(&e)
     };
     let mut step_reached = 0;
-    let result = train(&config, &device, resume, &dir, &mut log, &mut emit, cancel, &mut step_reached);
+    let result = train(
+        &config,
+        &device,
+        resume,
+        &dir,
+        &mut log,
+        &mut emit,
+        cancel,
+        &mut step_reached,
+    );
     if let Err(e) = &result {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(e);
@@ -75,7 +94,13 @@ pub fn run(config: RunConfig, device: Device, resume: bool, sink: &mut dyn FnMut
             source = s.source();
         }
         // The error itself is what the caller needs; a failure to log it must not hide it.
-        let _ = emit(Event::Error { step: step_reached, message }, &mut log);
+        let _ = emit(
+            Event::Error {
+                step: step_reached,
+                message,
+            },
+            &mut log,
+        );
     }
     result
 }
@@ -96,22 +121,38 @@ fn train(
     let task = config.task;
     let source = resolve_model(&config.model, true)?;
     let model_dir = source.dir().to_path_buf();
-    let tokenizer = BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
+    let tokenizer =
+        BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
 
-    let train_split = load_split(task, &config.data_dir, SplitKind::Train, config.skip_bad_rows)?;
+    let train_split = load_split(
+        task,
+        &config.data_dir,
+        SplitKind::Train,
+        config.skip_bad_rows,
+    )?;
     let mut data_files = vec![data_file(&train_split)?];
     let train_data = encode_split(&train_split, &tokenizer)?;
     let mut evals = Vec::new();
     for i in 0..task.spec().dev_files.len() {
-        let split = load_split(task, &config.data_dir, SplitKind::Dev(i), config.skip_bad_rows)?;
+        let split = load_split(
+            task,
+            &config.data_dir,
+            SplitKind::Dev(i),
+            config.skip_bad_rows,
+        )?;
         data_files.push(data_file(&split)?);
         let data = encode_split(&split, &tokenizer)?;
         let pool = seeded_subset(data.len(), config.max_eval_examples, config.seed);
-        evals.push(EvalSet { name: split.name.clone(), data, pool });
+        evals.push(EvalSet {
+            name: split.name.clone(),
+            data,
+            pool,
+        });
     }
 
     let train_device = device.clone().autodiff();
-    let (model, bert_config, _) = load_classifier(&model_dir, task.num_outputs(), config.seed, &train_device)?;
+    let (model, bert_config, _) =
+        load_classifier(&model_dir, task.num_outputs(), config.seed, &train_device)?;
     if config.max_seq_len > bert_config.max_position_embeddings {
         return Err(TrainError::Config {
             field: "max-seq-len",
@@ -123,9 +164,15 @@ fn train(
     }
     let registry = ParamRegistry::of(&model);
     let trainable = |name: &str| {
-        registry.by_name(name).is_some_and(|p| config.method.rule(p) != UpdateRule::Frozen)
+        registry
+            .by_name(name)
+            .is_some_and(|p| config.method.rule(p) != UpdateRule::Frozen)
     };
-    let trainable_params: usize = registry.iter().filter(|p| trainable(&p.name)).map(|p| p.numel).sum();
+    let trainable_params: usize = registry
+        .iter()
+        .filter(|p| trainable(&p.name))
+        .map(|p| p.numel)
+        .sum();
     let mut opt = AdamW::new(
         AdamWConfig {
             beta1: config.adam_beta1,
@@ -138,10 +185,14 @@ fn train(
     );
 
     let pool = seeded_subset(train_data.len(), config.max_train_examples, config.seed);
-    let plan = BatchPlan { batch_size: config.batch_size, bucketing: config.bucketing };
+    let plan = BatchPlan {
+        batch_size: config.batch_size,
+        bucketing: config.bucketing,
+    };
     let steps_per_epoch = pool.len().div_ceil(config.batch_size);
-    let total_steps =
-        config.max_steps.unwrap_or_else(|| ((config.epochs * steps_per_epoch as f64).ceil() as usize).max(1));
+    let total_steps = config
+        .max_steps
+        .unwrap_or_else(|| ((config.epochs * steps_per_epoch as f64).ceil() as usize).max(1));
     let schedule = LinearSchedule::new(config.lr, config.warmup_ratio, total_steps);
     let eval_every = config.eval_every.unwrap_or(steps_per_epoch);
 
@@ -149,16 +200,14 @@ fn train(
     let mut start_step = 0;
     let mut best: BTreeMap<String, BestValue> = BTreeMap::new();
     if resume {
-        let (state, weights, optimizer) = dir.read_checkpoint()?;
-        let weights = FloatTensors {
-            path: dir.checkpoint().join("model.safetensors"),
-            tensors: weights,
-            non_float: Vec::new(),
-            dtypes: vec!["F32".into()],
-        };
-        model = load_into(model, weights, &train_device)?.0;
-        opt.load_state(state.step as u64, &optimizer, device)
-            .map_err(|problem| TrainError::Resume { path: dir.root.clone(), problem })?;
+        let checkpoint = dir.read_checkpoint()?;
+        let state = checkpoint.state;
+        model = load_into(model, checkpoint.model, &train_device)?.0;
+        opt.load_state(state.step as u64, &checkpoint.optimizer, device)
+            .map_err(|problem| TrainError::Resume {
+                path: dir.root.clone(),
+                problem,
+            })?;
         start_step = state.step;
         best = state.best;
     } else {
@@ -187,7 +236,8 @@ fn train(
     )?;
 
     let mut epoch_plan: Option<(usize, Vec<Vec<usize>>)> = None;
-    let (mut window_loss, mut window_steps, mut window_examples, mut window_tokens) = (0.0, 0usize, 0usize, 0usize);
+    let (mut window_loss, mut window_steps, mut window_examples, mut window_tokens) =
+        (0.0, 0usize, 0usize, 0usize);
     let (mut run_examples, mut run_tokens) = (0usize, 0usize);
     let mut window_start = Instant::now();
     let mut train_secs = 0.0;
@@ -197,20 +247,35 @@ fn train(
     for step in start_step..total_steps {
         let epoch = step / steps_per_epoch;
         if epoch_plan.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            epoch_plan = Some((epoch, epoch_batches(&train_data, &pool, plan, config.seed, epoch)));
+            epoch_plan = Some((
+                epoch,
+                epoch_batches(&train_data, &pool, plan, config.seed, epoch),
+            ));
         }
-        let batches = &epoch_plan.as_ref().map(|(_, b)| b).expect("epoch plan set above");
+        let batches = &epoch_plan
+            .as_ref()
+            .map(|(_, b)| b)
+            .expect("epoch plan set above");
         let batch = make_batch(&train_data, &batches[step % steps_per_epoch]);
         let step_started = Instant::now();
         // Dropout masks depend on (seed, step) only, so a resumed run draws what an
         // uninterrupted one would.
-        train_device.seed(config.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        train_device.seed(
+            config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(step as u64),
+        );
         let lr = schedule.lr(step);
         let logits = model.forward(input_of(&batch, &train_device));
         let loss = loss_of(logits, &batch.labels, &train_device);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
-            return Err(TrainError::NonFiniteLoss { step: step + 1, loss: loss_value, lr });
+            return Err(TrainError::NonFiniteLoss {
+                step: step + 1,
+                loss: loss_value,
+                lr,
+            });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm = opt.grad_norm(&grads, &registry, device).sqrt();
@@ -247,14 +312,21 @@ fn train(
             window_start = Instant::now();
         }
         if done % eval_every == 0 || done == total_steps {
-            let metrics = evaluate_all(&model, &evals, plan, config, device, done, &mut best, log, emit)?;
+            let metrics = evaluate_all(
+                &model, &evals, plan, config, device, done, &mut best, log, emit,
+            )?;
             last_metrics = Some(metrics);
             last_eval_step = Some(done);
             window_start = Instant::now();
         }
         if cancel.load(Ordering::SeqCst) && done < total_steps {
-            let state = CheckpointState { format_version: RUN_FORMAT_VERSION, step: done, best: best.clone() };
-            let path = dir.write_checkpoint(&state, &model_tensors(&model), &opt.state_tensors())?;
+            let state = CheckpointState {
+                format_version: RUN_FORMAT_VERSION,
+                step: done,
+                best: best.clone(),
+            };
+            let path =
+                dir.write_checkpoint(&state, &model_tensors(&model), &opt.state_tensors())?;
             emit(Event::Checkpoint { step: done, path }, log)?;
             emit(Event::Cancelled { step: done }, log)?;
             return Ok(RunOutcome::Cancelled { step: done });
@@ -263,10 +335,26 @@ fn train(
 
     let final_metrics = match (last_metrics, last_eval_step) {
         (Some(m), Some(s)) if s == total_steps => m,
-        _ => evaluate_all(&model, &evals, plan, config, device, total_steps, &mut best, log, emit)?,
+        _ => evaluate_all(
+            &model,
+            &evals,
+            plan,
+            config,
+            device,
+            total_steps,
+            &mut best,
+            log,
+            emit,
+        )?,
     };
     if config.save_model {
-        save_hf_folder(&model, &bert_config, Some(task.num_outputs()), Some(&model_dir), &dir.model())?;
+        save_hf_folder(
+            &model,
+            &bert_config,
+            Some(task.num_outputs()),
+            Some(&model_dir),
+            &dir.model(),
+        )?;
     }
     // A finished run's checkpoint (from an earlier cancel) is stale; keep the directory clean.
     let _ = std::fs::remove_dir_all(dir.checkpoint());
@@ -349,7 +437,8 @@ fn evaluate_all(
     let mut all = BTreeMap::new();
     for (i, set) in evals.iter().enumerate() {
         let started = Instant::now();
-        let (loss, metrics) = evaluate(&eval_model, &set.data, &set.pool, plan, config.task, device)?;
+        let (loss, metrics) =
+            evaluate(&eval_model, &set.data, &set.pool, plan, config.task, device)?;
         if i == 0 {
             for (name, &value) in &metrics {
                 let improved = best.get(name).is_none_or(|b| value > b.value);
@@ -394,13 +483,19 @@ pub fn evaluate(
         let [b, k] = logits.dims();
         let loss = loss_of(logits.clone(), &batch.labels, device).into_scalar::<f32>() as f64;
         loss_sum += loss * b as f64;
-        let values = logits.into_data().try_into_vec_as::<f32>().unwrap_or_else(|e| panic!("reading logits: {e:?}"));
+        let values = logits
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_else(|e| panic!("reading logits: {e:?}"));
         for (row, &i) in batch.indices.iter().enumerate() {
             let r = &values[row * k..(row + 1) * k];
             if task.is_regression() {
                 score_pred[i] = r[0] as f64;
             } else {
-                class_pred[i] = r.iter().enumerate().fold(0, |best, (j, v)| if *v > r[best] { j } else { best });
+                class_pred[i] = r
+                    .iter()
+                    .enumerate()
+                    .fold(0, |best, (j, v)| if *v > r[best] { j } else { best });
             }
         }
     }
@@ -433,31 +528,60 @@ fn score_of(data: &EncodedSplit, i: usize) -> f64 {
     }
 }
 
+/// What [`evaluate_folder`] evaluates on.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    /// The task.
+    pub task: finesse_glue::GlueTask,
+    /// Folder in GLUE layout.
+    pub data_dir: std::path::PathBuf,
+    /// Maximum tokens per example.
+    pub max_seq_len: usize,
+    /// Examples per batch.
+    pub batch_size: usize,
+    /// At most this many examples per split, taken after a seeded shuffle.
+    pub max_eval_examples: Option<usize>,
+    /// Seed of the subset (and of a fresh head when the model has none).
+    pub seed: u64,
+}
+
+/// The evaluation of one dev split.
+#[derive(Clone, Debug)]
+pub struct SplitEval {
+    /// Split name.
+    pub split: String,
+    /// Mean loss.
+    pub loss: f64,
+    /// Task metrics by name.
+    pub metrics: BTreeMap<String, f64>,
+}
+
 /// Evaluates a saved model (an HF folder, or the `model/` of a run directory) on a task's dev
-/// splits. Returns (split name, loss, metrics) per split.
-pub fn evaluate_folder(
-    model: &Path,
-    task: finesse_glue::GlueTask,
-    data_dir: &Path,
-    max_seq_len: usize,
-    batch_size: usize,
-    max_eval_examples: Option<usize>,
-    seed: u64,
-    device: &Device,
-) -> Result<Vec<(String, f64, BTreeMap<String, f64>)>> {
-    let tokenizer = BertTokenizer::from_file(&model.join("tokenizer.json"), max_seq_len)?;
-    let (model, _, report) = load_classifier(model, task.num_outputs(), seed, device)?;
+/// splits.
+pub fn evaluate_folder(model: &Path, req: &EvalRequest, device: &Device) -> Result<Vec<SplitEval>> {
+    let task = req.task;
+    let tokenizer = BertTokenizer::from_file(&model.join("tokenizer.json"), req.max_seq_len)?;
+    let (model, _, report) = load_classifier(model, task.num_outputs(), req.seed, device)?;
     if !report.head_from_checkpoint {
-        log::warn!("the model has no classifier head for {task}: evaluating a freshly initialised one");
+        log::warn!(
+            "the model has no classifier head for {task}: evaluating a freshly initialised one"
+        );
     }
-    let plan = BatchPlan { batch_size, bucketing: true };
+    let plan = BatchPlan {
+        batch_size: req.batch_size,
+        bucketing: true,
+    };
     let mut out = Vec::new();
     for i in 0..task.spec().dev_files.len() {
-        let split = load_split(task, data_dir, SplitKind::Dev(i), false)?;
+        let split = load_split(task, &req.data_dir, SplitKind::Dev(i), false)?;
         let data = encode_split(&split, &tokenizer)?;
-        let pool = seeded_subset(data.len(), max_eval_examples, seed);
+        let pool = seeded_subset(data.len(), req.max_eval_examples, req.seed);
         let (loss, metrics) = evaluate(&model, &data, &pool, plan, task, device)?;
-        out.push((split.name, loss, metrics));
+        out.push(SplitEval {
+            split: split.name,
+            loss,
+            metrics,
+        });
     }
     Ok(out)
 }

@@ -35,13 +35,29 @@ fn tiny_glue(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&sst).expect("mkdir");
     let pos = ["good", "great", "fun", "best", "love"];
     let neg = ["bad", "awful", "dull", "worst", "hate"];
-    let filler = ["the film", "this movie", "the story", "the plot", "the acting", "it"];
+    let filler = [
+        "the film",
+        "this movie",
+        "the story",
+        "the plot",
+        "the acting",
+        "it",
+    ];
     let rows = |n: usize, offset: usize| {
         let mut s = String::from("sentence\tlabel\n");
         for i in 0..n {
             let j = i + offset;
-            let (word, label) = if j % 2 == 0 { (pos[j % 5], 1) } else { (neg[j % 5], 0) };
-            s.push_str(&format!("{} was very {} . \t{}\n", filler[j % 6], word, label));
+            let (word, label) = if j.is_multiple_of(2) {
+                (pos[j % 5], 1)
+            } else {
+                (neg[j % 5], 0)
+            };
+            s.push_str(&format!(
+                "{} was very {} . \t{}\n",
+                filler[j % 6],
+                word,
+                label
+            ));
         }
         s
     };
@@ -75,7 +91,11 @@ fn step_losses(events: &[Event]) -> Vec<(usize, u64)> {
 /// tests take turns: determinism is a per-process property.
 static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run_collect(c: RunConfig, resume: bool, cancel_after: Option<usize>) -> (Result<RunOutcome, TrainError>, Vec<Event>) {
+fn run_collect(
+    c: RunConfig,
+    resume: bool,
+    cancel_after: Option<usize>,
+) -> (Result<RunOutcome, TrainError>, Vec<Event>) {
     let _turn = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let cancel = AtomicBool::new(false);
     let mut events = Vec::new();
@@ -105,7 +125,11 @@ fn same_seed_gives_the_same_losses() {
     other.seed = 43;
     let (c, ec) = run_collect(other, false, None);
     c.expect("run c");
-    assert_ne!(step_losses(&ea), step_losses(&ec), "another seed changes data order and dropout");
+    assert_ne!(
+        step_losses(&ea),
+        step_losses(&ec),
+        "another seed changes data order and dropout"
+    );
 }
 
 #[test]
@@ -117,22 +141,47 @@ fn resume_ends_where_an_uninterrupted_run_would() {
 
     let cut = config(dir.path(), &model, &data, "cut");
     let (first, first_events) = run_collect(cut.clone(), false, Some(3));
-    assert!(matches!(first, Ok(RunOutcome::Cancelled { step: 3 })), "{first:?}");
-    assert!(first_events.iter().any(|e| matches!(e, Event::Checkpoint { step: 3, .. })));
-    assert!(dir.path().join("cut/checkpoint/optimizer.safetensors").is_file());
+    assert!(
+        matches!(first, Ok(RunOutcome::Cancelled { step: 3 })),
+        "{first:?}"
+    );
+    assert!(
+        first_events
+            .iter()
+            .any(|e| matches!(e, Event::Checkpoint { step: 3, .. }))
+    );
+    assert!(
+        dir.path()
+            .join("cut/checkpoint/optimizer.safetensors")
+            .is_file()
+    );
     let (second, second_events) = run_collect(cut, true, None);
     second.expect("resumed run");
 
     let mut resumed = step_losses(&first_events);
     resumed.extend(step_losses(&second_events));
-    assert_eq!(resumed, step_losses(&full_events), "losses of the resumed run");
-    let a = read_float_tensors(&dir.path().join("full/model/model.safetensors")).expect("full model");
-    let b = read_float_tensors(&dir.path().join("cut/model/model.safetensors")).expect("resumed model");
+    assert_eq!(
+        resumed,
+        step_losses(&full_events),
+        "losses of the resumed run"
+    );
+    let a =
+        read_float_tensors(&dir.path().join("full/model/model.safetensors")).expect("full model");
+    let b =
+        read_float_tensors(&dir.path().join("cut/model/model.safetensors")).expect("resumed model");
     for (name, t) in &a.tensors {
-        let bits = |t: &finesse_bert::HostTensor| t.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(t), bits(&b.tensors[name]), "final `{name}` differs between resumed and uninterrupted runs");
+        let bits =
+            |t: &finesse_bert::HostTensor| t.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(t),
+            bits(&b.tensors[name]),
+            "final `{name}` differs between resumed and uninterrupted runs"
+        );
     }
-    assert!(!dir.path().join("cut/checkpoint").exists(), "stale checkpoint removed at the end");
+    assert!(
+        !dir.path().join("cut/checkpoint").exists(),
+        "stale checkpoint removed at the end"
+    );
     // The event log holds both halves, in order.
     let logged = read_events(&dir.path().join("cut/events.jsonl")).expect("events");
     let kinds: Vec<&str> = logged
@@ -160,9 +209,16 @@ fn non_finite_loss_stops_the_run_with_an_error_event() {
     let err = r.expect_err("must stop");
     assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
     assert!(err.to_string().contains("--lr"), "{err}");
-    assert!(matches!(events.last(), Some(Event::Error { .. })), "{:?}", events.last());
+    assert!(
+        matches!(events.last(), Some(Event::Error { .. })),
+        "{:?}",
+        events.last()
+    );
     let logged = read_events(&dir.path().join("nan/events.jsonl")).expect("events");
-    assert!(matches!(logged.last().map(|r| &r.event), Some(Event::Error { .. })));
+    assert!(matches!(
+        logged.last().map(|r| &r.event),
+        Some(Event::Error { .. })
+    ));
 }
 
 #[test]
@@ -173,16 +229,30 @@ fn run_directory_holds_config_events_and_metrics() {
     c.max_steps = Some(24);
     c.warmup_ratio = 0.0;
     let (r, events) = run_collect(c.clone(), false, None);
-    let Ok(RunOutcome::Finished(metrics)) = r else { panic!("run failed: {r:?}") };
+    let Ok(RunOutcome::Finished(metrics)) = r else {
+        panic!("run failed: {r:?}")
+    };
     assert!(metrics.final_metrics.contains_key("accuracy"));
     assert!(metrics.final_metrics.contains_key("eval_loss"));
     assert!(metrics.train_examples_per_sec > 0.0);
     let losses: Vec<f64> = events
         .iter()
-        .filter_map(|e| if let Event::Step { loss, .. } = e { Some(*loss) } else { None })
+        .filter_map(|e| {
+            if let Event::Step { loss, .. } = e {
+                Some(*loss)
+            } else {
+                None
+            }
+        })
         .collect();
-    let (first, last) = (losses[..4].iter().sum::<f64>(), losses[losses.len() - 4..].iter().sum::<f64>());
-    assert!(last < first, "training loss should fall on a separable toy task: {losses:?}");
+    let (first, last) = (
+        losses[..4].iter().sum::<f64>(),
+        losses[losses.len() - 4..].iter().sum::<f64>(),
+    );
+    assert!(
+        last < first,
+        "training loss should fall on a separable toy task: {losses:?}"
+    );
 
     let run_dir = finesse_train::RunDir::new(dir.path().join("run"));
     let info = run_dir.read_info().expect("run.json");
