@@ -2,7 +2,7 @@
 # Reproduces the README's dense fine-tuning table: all-MiniLM-L6-v2 on SST-2, MRPC, STS-B and
 # CoLA (full training sets, dev metrics). Usage:
 #   scripts/glue-results.sh [FINESSE_BIN] [TASK ...]
-# GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to runs/results/<task>.
+# GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to ${FINESSE_RUNS:-runs/results}/<task>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-cargo run --release --}"
@@ -15,7 +15,7 @@ for task in ${tasks[@]}; do
     sst2) epochs=1 ;;
     *) epochs=3 ;;
   esac
-  out="runs/results/$task"
+  out="${FINESSE_RUNS:-runs/results}/$task"
   if [ -f "$out/metrics.json" ]; then echo "$task: done already ($out)"; continue; fi
   rm -rf "$out"
   echo "== $task: $epochs epochs"

@@ -30,7 +30,8 @@ pub struct ForwardArgs {
     /// Output safetensors file: `last_hidden_state`, `pooler_output` (+ `logits` with --head).
     #[arg(long, requires = "inputs")]
     out: Option<PathBuf>,
-    /// Classifier head: safetensors with `classifier.weight` [n, hidden], `classifier.bias` [n].
+    /// Classifier head: safetensors with `classifier.weight` [n, hidden], `classifier.bias` [n]
+    /// (default: the model folder's own head, when it has one).
     #[arg(long)]
     head: Option<PathBuf>,
     /// A sentence to encode for a quick look.
@@ -57,15 +58,30 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let dir = source.dir().to_path_buf();
     let (bert, config, report) =
         load_bert(&dir, &device).with_context(|| format!("loading model {}", dir.display()))?;
-    if !report.unused.is_empty() {
+    // The folder's own classifier head (a fine-tuned model) is used unless --head is given.
+    let own_head = report.unused.iter().any(|n| n == "classifier.weight")
+        && report.unused.iter().any(|n| n == "classifier.bias");
+    let others: Vec<&String> = report
+        .unused
+        .iter()
+        .filter(|n| !n.starts_with("classifier."))
+        .collect();
+    if !others.is_empty() {
         eprintln!(
             "note: {} checkpoint tensors unused: {}",
-            report.unused.len(),
-            report.unused.join(", ")
+            others.len(),
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    let head = args
+    let head_file = args
         .head
+        .clone()
+        .or_else(|| own_head.then(|| dir.join("model.safetensors")));
+    let head = head_file
         .as_deref()
         .map(|p| read_head(p, &config))
         .transpose()?;
