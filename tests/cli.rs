@@ -397,3 +397,21 @@ fn empty_cache_lists_nothing_and_says_how_to_fetch() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("finesse model fetch"));
 }
+
+#[test]
+fn fetch_without_python_says_what_to_do() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let o = finesse()
+        .args(["model", "fetch"])
+        .env("FINESSE_HOME", home.path())
+        .env("PATH", home.path())
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("python3") && err.contains("--model"), "{err}");
+    assert!(
+        !home.path().join("models/all-MiniLM-L6-v2").exists(),
+        "nothing half-written"
+    );
+}
