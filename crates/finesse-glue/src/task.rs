@@ -7,8 +7,9 @@ use std::str::FromStr;
 use crate::error::GlueError;
 use crate::metrics::Metric;
 
-/// A GLUE task.
+/// A GLUE task (serialised in lower case: `cola`, `sst2`, `mrpc`, `stsb`, …).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GlueTask {
     /// Corpus of Linguistic Acceptability (Matthews correlation).
     Cola,
