@@ -17,7 +17,7 @@ use crate::io::{
     FloatTensors, HostTensor, read_float_tensors, transpose_2d, write_atomic, write_f32_tensors,
 };
 use crate::model::{BertForSequenceClassification, BertModel};
-use crate::names::{BERT_PREFIX, hf_name, is_known_buffer};
+use crate::names::{BERT_PREFIX, PathStack, is_known_buffer};
 
 /// File names inside an HF model folder.
 pub const CONFIG_FILE: &str = "config.json";
@@ -151,8 +151,7 @@ pub fn load_into<M: Module>(
 struct Loader<'a> {
     tensors: &'a mut FloatTensors,
     device: Device,
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: PathStack,
     missing: Vec<String>,
     errors: Vec<BertError>,
     head_is_optional: bool,
@@ -164,8 +163,7 @@ impl<'a> Loader<'a> {
         Self {
             tensors,
             device: device.clone(),
-            path: Vec::new(),
-            containers: Vec::new(),
+            at: PathStack::default(),
             missing: Vec::new(),
             errors: Vec::new(),
             head_is_optional,
@@ -216,21 +214,17 @@ impl<'a> Loader<'a> {
 
 impl ModuleMapper for Loader<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.at.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = hf_name(&self.path);
+        let name = self.at.hf_name();
         let is_head = name.starts_with("classifier.");
-        let transposed = D == 2
-            && name.ends_with(".weight")
-            && self.containers.last().is_some_and(|c| c == "Struct:Linear");
+        let transposed = self.at.is_transposed(D);
         let mut expected: Vec<usize> = param.lazy_shape().to_vec();
         if transposed {
             expected.reverse();
@@ -281,27 +275,22 @@ pub fn model_tensors<M: Module>(model: &M) -> Vec<(String, HostTensor)> {
 
 #[derive(Default)]
 struct Collector {
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: PathStack,
     out: Vec<(String, HostTensor)>,
 }
 
 impl ModuleVisitor for Collector {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.at.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = hf_name(&self.path);
-        let transposed = D == 2
-            && name.ends_with(".weight")
-            && self.containers.last().is_some_and(|c| c == "Struct:Linear");
+        let name = self.at.hf_name();
+        let transposed = self.at.is_transposed(D);
         let tensor = param.val();
         let tensor = if transposed {
             tensor.transpose()

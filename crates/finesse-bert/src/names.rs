@@ -30,6 +30,39 @@ pub fn hf_name(path: &[String]) -> String {
     parts.join(".")
 }
 
+/// The position of a module visitor/mapper in the module tree: the Burn path and, for each
+/// level, the type of the struct that owns it (Burn enters every field with its owner's type).
+#[derive(Debug, Default)]
+pub(crate) struct PathStack {
+    path: Vec<String>,
+    owners: Vec<String>,
+}
+
+impl PathStack {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.owners.push(container_type.to_string());
+    }
+
+    pub(crate) fn exit(&mut self) {
+        self.path.pop();
+        self.owners.pop();
+    }
+
+    /// HF name of the parameter at this position.
+    pub(crate) fn hf_name(&self) -> String {
+        hf_name(&self.path)
+    }
+
+    /// True for the 2-D weight of a `burn::nn::Linear`, stored `[in, out]` by Burn and
+    /// `[out, in]` by PyTorch.
+    pub(crate) fn is_transposed(&self, rank: usize) -> bool {
+        rank == 2
+            && self.path.last().is_some_and(|p| p == "weight")
+            && self.owners.last().is_some_and(|c| c == "Struct:Linear")
+    }
+}
+
 /// The prefix HF's task models put before the encoder's parameters.
 pub const BERT_PREFIX: &str = "bert.";
 

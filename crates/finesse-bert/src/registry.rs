@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use serde::Serialize;
 
-use crate::names::{BERT_PREFIX, hf_name};
+use crate::names::{BERT_PREFIX, PathStack};
 
 /// What a parameter is, in the vocabulary of "How fine can fine-tuning be?" (WQ … WO).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -181,29 +181,25 @@ impl ParamRegistry {
 
 #[derive(Default)]
 struct Walker {
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: PathStack,
     found: Vec<ParamInfo>,
 }
 
 impl ModuleVisitor for Walker {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.at.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         // Burn enters every field with the type of the struct that owns it, so the parameter's
         // own entry says which module holds it.
-        let name = hf_name(&self.path);
-        let in_linear = self.containers.last().is_some_and(|c| c == "Struct:Linear");
+        let name = self.at.hf_name();
         let is_weight = name.ends_with(".weight");
-        let transposed = in_linear && is_weight && D == 2;
+        let transposed = self.at.is_transposed(D);
         let mut shape = param.lazy_shape().to_vec();
         if transposed {
             shape.reverse();
