@@ -329,15 +329,28 @@ pub fn save_hf_folder<M: Module>(
             (name, t)
         })
         .collect();
-    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
-    write_f32_tensors(&out.join(WEIGHTS_FILE), &tensors, metadata)?;
     let json = serde_json::to_vec_pretty(&config.to_json(num_labels)).map_err(|source| {
         BertError::JsonWrite {
             path: out.join(CONFIG_FILE),
             source,
         }
     })?;
-    write_atomic(&out.join(CONFIG_FILE), &json)?;
+    write_hf_folder(&tensors, &json, tokenizer_from, out)
+}
+
+/// Writes an HF folder from host tensors (HF names, PyTorch layout) and the bytes of its
+/// `config.json`, copying the tokenizer files of `tokenizer_from` when given. Each file is
+/// written atomically.
+pub fn write_hf_folder(
+    tensors: &[(String, HostTensor)],
+    config_json: &[u8],
+    tokenizer_from: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| BertError::io("creating folder", out, e))?;
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    write_f32_tensors(&out.join(WEIGHTS_FILE), tensors, metadata)?;
+    write_atomic(&out.join(CONFIG_FILE), config_json)?;
     if let Some(src) = tokenizer_from {
         for file in TOKENIZER_SIDE_FILES {
             let from = src.join(file);

@@ -116,7 +116,8 @@ pub enum BertError {
 }
 
 impl BertError {
-    pub(crate) fn io(
+    /// An I/O error while doing `action` on `path`.
+    pub fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
         source: std::io::Error,

@@ -21,6 +21,7 @@ pub mod tokenizer;
 
 pub use checkpoint::{
     LoadReport, ModelFolder, load_bert, load_classifier, load_into, model_tensors, save_hf_folder,
+    write_hf_folder,
 };
 pub use config::{BertConfig, HiddenAct};
 pub use error::{BertError, Result};

@@ -403,6 +403,19 @@ impl BertForSequenceClassification {
         })
     }
 
+    /// The same model with every dropout probability set to 0, so a forward on an autodiff
+    /// device is deterministic (Fisher estimation: gradients in eval mode).
+    pub fn without_dropout(mut self) -> Self {
+        self.dropout.prob = 0.0;
+        self.bert.embeddings.dropout.prob = 0.0;
+        for layer in &mut self.bert.encoder.layer {
+            layer.attention.self_attention.dropout.prob = 0.0;
+            layer.attention.output.dropout.prob = 0.0;
+            layer.output.dropout.prob = 0.0;
+        }
+        self
+    }
+
     /// Number of outputs of the head.
     pub fn num_labels(&self) -> usize {
         self.classifier.weight.dims()[1]

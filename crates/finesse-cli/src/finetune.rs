@@ -7,10 +7,13 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use finesse_glue::GlueTask;
 use finesse_train::trainer::{EvalRequest, evaluate_folder};
+use finesse_train::config::OptimizerChoice;
+use finesse_train::method::FisherSettings;
 use finesse_train::{Event, MethodConfig, RunConfig, RunDir, RunOutcome, start_run};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
+use crate::sparse_cmd::{BudgetArgs, fisher_kind};
 
 /// Arguments of `finesse finetune`.
 #[derive(Debug, Args)]
@@ -78,6 +81,34 @@ pub struct FinetuneArgs {
     /// Write the fine-tuned model as an HF folder `model/` in the run directory.
     #[arg(long)]
     save_model: bool,
+    /// Training method: dense, fish (top-k by Fisher information), random (a random mask of
+    /// the same size) or bitfit (biases only).
+    #[arg(long, default_value = "dense")]
+    method: String,
+    /// Mask budget for fish/random (default --keep-ratio 0.005).
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// FISH: training examples for the Fisher information.
+    #[arg(long, default_value_t = 1024)]
+    fisher_samples: usize,
+    /// FISH: empirical, expected or sampled Fisher.
+    #[arg(long, default_value = "empirical")]
+    fisher_kind: String,
+    /// FISH: label draws per sample for --fisher-kind sampled.
+    #[arg(long, default_value_t = 1)]
+    fisher_draws: usize,
+    /// FISH: first N examples of the file, or N after a seeded shuffle.
+    #[arg(long, default_value = "shuffled")]
+    fisher_order: String,
+    /// FISH: reuse this mask (`finesse mask --out`) instead of computing the Fisher information.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Optimizer: adamw or sgd.
+    #[arg(long, default_value = "adamw")]
+    optimizer: String,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f64,
     /// Continue the cancelled run in DIR (its run.json gives every other setting).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["task", "output_dir"])]
     resume: Option<PathBuf>,
@@ -114,10 +145,47 @@ fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
     c.skip_bad_rows = args.skip_bad_rows;
     c.bucketing = !args.no_bucketing;
     c.save_model = args.save_model;
-    c.method = MethodConfig::Dense;
+    c.method = method_from(args)?;
+    c.optimizer = match args.optimizer.to_ascii_lowercase().as_str() {
+        "adamw" => OptimizerChoice::Adamw,
+        "sgd" => OptimizerChoice::Sgd,
+        other => bail!("unknown optimizer `{other}` (expected adamw or sgd)"),
+    };
+    c.sgd_momentum = args.momentum;
     c.validate()?;
     Ok(c)
 }
+
+/// The method flags as a [`MethodConfig`].
+fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
+    let method = args.method.to_ascii_lowercase();
+    let masked = matches!(method.as_str(), "fish" | "random");
+    if !masked
+        && (args.budget.keep_ratio.is_some() || args.budget.keep_count.is_some() || args.mask.is_some())
+    {
+        bail!("--keep-ratio, --keep-count and --mask apply to --method fish or random");
+    }
+    Ok(match method.as_str() {
+        "dense" => MethodConfig::Dense,
+        "bitfit" => MethodConfig::Bitfit,
+        "random" => MethodConfig::Random {
+            selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
+        },
+        "fish" => MethodConfig::Fish {
+            selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
+            fisher: FisherSettings {
+                samples: args.fisher_samples,
+                kind: fisher_kind(&args.fisher_kind, args.fisher_draws)?,
+                order: args.fisher_order.parse().map_err(anyhow::Error::msg)?,
+            },
+            mask_file: args.mask.clone(),
+        },
+        other => bail!("unknown method `{other}` (expected dense, fish, random or bitfit)"),
+    })
+}
+
+/// FISH's default budget: 0.5% of the parameters.
+pub const DEFAULT_KEEP_RATIO: f64 = 0.005;
 
 /// Runs `finesse finetune`.
 pub fn run(args: FinetuneArgs) -> Result<()> {
@@ -199,6 +267,19 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
                     m.join("  ")
                 ));
             }
+            Event::Fisher { done, total } => {
+                bar.set_message(format!("Fisher information: {done}/{total} samples"));
+            }
+            Event::Mask {
+                method,
+                kept,
+                total,
+                frozen_tensors,
+                duration_secs,
+            } => bar.println(format!(
+                "{method} mask: {kept} of {total} entries ({:.3}%), {frozen_tensors} tensors frozen, {duration_secs:.1}s",
+                100.0 * *kept as f64 / (*total).max(1) as f64
+            )),
             Event::Cancelled { step } => bar.println(format!(
                 "cancelled after step {step}; resume with: finesse finetune --resume {}",
                 config.output_dir.display()
@@ -223,6 +304,17 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
                 m.train_tokens_per_sec,
                 m.peak_rss_mib.map_or("?".into(), |x| format!("{x:.0}"))
             );
+            if let Some(s) = &m.sparse {
+                println!(
+                    "{}: {} entries trained, {} changed; diff {:.2} MB vs dense model {:.1} MB; optimizer state {} entries",
+                    s.method,
+                    s.kept,
+                    s.diff_changed_entries,
+                    s.diff_bytes as f64 / 1e6,
+                    s.dense_model_bytes as f64 / 1e6,
+                    m.optimizer_state_entries
+                );
+            }
             println!("run directory: {}", config.output_dir.display());
         }
         RunOutcome::Cancelled { .. } => {}

@@ -190,7 +190,7 @@ fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
     HostTensor::new(shape, data)
 }
 
-fn read_head(path: &Path, config: &BertConfig) -> Result<(HostTensor, HostTensor)> {
+pub(crate) fn read_head(path: &Path, config: &BertConfig) -> Result<(HostTensor, HostTensor)> {
     let mut t =
         read_float_tensors(path).with_context(|| format!("reading head {}", path.display()))?;
     let w = t.tensors.remove("classifier.weight");

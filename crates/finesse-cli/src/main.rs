@@ -5,6 +5,7 @@ mod device;
 mod finetune;
 mod forward;
 mod model_cmd;
+mod sparse_cmd;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,12 @@ enum Command {
     Finetune(Box<finetune::FinetuneArgs>),
     /// Evaluate a model (folder, cached name or run directory) on a GLUE task's dev set.
     Eval(finetune::EvalArgs),
+    /// Estimate the diagonal Fisher information of every parameter on a task's training set.
+    Fisher(Box<sparse_cmd::FisherArgs>),
+    /// Select a top-k mask from Fisher scores.
+    Mask(sparse_cmd::MaskArgs),
+    /// Sparse diffs: export, apply, revert, compose, info.
+    Diff(sparse_cmd::DiffArgs),
 }
 
 /// Prints library log records (info and above) to stderr.
@@ -61,6 +68,9 @@ fn main() -> ExitCode {
         Command::Forward(args) => forward::run(args),
         Command::Finetune(args) => finetune::run(*args),
         Command::Eval(args) => finetune::eval(args),
+        Command::Fisher(args) => sparse_cmd::fisher(*args),
+        Command::Mask(args) => sparse_cmd::mask(args),
+        Command::Diff(args) => sparse_cmd::diff(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,8 +60,25 @@ pub struct RunConfig {
     pub output_dir: PathBuf,
     /// Write the fine-tuned model as an HF folder `model/` in the run directory.
     pub save_model: bool,
-    /// How parameters are updated (dense now; sparse methods plug in here).
+    /// How parameters are updated (dense, FISH, random mask, BitFit).
     pub method: MethodConfig,
+    /// AdamW (default) or SGD.
+    #[serde(default)]
+    pub optimizer: OptimizerChoice,
+    /// SGD momentum (ignored by AdamW).
+    #[serde(default)]
+    pub sgd_momentum: f64,
+}
+
+/// The optimizer of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerChoice {
+    /// AdamW with `adam_beta1`, `adam_beta2`, `adam_eps`.
+    #[default]
+    Adamw,
+    /// SGD with `sgd_momentum`.
+    Sgd,
 }
 
 impl RunConfig {
@@ -99,6 +116,8 @@ impl RunConfig {
             output_dir: output_dir.into(),
             save_model: false,
             method: MethodConfig::Dense,
+            optimizer: OptimizerChoice::Adamw,
+            sgd_momentum: 0.0,
         }
     }
 

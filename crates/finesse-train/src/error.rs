@@ -11,6 +11,9 @@ pub enum TrainError {
     /// GLUE data or metrics.
     #[error(transparent)]
     Glue(#[from] finesse_glue::GlueError),
+    /// Fisher estimation, mask selection or a mask/diff file failed.
+    #[error(transparent)]
+    Sparse(#[from] finesse_sparse::SparseError),
     /// An invalid run configuration.
     #[error("invalid run configuration: `{field}`: {problem}")]
     Config {

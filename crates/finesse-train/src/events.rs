@@ -60,6 +60,26 @@ pub enum Event {
         /// Seconds the evaluation took.
         duration_secs: f64,
     },
+    /// Fisher estimation progress (FISH), every 64 samples and at the end.
+    Fisher {
+        /// Samples done.
+        done: usize,
+        /// Samples in all.
+        total: usize,
+    },
+    /// The mask of a sparse method is ready (computed, reused or reloaded on resume).
+    Mask {
+        /// Method name.
+        method: String,
+        /// Kept entries (head included).
+        kept: usize,
+        /// All entries.
+        total: usize,
+        /// Parameter tensors with nothing kept (frozen: no weight gradient).
+        frozen_tensors: usize,
+        /// Seconds spent on the Fisher information and the selection.
+        duration_secs: f64,
+    },
     /// A resumable checkpoint was written.
     Checkpoint {
         /// Global step.

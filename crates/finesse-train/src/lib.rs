@@ -1,5 +1,5 @@
-//! Fine-tuning runs: [`RunConfig`], the training loop ([`trainer`]), AdamW and the BERT
-//! schedule, the run directory ([`rundir`]), events ([`events`]), and the public handle
+//! Fine-tuning runs: [`RunConfig`], the training loop ([`trainer`]), the BERT schedule
+//! (optimizers and masks come from `finesse-sparse`), the run directory ([`rundir`]), events ([`events`]), and the public handle
 //! ([`start_run`] → [`RunHandle`]) every front-end uses.
 
 pub mod config;
@@ -7,7 +7,6 @@ pub mod error;
 pub mod events;
 pub mod handle;
 pub mod method;
-pub mod optim;
 pub mod rundir;
 pub mod schedule;
 pub mod trainer;

@@ -1,29 +1,61 @@
 //! The training-method seam: which parameters a run updates, and how.
 //!
-//! The loop asks the method once, before training, for an [`UpdateRule`] per parameter (keyed by
-//! HF name through the registry). Dense fine-tuning updates everything. The sparse methods plug
-//! in here without touching the loop: FISH and random masks return `Masked` rules (optimizer
-//! state for the kept entries only), L0-close fine-tuning returns `Frozen` for the frozen groups,
-//! and pruning/supermasks additionally get the `after_step` hook.
+//! Before training, the loop turns the method into a [`Mask`] (or none, for dense) and asks it
+//! for an [`UpdateRule`] per parameter: `All`, `Masked(kept entries)` (optimizer state for the
+//! kept entries only) or `Frozen` (no weight gradient at all). FISH computes its mask from the
+//! Fisher information, the random baseline from seeded uniform scores with the same budget,
+//! BitFit from the parameter roles. L0-close freezing, pruning and supermasks plug in here too.
+
+use std::path::PathBuf;
 
 use finesse_bert::ParamInfo;
+pub use finesse_sparse::UpdateRule;
+use finesse_sparse::{FisherKind, Mask, SampleOrder, Selection};
 use serde::{Deserialize, Serialize};
 
-/// How one parameter is trained.
-#[derive(Clone, Debug, PartialEq)]
-pub enum UpdateRule {
-    /// Every entry is updated.
-    All,
-    /// Not updated at all; no weight gradient is computed for it.
-    Frozen,
+/// How the Fisher information of a FISH run is estimated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FisherSettings {
+    /// Training examples used (N).
+    pub samples: usize,
+    /// Empirical, expected or sampled.
+    pub kind: FisherKind,
+    /// First N of the file or N after a seeded shuffle.
+    pub order: SampleOrder,
+}
+
+impl Default for FisherSettings {
+    fn default() -> Self {
+        Self {
+            samples: 1024,
+            kind: FisherKind::Empirical,
+            order: SampleOrder::Shuffled,
+        }
+    }
 }
 
 /// The method of a run, as configured (serialised into `run.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum MethodConfig {
     /// Ordinary fine-tuning of every parameter.
     Dense,
+    /// FISH: a fixed mask of the top-k parameters by Fisher information.
+    Fish {
+        /// Budget and scope of the top-k.
+        selection: Selection,
+        /// How the Fisher information is estimated.
+        fisher: FisherSettings,
+        /// Reuse this mask file instead of estimating the Fisher information.
+        mask_file: Option<PathBuf>,
+    },
+    /// A uniformly random mask with the same budget (seeded by the run's seed).
+    Random {
+        /// Budget and scope of the top-k.
+        selection: Selection,
+    },
+    /// BitFit: every bias (LayerNorm biases included) and the task head.
+    Bitfit,
 }
 
 impl MethodConfig {
@@ -31,13 +63,32 @@ impl MethodConfig {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Dense => "dense",
+            Self::Fish { .. } => "fish",
+            Self::Random { .. } => "random",
+            Self::Bitfit => "bitfit",
         }
     }
 
-    /// The update rule of a parameter.
-    pub fn rule(&self, _param: &ParamInfo) -> UpdateRule {
-        match self {
-            Self::Dense => UpdateRule::All,
-        }
+    /// True for the methods that train a sparse subset (and write a mask and a diff).
+    pub fn is_sparse(&self) -> bool {
+        !matches!(self, Self::Dense)
+    }
+}
+
+/// The update rule of a parameter under `mask` (`None`: dense).
+pub fn rule_of(mask: Option<&Mask>, p: &ParamInfo) -> UpdateRule {
+    let Some(t) = mask.and_then(|m| m.tensors.get(&p.name)) else {
+        return if mask.is_some() {
+            UpdateRule::Frozen
+        } else {
+            UpdateRule::All
+        };
+    };
+    if t.kept.is_empty() {
+        UpdateRule::Frozen
+    } else if t.is_full() {
+        UpdateRule::All
+    } else {
+        UpdateRule::Masked(t.kept.clone())
     }
 }

@@ -76,6 +76,33 @@ pub struct MetricsFile {
     pub train_tokens_per_sec: f64,
     /// Peak resident memory of the process.
     pub peak_rss_mib: Option<f64>,
+    /// Optimizer state entries held (measured from the state tensors at the end).
+    #[serde(default)]
+    pub optimizer_state_entries: usize,
+    /// Sizes and counts of a sparse method's mask and diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<SparseSummary>,
+}
+
+/// What a sparse run kept, and what it costs to store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SparseSummary {
+    /// `fish`, `random` or `bitfit`.
+    pub method: String,
+    /// Entries the mask keeps (head included).
+    pub kept: usize,
+    /// All entries.
+    pub total: usize,
+    /// Kept-entry indices the optimizer holds.
+    pub optimizer_index_entries: usize,
+    /// Entries that differ from the base at the end (head included in full).
+    pub diff_changed_entries: usize,
+    /// Size of `diff.safetensors`.
+    pub diff_bytes: u64,
+    /// Size of the whole model as f32 safetensors data (what `--save-model` writes).
+    pub dense_model_bytes: u64,
+    /// Seconds spent estimating the Fisher information and selecting the mask.
+    pub mask_secs: f64,
 }
 
 /// A best metric value.
@@ -140,6 +167,22 @@ impl RunDir {
     /// `model/`.
     pub fn model(&self) -> PathBuf {
         self.root.join("model")
+    }
+    /// `mask.safetensors` (sparse methods).
+    pub fn mask(&self) -> PathBuf {
+        self.root.join("mask.safetensors")
+    }
+    /// `mask_stats.json` (sparse methods).
+    pub fn mask_stats(&self) -> PathBuf {
+        self.root.join("mask_stats.json")
+    }
+    /// `fisher.safetensors` (FISH).
+    pub fn fisher(&self) -> PathBuf {
+        self.root.join("fisher.safetensors")
+    }
+    /// `diff.safetensors` (sparse methods).
+    pub fn diff(&self) -> PathBuf {
+        self.root.join("diff.safetensors")
     }
 
     /// Creates the folder for a new run; refuses one that already holds a run.

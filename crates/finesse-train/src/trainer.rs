@@ -21,14 +21,18 @@ use finesse_glue::{
     BatchLabels, EncodedSplit, HostBatch, SplitKind, encode_split, load_split, make_batch,
 };
 
-use crate::config::RunConfig;
+use finesse_sparse::files::{canonical_name, read_model_tensors};
+use finesse_sparse::mask::{random_scores, select, stats};
+use finesse_sparse::optim::freeze;
+use finesse_sparse::{Algorithm, Mask, OptimizerConfig, SparseDiff, SparseOptimizer};
+
+use crate::config::{OptimizerChoice, RunConfig};
 use crate::error::{Result, TrainError};
 use crate::events::{Event, EventLog, peak_rss_mib};
-use crate::method::UpdateRule;
-use crate::optim::{AdamW, AdamWConfig};
+use crate::method::{MethodConfig, UpdateRule, rule_of};
 use crate::rundir::{
     BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo,
-    write_json,
+    SparseSummary, write_json,
 };
 use crate::schedule::LinearSchedule;
 
@@ -163,25 +167,41 @@ fn train(
         });
     }
     let registry = ParamRegistry::of(&model);
-    let trainable = |name: &str| {
-        registry
-            .by_name(name)
-            .is_some_and(|p| config.method.rule(p) != UpdateRule::Frozen)
-    };
+    let mask_started = Instant::now();
+    let mask = prepare_mask(config, &model, &registry, &train_data, dir, resume, log, emit)?;
+    let mask_secs = mask_started.elapsed().as_secs_f64();
+    let rule = |p: &finesse_bert::ParamInfo| rule_of(mask.as_ref(), p);
     let trainable_params: usize = registry
         .iter()
-        .filter(|p| trainable(&p.name))
-        .map(|p| p.numel)
+        .map(|p| match rule(p) {
+            UpdateRule::All => p.numel,
+            UpdateRule::Masked(k) => k.len(),
+            UpdateRule::Frozen => 0,
+        })
         .sum();
-    let mut opt = AdamW::new(
-        AdamWConfig {
+    let frozen: std::collections::HashSet<_> = registry
+        .iter()
+        .filter(|p| rule(p) == UpdateRule::Frozen)
+        .map(|p| p.id)
+        .collect();
+    let algorithm = match config.optimizer {
+        OptimizerChoice::Adamw => Algorithm::Adamw {
             beta1: config.adam_beta1,
             beta2: config.adam_beta2,
             eps: config.adam_eps,
+        },
+        OptimizerChoice::Sgd => Algorithm::Sgd {
+            momentum: config.sgd_momentum,
+        },
+    };
+    let mut opt = SparseOptimizer::new(
+        OptimizerConfig {
+            algorithm,
             weight_decay: config.weight_decay,
         },
         &registry,
-        trainable,
+        rule,
+        device,
     );
 
     let pool = seeded_subset(train_data.len(), config.max_train_examples, config.seed);
@@ -211,6 +231,7 @@ fn train(
         start_step = state.step;
         best = state.best;
     } else {
+        // (The mask, when there is one, was written by `prepare_mask` before this.)
         let info = RunInfo {
             format_version: RUN_FORMAT_VERSION,
             finesse_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -221,6 +242,8 @@ fn train(
         };
         write_json(&dir.run_json(), &info)?;
     }
+    // Parameters with nothing to train compute no weight gradient.
+    let mut model = freeze(model, &frozen);
     *step_reached = start_step;
     emit(
         Event::Start {
@@ -356,6 +379,19 @@ fn train(
             &dir.model(),
         )?;
     }
+    let sparse = match &mask {
+        Some(mask) => Some(write_diff(
+            &model,
+            mask,
+            config,
+            &bert_config,
+            &model_dir,
+            dir,
+            &opt,
+            mask_secs,
+        )?),
+        None => None,
+    };
     // A finished run's checkpoint (from an earlier cancel) is stale; keep the directory clean.
     let _ = std::fs::remove_dir_all(dir.checkpoint());
     let first = evals.first().map(|e| e.name.clone()).unwrap_or_default();
@@ -369,6 +405,8 @@ fn train(
         train_examples_per_sec: run_examples as f64 / train_secs.max(1e-9),
         train_tokens_per_sec: run_tokens as f64 / train_secs.max(1e-9),
         peak_rss_mib: peak_rss_mib(),
+        optimizer_state_entries: opt.state_entries(),
+        sparse,
     };
     write_json(&dir.metrics(), &metrics)?;
     emit(
@@ -382,6 +420,142 @@ fn train(
         log,
     )?;
     Ok(RunOutcome::Finished(Box::new(metrics)))
+}
+
+/// The mask of a sparse method: reloaded from the run directory on resume, else computed
+/// (FISH: Fisher information over the training set, or a given mask file; random: seeded
+/// scores; BitFit: the biases) and written to `mask.safetensors` with `mask_stats.json`.
+#[allow(clippy::too_many_arguments)]
+fn prepare_mask(
+    config: &RunConfig,
+    model: &BertForSequenceClassification,
+    registry: &ParamRegistry,
+    train_data: &EncodedSplit,
+    dir: &RunDir,
+    resume: bool,
+    log: &mut EventLog,
+    emit: &mut dyn FnMut(Event, &mut EventLog) -> Result<()>,
+) -> Result<Option<Mask>> {
+    if !config.method.is_sparse() {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let mask = if resume {
+        Mask::read(&dir.mask())?
+    } else {
+        match &config.method {
+            MethodConfig::Dense => return Ok(None),
+            MethodConfig::Fish {
+                selection,
+                fisher,
+                mask_file,
+            } => match mask_file {
+                Some(file) => Mask::read(file)?,
+                None => {
+                    let picked = finesse_sparse::fisher::pick_samples(
+                        train_data.len(),
+                        fisher.samples,
+                        fisher.order,
+                        config.seed,
+                    );
+                    let samples: Vec<HostBatch> = picked
+                        .iter()
+                        .map(|&i| make_batch(train_data, &[i]))
+                        .collect();
+                    let mut progress_error = None;
+                    let scores = finesse_sparse::fisher::estimate(
+                        model,
+                        &samples,
+                        fisher.kind,
+                        config.seed,
+                        &mut |done, total| {
+                            if (done % 64 == 0 || done == total)
+                                && progress_error.is_none()
+                                && let Err(e) = emit(Event::Fisher { done, total }, log)
+                            {
+                                progress_error = Some(e);
+                            }
+                        },
+                    )?;
+                    if let Some(e) = progress_error {
+                        return Err(e);
+                    }
+                    let meta = BTreeMap::from([
+                        ("format".to_string(), "finesse-fisher".to_string()),
+                        ("kind".to_string(), fisher.kind.name().to_string()),
+                        ("samples".to_string(), samples.len().to_string()),
+                        ("task".to_string(), config.task.to_string()),
+                        ("seed".to_string(), config.seed.to_string()),
+                    ]);
+                    let tensors: Vec<(String, finesse_bert::HostTensor)> =
+                        scores.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
+                    finesse_bert::io::write_f32_tensors(&dir.fisher(), &tensors, meta)?;
+                    select(&scores, selection)?
+                }
+            },
+            MethodConfig::Random { selection } => {
+                select(&random_scores(registry, config.seed), selection)?
+            }
+            MethodConfig::Bitfit => Mask::bitfit(registry),
+        }
+    };
+    mask.check_against(registry, &dir.mask().display().to_string())?;
+    if !resume {
+        let meta = BTreeMap::from([("method".to_string(), config.method.name().to_string())]);
+        mask.write(&dir.mask(), false, &meta)?;
+        write_json(&dir.mask_stats(), &stats(&mask))?;
+    }
+    emit(
+        Event::Mask {
+            method: config.method.name().to_string(),
+            kept: mask.kept(),
+            total: mask.total(),
+            frozen_tensors: mask.tensors.values().filter(|t| t.kept.is_empty()).count(),
+            duration_secs: started.elapsed().as_secs_f64(),
+        },
+        log,
+    )?;
+    Ok(Some(mask))
+}
+
+/// Writes `diff.safetensors` (the run's change against the base model) and sums up the sparse
+/// run's sizes.
+#[allow(clippy::too_many_arguments)]
+fn write_diff(
+    model: &BertForSequenceClassification,
+    mask: &Mask,
+    config: &RunConfig,
+    bert_config: &finesse_bert::BertConfig,
+    model_dir: &Path,
+    dir: &RunDir,
+    opt: &SparseOptimizer,
+    mask_secs: f64,
+) -> Result<SparseSummary> {
+    let base = read_model_tensors(&model_dir.join("model.safetensors"))?;
+    let tuned: BTreeMap<String, finesse_bert::HostTensor> = model_tensors(model)
+        .into_iter()
+        .map(|(n, t)| (canonical_name(&n), t))
+        .collect();
+    let config_json = serde_json::to_string_pretty(&bert_config.to_json(Some(
+        config.task.num_outputs(),
+    )))
+    .ok();
+    let diff = SparseDiff::export(&base, &tuned, config_json)?;
+    diff.write(&dir.diff())?;
+    let diff_bytes = std::fs::metadata(dir.diff())
+        .map(|m| m.len())
+        .unwrap_or_default();
+    let dense_model_bytes = tuned.values().map(|t| t.numel() as u64 * 4).sum();
+    Ok(SparseSummary {
+        method: config.method.name().to_string(),
+        kept: mask.kept(),
+        total: mask.total(),
+        optimizer_index_entries: opt.index_entries(),
+        diff_changed_entries: diff.changed_entries(),
+        diff_bytes,
+        dense_model_bytes,
+        mask_secs,
+    })
 }
 
 fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {

@@ -1,0 +1,420 @@
+//! `finesse fisher`, `finesse mask` and `finesse diff …`: the FISH building blocks as files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use finesse_bert::hub::resolve_model;
+use finesse_bert::io::write_f32_tensors;
+use finesse_bert::{
+    BertForSequenceClassification, BertTokenizer, HostTensor, ModelFolder, load_bert,
+    load_classifier, write_hf_folder,
+};
+use finesse_glue::{GlueTask, HostBatch, SplitKind, encode_split, load_split, make_batch};
+use finesse_sparse::files::read_model_tensors;
+use finesse_sparse::fisher::{estimate, pick_samples};
+use finesse_sparse::mask::{select, stats};
+use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection, SparseDiff};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::device::DeviceChoice;
+use crate::forward::read_head;
+
+/// Arguments of `finesse fisher`.
+#[derive(Debug, Args)]
+pub struct FisherArgs {
+    /// Model folder (HF layout) or cached model name.
+    #[arg(long, default_value = finesse_bert::hub::DEFAULT_MODEL)]
+    model: String,
+    /// GLUE task whose training set supplies the samples.
+    #[arg(long)]
+    task: String,
+    /// Folder in GLUE layout.
+    #[arg(long, env = "GLUE_DIR")]
+    data_dir: PathBuf,
+    /// Number of training examples (N).
+    #[arg(long, default_value_t = 1024)]
+    samples: usize,
+    /// empirical (true label, the FISH default), expected (exact over classes) or sampled.
+    #[arg(long, default_value = "empirical")]
+    kind: String,
+    /// Label draws per sample for --kind sampled.
+    #[arg(long, default_value_t = 1)]
+    draws: usize,
+    /// Take the first N examples of the file, or N after a seeded shuffle.
+    #[arg(long, default_value = "shuffled")]
+    order: String,
+    /// Maximum tokens per example.
+    #[arg(long, default_value_t = 128)]
+    max_seq_len: usize,
+    /// Classifier head (`classifier.weight`, `classifier.bias`); default: the model's own head,
+    /// else a fresh one from --seed.
+    #[arg(long)]
+    head: Option<PathBuf>,
+    /// Seed of the shuffle, the fresh head and the label draws.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    device: DeviceChoice,
+    /// Output: one f32 tensor per parameter (HF name, PyTorch layout).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Parses `--kind` (with `--draws` for sampled).
+pub fn fisher_kind(kind: &str, draws: usize) -> Result<FisherKind> {
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "empirical" => FisherKind::Empirical,
+        "expected" => FisherKind::Expected,
+        "sampled" => FisherKind::Sampled { draws },
+        other => bail!("unknown Fisher kind `{other}` (expected empirical, expected or sampled)"),
+    })
+}
+
+/// Runs `finesse fisher`.
+pub fn fisher(args: FisherArgs) -> Result<()> {
+    let task: GlueTask = args.task.parse()?;
+    let kind = fisher_kind(&args.kind, args.draws)?;
+    let order: SampleOrder = args.order.parse().map_err(anyhow::Error::msg)?;
+    let device = args.device.device()?.autodiff();
+    let dir = resolve_model(&args.model, true)?.dir().to_path_buf();
+    let model = match &args.head {
+        Some(head) => {
+            let (bert, config, _) = load_bert(&dir, &device)?;
+            let (w, b) = read_head(head, &config)?;
+            if w.shape[0] != task.num_outputs() {
+                bail!(
+                    "{}: the head has {} outputs, {task} needs {}",
+                    head.display(),
+                    w.shape[0],
+                    task.num_outputs()
+                );
+            }
+            BertForSequenceClassification::with_head(bert, &config, w, b, &device)
+                .context("the head does not fit the model")?
+        }
+        None => {
+            let (model, _, report) = load_classifier(&dir, task.num_outputs(), args.seed, &device)?;
+            if !report.head_from_checkpoint {
+                eprintln!("note: the model has no {task} head; using a fresh one (seed {})", args.seed);
+            }
+            model
+        }
+    };
+    let tokenizer = BertTokenizer::from_file(&dir.join("tokenizer.json"), args.max_seq_len)?;
+    let split = load_split(task, &args.data_dir, SplitKind::Train, false)?;
+    let data = encode_split(&split, &tokenizer)?;
+    let picked = pick_samples(data.len(), args.samples, order, args.seed);
+    let samples: Vec<HostBatch> = picked.iter().map(|&i| make_batch(&data, &[i])).collect();
+    let bar = bar(samples.len() as u64, "samples");
+    let started = Instant::now();
+    let scores = estimate(&model, &samples, kind, args.seed, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let meta = BTreeMap::from([
+        ("format".to_string(), "finesse-fisher".to_string()),
+        ("kind".to_string(), kind.name().to_string()),
+        ("samples".to_string(), samples.len().to_string()),
+        ("task".to_string(), task.to_string()),
+        ("order".to_string(), args.order.to_ascii_lowercase()),
+        ("seed".to_string(), args.seed.to_string()),
+    ]);
+    let tensors: Vec<(String, HostTensor)> = scores.into_iter().collect();
+    write_f32_tensors(&args.out, &tensors, meta)?;
+    eprintln!(
+        "{} Fisher over {} samples in {:.1}s → {}",
+        kind.name(),
+        samples.len(),
+        started.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{pos}}/{{len}} {unit}  [{{elapsed_precise}} < {{eta_precise}}]"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// How many entries a mask keeps, shared by `finesse mask` and `finesse finetune`.
+#[derive(Debug, Clone, Args)]
+pub struct BudgetArgs {
+    /// Kept fraction of all parameters (FISH: 0.005 = 0.5%).
+    #[arg(long, conflicts_with = "keep_count")]
+    pub keep_ratio: Option<f64>,
+    /// Kept number of entries.
+    #[arg(long)]
+    pub keep_count: Option<usize>,
+    /// global (one top-k over all parameters, FISH) or per-tensor.
+    #[arg(long, default_value = "global")]
+    pub scope: String,
+    /// Keep the classifier in addition to the budget instead of counting it inside.
+    #[arg(long)]
+    pub head_outside_budget: bool,
+}
+
+impl BudgetArgs {
+    /// The selection, with `default_ratio` when neither --keep-ratio nor --keep-count is given.
+    pub fn selection(&self, default_ratio: Option<f64>) -> Result<Selection> {
+        let budget = match (self.keep_ratio, self.keep_count, default_ratio) {
+            (Some(r), _, _) => Budget::Ratio(r),
+            (None, Some(k), _) => Budget::Count(k),
+            (None, None, Some(r)) => Budget::Ratio(r),
+            (None, None, None) => bail!("give --keep-ratio R or --keep-count K"),
+        };
+        Ok(Selection {
+            budget,
+            scope: self.scope.parse::<Scope>().map_err(anyhow::Error::msg)?,
+            head_in_budget: !self.head_outside_budget,
+        })
+    }
+}
+
+/// Arguments of `finesse mask`.
+#[derive(Debug, Args)]
+pub struct MaskArgs {
+    /// Fisher scores (`finesse fisher --out`).
+    #[arg(long)]
+    fisher: PathBuf,
+    /// Budget and scope.
+    #[command(flatten)]
+    budget: BudgetArgs,
+    /// Output mask: one u8 0/1 tensor per parameter (HF name, PyTorch layout).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write the bit-packed form (8 entries per byte) instead.
+    #[arg(long)]
+    packed: bool,
+    /// Print the statistics (kept per tensor and per layer × matrix) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `finesse mask`.
+pub fn mask(args: MaskArgs) -> Result<()> {
+    let scores = finesse_bert::io::read_float_tensors(&args.fisher)?.tensors;
+    let selection = args.budget.selection(None)?;
+    let mask = select(&scores, &selection)?;
+    let meta = BTreeMap::from([(
+        "fisher".to_string(),
+        args.fisher.display().to_string(),
+    )]);
+    mask.write(&args.out, args.packed, &meta)?;
+    let s = stats(&mask);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_stats(&s);
+        println!("mask → {}", args.out.display());
+    }
+    Ok(())
+}
+
+fn print_stats(s: &finesse_sparse::MaskStats) {
+    println!(
+        "kept {} of {} entries ({:.3}%)",
+        s.overall.kept,
+        s.overall.total,
+        100.0 * s.overall.fraction
+    );
+    if !s.layers.is_empty() {
+        println!("kept % per layer × matrix:");
+        println!("layer {}", s.matrices.iter().map(|m| format!("{m:>8}")).collect::<String>());
+        for (l, row) in s.layers.iter().enumerate() {
+            let cells: String = row
+                .iter()
+                .map(|c| format!("{:>8.3}", 100.0 * c.fraction))
+                .collect();
+            println!("{l:>5} {cells}");
+        }
+    }
+    for (kind, c) in &s.per_kind {
+        println!("{kind:>22}: {:>9} of {:>9} ({:.3}%)", c.kept, c.total, 100.0 * c.fraction);
+    }
+}
+
+/// Arguments of `finesse diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(subcommand)]
+    command: DiffCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DiffCommand {
+    /// Write the change of a fine-tuned model against its base as a sparse diff.
+    Export {
+        /// The base model (folder or cached name).
+        #[arg(long)]
+        base: String,
+        /// The fine-tuned model (folder, or a run directory with model/).
+        #[arg(long)]
+        model: PathBuf,
+        /// Output diff file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Apply a diff to its base, writing an HF folder.
+    Apply {
+        /// The base model (folder or cached name).
+        #[arg(long)]
+        base: String,
+        /// The diff.
+        #[arg(long)]
+        diff: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Undo a diff on the fine-tuned model, writing the base as an HF folder.
+    Revert {
+        /// The fine-tuned model (folder, or a run directory with model/).
+        #[arg(long)]
+        model: PathBuf,
+        /// The diff.
+        #[arg(long)]
+        diff: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compose two diffs (sequential: D2 made on D1's result; parallel: same base, D2 wins).
+    Compose {
+        /// The first diff.
+        first: PathBuf,
+        /// The second diff.
+        second: PathBuf,
+        /// Output diff file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print what a diff holds and its size.
+    Info {
+        /// The diff.
+        diff: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A model folder given directly, as a run directory (its `model/`) or as a cached name.
+fn model_folder(spec: &str) -> Result<PathBuf> {
+    let p = Path::new(spec);
+    if p.join("run.json").is_file() {
+        let m = p.join("model");
+        if !m.join("config.json").is_file() {
+            bail!("{spec} is a run directory without model/ (train with --save-model, or use its diff.safetensors)");
+        }
+        return Ok(m);
+    }
+    Ok(resolve_model(spec, true)?.dir().to_path_buf())
+}
+
+fn tensors_of(folder: &Path) -> Result<BTreeMap<String, HostTensor>> {
+    let f = ModelFolder::open(folder)?;
+    Ok(read_model_tensors(&f.weights())?)
+}
+
+/// Runs `finesse diff …`.
+pub fn diff(args: DiffArgs) -> Result<()> {
+    match args.command {
+        DiffCommand::Export { base, model, out } => {
+            let base_dir = model_folder(&base)?;
+            let model_dir = model_folder(&model.display().to_string())?;
+            let config = std::fs::read_to_string(model_dir.join("config.json")).ok();
+            let d = SparseDiff::export(&tensors_of(&base_dir)?, &tensors_of(&model_dir)?, config)?;
+            d.write(&out)?;
+            report(&d, &out);
+        }
+        DiffCommand::Apply { base, diff, out } => {
+            let base_dir = model_folder(&base)?;
+            let d = SparseDiff::read(&diff)?;
+            let tensors = d.apply(&tensors_of(&base_dir)?)?;
+            let config = match &d.config {
+                Some(c) => c.clone().into_bytes(),
+                None => std::fs::read(base_dir.join("config.json"))?,
+            };
+            let list: Vec<(String, HostTensor)> = tensors.into_iter().collect();
+            write_hf_folder(&list, &config, Some(&base_dir), &out)?;
+            println!("applied {} → {}", diff.display(), out.display());
+        }
+        DiffCommand::Revert { model, diff, out } => {
+            let model_dir = model_folder(&model.display().to_string())?;
+            let d = SparseDiff::read(&diff)?;
+            let tensors = d.revert(&tensors_of(&model_dir)?)?;
+            // The base's config: the fine-tuned one without the head's label count.
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(model_dir.join("config.json"))?)?;
+            if let Some(obj) = config.as_object_mut() {
+                for key in ["num_labels", "id2label", "label2id", "problem_type"] {
+                    obj.remove(key);
+                }
+                obj.insert("architectures".into(), serde_json::json!(["BertModel"]));
+            }
+            let list: Vec<(String, HostTensor)> = tensors.into_iter().collect();
+            write_hf_folder(
+                &list,
+                &serde_json::to_vec_pretty(&config)?,
+                Some(&model_dir),
+                &out,
+            )?;
+            println!("reverted {} → {}", diff.display(), out.display());
+        }
+        DiffCommand::Compose { first, second, out } => {
+            let c = SparseDiff::read(&first)?.compose(&SparseDiff::read(&second)?)?;
+            c.write(&out)?;
+            report(&c, &out);
+        }
+        DiffCommand::Info { diff, json } => {
+            let d = SparseDiff::read(&diff)?;
+            let bytes = std::fs::metadata(&diff).map(|m| m.len()).ok();
+            let info = d.info(bytes);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("base      {}", info.base_sha256);
+                println!(
+                    "result    {}",
+                    info.result_sha256.as_deref().unwrap_or("(not recorded: parallel composition)")
+                );
+                println!(
+                    "changed   {} entries in {} tensors; added whole: {}",
+                    info.changed_entries,
+                    info.sparse_tensors,
+                    if info.added_tensors.is_empty() {
+                        "none".to_string()
+                    } else {
+                        info.added_tensors.join(", ")
+                    }
+                );
+                println!(
+                    "size      {} bytes on disk; the touched tensors stored densely: {} bytes",
+                    info.file_bytes.unwrap_or(0),
+                    info.dense_bytes_of_touched_tensors
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(d: &SparseDiff, out: &Path) {
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{} changed entries, {} bytes → {}",
+        d.changed_entries(),
+        bytes,
+        out.display()
+    );
+}

@@ -1,0 +1,314 @@
+//! Diagonal Fisher information per parameter (FISH paper, eq. 3), from per-sample squared
+//! gradients of the log-likelihood with dropout off.
+//!
+//! Burn cannot retain a graph or vectorise over samples, so each sample gets its own forward
+//! and backward (one per class with non-zero weight for `expected` and `sampled`); the squares
+//! are accumulated on the device and read back once at the end.
+//!
+//! Likelihoods: classification uses the softmax over the logits; regression (one output, STS-B)
+//! uses a unit-variance Gaussian around the output f(x), so ∇ log p(y|x) = (y − f) ∇f. Its
+//! empirical Fisher is (y − f)² (∇f)², the expected one E[(y − f)²] (∇f)² = (∇f)², and the
+//! sampled one draws y ~ N(f, 1). (The FISH reference code returns zeros for regression.)
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::ParamId;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
+use finesse_bert::io::transpose_2d;
+use finesse_bert::{BertForSequenceClassification, BertInput, HostTensor, ParamRegistry};
+use finesse_glue::{BatchLabels, HostBatch};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SparseError};
+
+/// Which diagonal Fisher to estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum FisherKind {
+    /// Squared gradient of log p(y_i | x_i) at the true label (the FISH paper's default).
+    Empirical,
+    /// Σ_y p(y|x) (∇ log p(y|x))², exact over classes.
+    Expected,
+    /// y drawn from p(y|x), `draws` times per sample.
+    Sampled {
+        /// Draws per sample.
+        draws: usize,
+    },
+}
+
+impl FisherKind {
+    /// Short name (`empirical`, `expected`, `sampled`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Empirical => "empirical",
+            Self::Expected => "expected",
+            Self::Sampled { .. } => "sampled",
+        }
+    }
+}
+
+/// Which training examples the estimate uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SampleOrder {
+    /// The first N examples of the file.
+    File,
+    /// N examples after a seeded shuffle.
+    #[default]
+    Shuffled,
+}
+
+impl std::str::FromStr for SampleOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "file" => Ok(Self::File),
+            "shuffled" | "shuffle" => Ok(Self::Shuffled),
+            other => Err(format!(
+                "unknown sample order `{other}` (expected file or shuffled)"
+            )),
+        }
+    }
+}
+
+/// Indices of the `n` examples (of `len`) that the estimate uses.
+pub fn pick_samples(len: usize, n: usize, order: SampleOrder, seed: u64) -> Vec<usize> {
+    match order {
+        SampleOrder::File => (0..len.min(n)).collect(),
+        SampleOrder::Shuffled => finesse_glue::batch::seeded_subset(len, Some(n), seed),
+    }
+}
+
+/// One backward: the objective's gradient squared, times `weight`, joins the estimate.
+struct Pass {
+    label: PassLabel,
+    weight: f64,
+}
+
+enum PassLabel {
+    /// log p(class | x).
+    Class(usize),
+    /// −(y − f)²/2, the Gaussian log-likelihood up to a constant.
+    Residual(f32),
+    /// f itself (its gradient squared is the expected Gaussian Fisher).
+    Output,
+}
+
+/// The diagonal Fisher of `model` over `samples` (one example each), by HF name in PyTorch
+/// layout, averaged over the samples. `model` must live on an autodiff device; dropout is
+/// switched off on a copy. `progress(done, total)` is called after every sample.
+pub fn estimate(
+    model: &BertForSequenceClassification,
+    samples: &[HostBatch],
+    kind: FisherKind,
+    seed: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BTreeMap<String, HostTensor>> {
+    if samples.is_empty() {
+        return Err(SparseError::Config {
+            field: "fisher samples",
+            problem: "need at least one sample".into(),
+        });
+    }
+    if let FisherKind::Sampled { draws: 0 } = kind {
+        return Err(SparseError::Config {
+            field: "fisher draws",
+            problem: "need at least one draw per sample".into(),
+        });
+    }
+    let model = model.clone().without_dropout();
+    let device = model.classifier.weight.val().device();
+    let registry = ParamRegistry::of(&model);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut acc: HashMap<ParamId, Tensor<1>> = HashMap::new();
+    for (i, sample) in samples.iter().enumerate() {
+        if sample.batch != 1 {
+            return Err(SparseError::Config {
+                field: "fisher samples",
+                problem: format!("sample {} holds {} examples, not 1", i + 1, sample.batch),
+            });
+        }
+        let passes = plan_passes(&model, sample, kind, &device, &mut rng, i)?;
+        for pass in passes {
+            let logits = model.forward(input_of(sample, &device));
+            let objective = match pass.label {
+                PassLabel::Class(c) => log_softmax(logits, 1).narrow(1, c, 1).reshape([1]),
+                PassLabel::Residual(y) => (logits.reshape([1]).neg().add_scalar(y))
+                    .powi_scalar(2)
+                    .mul_scalar(-0.5),
+                PassLabel::Output => logits.reshape([1]),
+            };
+            let grads = GradientsParams::from_grads(objective.backward(), &model);
+            accumulate(&mut acc, &registry, &grads, pass.weight);
+        }
+        progress(i + 1, samples.len());
+    }
+    let n = samples.len() as f64;
+    let mut out = BTreeMap::new();
+    for p in registry.iter() {
+        let data: Vec<f32> = match acc.remove(&p.id) {
+            Some(t) => t
+                .div_scalar(n)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap_or_else(|e| panic!("reading the Fisher of `{}`: {e:?}", p.name)),
+            // No gradient reaches this parameter (e.g. an unused token type): zero information.
+            None => vec![0.0; p.numel],
+        };
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(SparseError::NonFinite {
+                name: p.name.clone(),
+                samples: samples.len(),
+            });
+        }
+        let data = if p.transposed {
+            // Burn holds Linear weights as [in, out]; PyTorch layout is [out, in].
+            transpose_2d(&data, p.shape[1], p.shape[0])
+        } else {
+            data
+        };
+        out.insert(p.name.clone(), HostTensor::new(p.shape.clone(), data));
+    }
+    Ok(out)
+}
+
+fn input_of(b: &HostBatch, device: &Device) -> BertInput {
+    BertInput::from_host(
+        b.input_ids.clone(),
+        b.token_type_ids.clone(),
+        b.attention_mask.clone(),
+        b.batch,
+        b.seq,
+        device,
+    )
+}
+
+/// The backward passes one sample needs, with their weights.
+fn plan_passes(
+    model: &BertForSequenceClassification,
+    sample: &HostBatch,
+    kind: FisherKind,
+    device: &Device,
+    rng: &mut StdRng,
+    index: usize,
+) -> Result<Vec<Pass>> {
+    let bad_label = |problem: String| SparseError::Config {
+        field: "fisher samples",
+        problem: format!("sample {}: {problem}", index + 1),
+    };
+    Ok(match (&sample.labels, kind) {
+        (BatchLabels::Classes(y), FisherKind::Empirical) => {
+            let c = usize::try_from(y[0])
+                .ok()
+                .filter(|&c| c < model.num_labels())
+                .ok_or_else(|| bad_label(format!("label {} out of range", y[0])))?;
+            vec![Pass {
+                label: PassLabel::Class(c),
+                weight: 1.0,
+            }]
+        }
+        (BatchLabels::Classes(_), FisherKind::Expected) => {
+            let p = probabilities(model, sample, device);
+            p.into_iter()
+                .enumerate()
+                .filter(|(_, w)| *w > 0.0)
+                .map(|(c, w)| Pass {
+                    label: PassLabel::Class(c),
+                    weight: w,
+                })
+                .collect()
+        }
+        (BatchLabels::Classes(_), FisherKind::Sampled { draws }) => {
+            let p = probabilities(model, sample, device);
+            let mut counts = vec![0usize; p.len()];
+            for _ in 0..draws {
+                let u: f64 = rng.random();
+                let mut c = 0;
+                let mut cum = p[0];
+                while u >= cum && c + 1 < p.len() {
+                    c += 1;
+                    cum += p[c];
+                }
+                counts[c] += 1;
+            }
+            counts
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(c, n)| Pass {
+                    label: PassLabel::Class(c),
+                    weight: n as f64 / draws as f64,
+                })
+                .collect()
+        }
+        (BatchLabels::Scores(y), FisherKind::Empirical) => vec![Pass {
+            label: PassLabel::Residual(y[0]),
+            weight: 1.0,
+        }],
+        (BatchLabels::Scores(_), FisherKind::Expected) => vec![Pass {
+            label: PassLabel::Output,
+            weight: 1.0,
+        }],
+        (BatchLabels::Scores(_), FisherKind::Sampled { draws }) => {
+            let mean_sq = (0..draws)
+                .map(|_| {
+                    let e: f64 = rng.sample(rand_distr::StandardNormal);
+                    e * e
+                })
+                .sum::<f64>()
+                / draws as f64;
+            vec![Pass {
+                label: PassLabel::Output,
+                weight: mean_sq,
+            }]
+        }
+    })
+}
+
+/// Softmax of the sample's logits, on the host (no graph kept).
+fn probabilities(
+    model: &BertForSequenceClassification,
+    sample: &HostBatch,
+    device: &Device,
+) -> Vec<f64> {
+    let logits: Vec<f32> = model
+        .forward(input_of(sample, device))
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap_or_else(|e| panic!("reading logits: {e:?}"));
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+fn accumulate(
+    acc: &mut HashMap<ParamId, Tensor<1>>,
+    registry: &ParamRegistry,
+    grads: &GradientsParams,
+    weight: f64,
+) {
+    for p in registry.iter() {
+        let g = match p.shape.len() {
+            1 => grads.get::<1>(p.id),
+            2 => grads.get::<2>(p.id).map(|g| g.reshape([p.numel])),
+            _ => None,
+        };
+        let Some(g) = g else { continue };
+        let sq = g.powi_scalar(2);
+        let sq = if weight == 1.0 {
+            sq
+        } else {
+            sq.mul_scalar(weight)
+        };
+        let next = match acc.remove(&p.id) {
+            Some(a) => a + sq,
+            None => sq,
+        };
+        acc.insert(p.id, next);
+    }
+}

@@ -1,0 +1,23 @@
+//! Sparse fine-tuning (FISH masks and baselines):
+//!
+//! - [`fisher`]: diagonal Fisher estimators (empirical, expected, sampled; classification and
+//!   regression) from per-sample gradients.
+//! - [`mask`]: top-k selection (global or per tensor, head always kept, deterministic ties),
+//!   random and BitFit masks, statistics per tensor and per layer × matrix, mask files.
+//! - [`optim`]: AdamW and SGD that keep state only for the kept entries.
+//! - [`diff`]: sparse diffs of a fine-tuned model against its base: export, apply, revert,
+//!   compose.
+//! - [`files`]: raw safetensors I/O, canonical names, content digests.
+
+pub mod diff;
+pub mod error;
+pub mod files;
+pub mod fisher;
+pub mod mask;
+pub mod optim;
+
+pub use diff::{DiffInfo, SparseDiff, TensorMap};
+pub use error::{Result, SparseError};
+pub use fisher::{FisherKind, SampleOrder};
+pub use mask::{Budget, Mask, MaskStats, MaskTensor, Scope, Selection};
+pub use optim::{Algorithm, OptimizerConfig, SparseOptimizer, UpdateRule};

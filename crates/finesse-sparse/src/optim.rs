@@ -1,0 +1,622 @@
+//! Mask-aware optimizers driven per parameter by HF name: AdamW as `torch.optim.AdamW`
+//! (decoupled weight decay `p ← p·(1 − lr·wd)`, then `p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`)
+//! and SGD as `torch.optim.SGD` (coupled weight decay, optional momentum). Weight decay is not
+//! applied to biases and LayerNorm weights (the BERT recipe).
+//!
+//! Each parameter has an [`UpdateRule`]. `All` keeps dense state; `Masked` keeps state only for
+//! the k kept entries (gathered with `select`, written back with `select_assign`), so the other
+//! entries stay bit-identical through the whole run, weight decay included; `Frozen` keeps no
+//! state and is never touched (the trainer also turns its gradient off).
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use finesse_bert::{HostTensor, ParamInfo, ParamKind, ParamRegistry, ParamRole};
+use serde::{Deserialize, Serialize};
+
+/// How one parameter is trained.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpdateRule {
+    /// Every entry is updated.
+    All,
+    /// Only these entries (sorted flat indices, PyTorch layout) are updated.
+    Masked(Vec<u32>),
+    /// Not updated at all; no weight gradient is computed for it.
+    Frozen,
+}
+
+/// The update algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// AdamW.
+    Adamw {
+        /// β1.
+        beta1: f64,
+        /// β2.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+    },
+    /// SGD with optional momentum (one buffer per trained entry when non-zero).
+    Sgd {
+        /// Momentum factor.
+        momentum: f64,
+    },
+}
+
+/// Optimizer hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    /// AdamW or SGD.
+    pub algorithm: Algorithm,
+    /// Weight decay (decoupled for AdamW, added to the gradient for SGD).
+    pub weight_decay: f64,
+}
+
+/// What the optimizer knows of one parameter.
+#[derive(Clone, Debug)]
+struct Slot {
+    name: String,
+    decay: bool,
+    /// Kept entries as flat indices in Burn's layout; `None`: every entry.
+    kept: Option<Tensor<1, Int>>,
+    /// Entries trained (length of each state tensor).
+    trained: usize,
+}
+
+/// A mask-aware optimizer over a model's parameters, keyed by HF name.
+pub struct SparseOptimizer {
+    config: OptimizerConfig,
+    slots: HashMap<ParamId, Slot>,
+    /// Per parameter name: AdamW `[m, v]`, SGD with momentum `[buf]`, each of length k.
+    state: HashMap<String, Vec<Tensor<1>>>,
+    step: u64,
+    index_entries: usize,
+}
+
+/// Flat PyTorch-layout indices → flat Burn-layout indices (Linear weights are transposed).
+fn burn_indices(p: &ParamInfo, kept: &[u32]) -> Vec<i64> {
+    let mut out: Vec<i64> = if p.transposed {
+        let (rows, cols) = (p.shape[0] as u64, p.shape[1] as u64);
+        kept.iter()
+            .map(|&i| {
+                let (r, c) = (i as u64 / cols, i as u64 % cols);
+                (c * rows + r) as i64
+            })
+            .collect()
+    } else {
+        kept.iter().map(|&i| i as i64).collect()
+    };
+    out.sort_unstable();
+    out
+}
+
+impl SparseOptimizer {
+    /// An optimizer for `registry`'s parameters under `rule` (parameters it calls `Frozen`,
+    /// and masked ones with nothing kept, are never touched).
+    pub fn new(
+        config: OptimizerConfig,
+        registry: &ParamRegistry,
+        rule: impl Fn(&ParamInfo) -> UpdateRule,
+        device: &Device,
+    ) -> Self {
+        let mut slots = HashMap::new();
+        let mut index_entries = 0;
+        for p in registry.iter() {
+            let kept = match rule(p) {
+                UpdateRule::Frozen => continue,
+                UpdateRule::All => None,
+                UpdateRule::Masked(k) if k.is_empty() => continue,
+                UpdateRule::Masked(k) if k.len() == p.numel => None,
+                UpdateRule::Masked(k) => {
+                    index_entries += k.len();
+                    let idx = burn_indices(p, &k);
+                    Some(Tensor::<1, Int>::from_data(
+                        TensorData::new(idx, [k.len()]),
+                        device,
+                    ))
+                }
+            };
+            let decay = p.role == ParamRole::Weight && p.kind != ParamKind::LayerNorm;
+            let trained = kept.as_ref().map_or(p.numel, |k| k.dims()[0]);
+            slots.insert(
+                p.id,
+                Slot {
+                    name: p.name.clone(),
+                    decay,
+                    kept,
+                    trained,
+                },
+            );
+        }
+        Self {
+            config,
+            slots,
+            state: HashMap::new(),
+            step: 0,
+            index_entries,
+        }
+    }
+
+    /// Optimizer steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Entries of optimizer state held, counted from the state tensors themselves.
+    pub fn state_entries(&self) -> usize {
+        self.state
+            .values()
+            .flat_map(|v| v.iter().map(|t| t.dims()[0]))
+            .sum()
+    }
+
+    /// Kept-entry indices held for masked parameters.
+    pub fn index_entries(&self) -> usize {
+        self.index_entries
+    }
+
+    /// The trained parameters' ids.
+    pub fn trained(&self) -> impl Iterator<Item = &ParamId> {
+        self.slots.keys()
+    }
+
+    /// Global L2 norm of the gradients of the trained entries (one host sync): for masked
+    /// parameters only the kept entries count, as in the FISH trainer, which masks gradients
+    /// before clipping.
+    pub fn grad_norm(
+        &self,
+        grads: &GradientsParams,
+        registry: &ParamRegistry,
+        device: &Device,
+    ) -> f64 {
+        let mut total = Tensor::<1>::zeros([1], device);
+        for p in registry.iter() {
+            let Some(slot) = self.slots.get(&p.id) else {
+                continue;
+            };
+            let g = match p.shape.len() {
+                1 => grads.get::<1>(p.id),
+                2 => grads.get::<2>(p.id).map(|g| g.reshape([p.numel])),
+                _ => None,
+            };
+            let Some(g) = g else { continue };
+            let g = match &slot.kept {
+                Some(idx) => g.select(0, idx.clone()),
+                None => g,
+            };
+            total = total + g.powi_scalar(2).sum();
+        }
+        total.into_scalar::<f32>() as f64
+    }
+
+    /// Applies one step with learning rate `lr`, the gradients scaled by `grad_scale` (clipping).
+    pub fn step<M: Module>(
+        &mut self,
+        model: M,
+        grads: GradientsParams,
+        lr: f64,
+        grad_scale: f64,
+    ) -> M {
+        self.step += 1;
+        let mut mapper = StepMapper {
+            opt: self,
+            grads,
+            lr,
+            grad_scale,
+        };
+        model.map(&mut mapper)
+    }
+
+    fn state_names(&self) -> &'static [&'static str] {
+        match self.config.algorithm {
+            Algorithm::Adamw { .. } => &["exp_avg", "exp_avg_sq"],
+            Algorithm::Sgd { momentum } if momentum != 0.0 => &["momentum_buffer"],
+            Algorithm::Sgd { .. } => &[],
+        }
+    }
+
+    /// The optimizer state as host tensors, `<state>.<name>` (flat, kept entries only).
+    pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+        let mut out = Vec::new();
+        let names: BTreeMap<&String, &Vec<Tensor<1>>> = self.state.iter().collect();
+        for (name, tensors) in names {
+            for (prefix, t) in self.state_names().iter().zip(tensors) {
+                let n = t.dims()[0];
+                let data = t
+                    .to_data()
+                    .try_into_vec_as::<f32>()
+                    .unwrap_or_else(|e| panic!("optimizer state of {name}: {e:?}"));
+                out.push((format!("{prefix}.{name}"), HostTensor::new(vec![n], data)));
+            }
+        }
+        out
+    }
+
+    /// Restores state written by [`SparseOptimizer::state_tensors`] after `steps` steps.
+    pub fn load_state(
+        &mut self,
+        steps: u64,
+        tensors: &BTreeMap<String, HostTensor>,
+        device: &Device,
+    ) -> Result<(), String> {
+        self.step = steps;
+        self.state.clear();
+        let prefixes = self.state_names();
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        for slot in self.slots.values() {
+            let want = slot.trained;
+            let found: Vec<Option<&HostTensor>> = prefixes
+                .iter()
+                .map(|p| tensors.get(&format!("{p}.{}", slot.name)))
+                .collect();
+            if found.iter().all(Option::is_none) && steps == 0 {
+                continue;
+            }
+            let mut loaded = Vec::new();
+            for (prefix, t) in prefixes.iter().zip(found) {
+                let ok = t.filter(|t| t.shape == [want]);
+                let Some(t) = ok else {
+                    return Err(format!(
+                        "optimizer state `{prefix}.{}` is missing or has the wrong size",
+                        slot.name
+                    ));
+                };
+                loaded.push(Tensor::<1>::from_data(
+                    TensorData::new(t.data.clone(), t.shape.clone()),
+                    device,
+                ));
+            }
+            self.state.insert(slot.name.clone(), loaded);
+        }
+        Ok(())
+    }
+}
+
+/// Turns off the gradient of the parameters in `ids`, leaving dropout and everything else as
+/// it is (Burn's `freeze` would also switch the modules' training flags off).
+pub fn freeze<M: Module>(model: M, ids: &std::collections::HashSet<ParamId>) -> M {
+    struct Freezer<'a>(&'a std::collections::HashSet<ParamId>);
+    impl ModuleMapper for Freezer<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.0.contains(&param.id) {
+                param.set_require_grad(false)
+            } else {
+                param
+            }
+        }
+    }
+    if ids.is_empty() {
+        return model;
+    }
+    model.map(&mut Freezer(ids))
+}
+
+struct StepMapper<'a> {
+    opt: &'a mut SparseOptimizer,
+    grads: GradientsParams,
+    lr: f64,
+    grad_scale: f64,
+}
+
+impl StepMapper<'_> {
+    /// New values of the trained entries `value` (flat) from their gradient `grad`.
+    fn update(&mut self, slot: &Slot, value: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
+        let grad = if self.grad_scale == 1.0 {
+            grad
+        } else {
+            grad.mul_scalar(self.grad_scale)
+        };
+        let wd = if slot.decay {
+            self.opt.config.weight_decay
+        } else {
+            0.0
+        };
+        let t = self.opt.step as i32;
+        let previous = self.opt.state.remove(&slot.name);
+        let (updated, state) = match self.opt.config.algorithm {
+            Algorithm::Adamw { beta1, beta2, eps } => {
+                let (m, v) = match previous.as_deref() {
+                    Some([m, v]) => (
+                        m.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1),
+                        v.clone().mul_scalar(beta2) + grad.powi_scalar(2).mul_scalar(1.0 - beta2),
+                    ),
+                    _ => (
+                        grad.clone().mul_scalar(1.0 - beta1),
+                        grad.powi_scalar(2).mul_scalar(1.0 - beta2),
+                    ),
+                };
+                let bc1 = 1.0 - beta1.powi(t);
+                let bc2 = 1.0 - beta2.powi(t);
+                let decayed = if wd > 0.0 {
+                    value.mul_scalar(1.0 - self.lr * wd)
+                } else {
+                    value
+                };
+                let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(eps);
+                let updated = decayed - m.clone().div(denom).mul_scalar(self.lr / bc1);
+                (updated, vec![m, v])
+            }
+            Algorithm::Sgd { momentum } => {
+                let d = if wd > 0.0 {
+                    grad + value.clone().mul_scalar(wd)
+                } else {
+                    grad
+                };
+                if momentum != 0.0 {
+                    let buf = match previous.as_deref() {
+                        Some([b]) => b.clone().mul_scalar(momentum) + d,
+                        _ => d,
+                    };
+                    (value - buf.clone().mul_scalar(self.lr), vec![buf])
+                } else {
+                    (value - d.mul_scalar(self.lr), Vec::new())
+                }
+            }
+        };
+        if !state.is_empty() {
+            self.opt.state.insert(slot.name.clone(), state);
+        }
+        updated
+    }
+}
+
+impl ModuleMapper for StepMapper<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(slot) = self.opt.slots.get(&param.id).cloned() else {
+            return param;
+        };
+        let Some(grad) = self.grads.remove::<D>(param.id) else {
+            return param;
+        };
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let numel = shape.num_elements();
+        let value = tensor.inner().reshape([numel]);
+        let grad = grad.reshape([numel]);
+        let updated = match slot.kept.clone() {
+            None => self.update(&slot, value, grad),
+            Some(idx) => {
+                let kept = value.clone().select(0, idx.clone());
+                let new = self.update(&slot, kept.clone(), grad.select(0, idx.clone()));
+                // Only the kept entries change; the others keep their bits.
+                value.select_assign(0, idx, new - kept, IndexingUpdateOp::Add)
+            }
+        };
+        let mut updated = Tensor::from_inner(updated.reshape(shape));
+        if require_grad {
+            updated = updated.require_grad();
+        }
+        Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use finesse_bert::{
+        BertConfig, BertForSequenceClassification, BertInput, BertModel, model_tensors,
+    };
+
+    fn adamw(eps: f64, weight_decay: f64) -> OptimizerConfig {
+        OptimizerConfig {
+            algorithm: Algorithm::Adamw {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps,
+            },
+            weight_decay,
+        }
+    }
+
+    fn tiny() -> (BertForSequenceClassification, Device) {
+        let device = Device::flex().autodiff();
+        let config = BertConfig::tiny(50);
+        let model = BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            2,
+            0,
+            &device,
+        );
+        (model, device)
+    }
+
+    fn grads_of(model: &BertForSequenceClassification, device: &Device) -> GradientsParams {
+        let input = BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, device);
+        GradientsParams::from_grads(model.forward(input).sum().backward(), model)
+    }
+
+    /// Every third entry of every parameter (PyTorch layout), head whole.
+    fn every_third(p: &ParamInfo) -> UpdateRule {
+        if p.name.starts_with("classifier.") {
+            UpdateRule::All
+        } else {
+            UpdateRule::Masked((0..p.numel as u32).filter(|i| i % 3 == 0).collect())
+        }
+    }
+
+    #[test]
+    fn masked_entries_move_the_rest_keep_their_bits_and_state_is_per_kept_entry() {
+        for algorithm in [
+            adamw(1e-8, 0.1).algorithm,
+            Algorithm::Sgd { momentum: 0.9 },
+        ] {
+            let (mut model, device) = tiny();
+            let registry = ParamRegistry::of(&model);
+            let before: BTreeMap<String, HostTensor> =
+                model_tensors(&model).into_iter().collect();
+            let config = OptimizerConfig {
+                algorithm,
+                weight_decay: 0.1,
+            };
+            let mut opt = SparseOptimizer::new(config, &registry, every_third, &device);
+            for _ in 0..3 {
+                let grads = grads_of(&model, &device);
+                model = opt.step(model, grads, 0.05, 1.0);
+            }
+            let mut moved = 0;
+            for (name, t) in model_tensors(&model) {
+                let head = name.starts_with("classifier.");
+                for (i, (a, b)) in t.data.iter().zip(&before[&name].data).enumerate() {
+                    if !head && i % 3 != 0 {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{name}[{i}] changed ({algorithm:?})");
+                    } else if a != b {
+                        moved += 1;
+                    }
+                }
+            }
+            let kept: usize = registry
+                .iter()
+                .map(|p| match every_third(p) {
+                    UpdateRule::Masked(k) => k.len(),
+                    _ => p.numel,
+                })
+                .sum();
+            // Most kept entries move (a few have no gradient: unused embedding rows).
+            assert!(moved > kept / 4, "{moved} of {kept} moved");
+            let per_entry = match algorithm {
+                Algorithm::Adamw { .. } => 2,
+                Algorithm::Sgd { .. } => 1,
+            };
+            assert_eq!(opt.state_entries(), per_entry * kept, "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn masked_state_round_trips_and_a_wrong_size_is_refused() {
+        let (model, device) = tiny();
+        let registry = ParamRegistry::of(&model);
+        let mut opt = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, every_third, &device);
+        let grads = grads_of(&model, &device);
+        let _ = opt.step(model, grads, 0.01, 1.0);
+        let state: BTreeMap<String, HostTensor> = opt.state_tensors().into_iter().collect();
+        let mut again = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, every_third, &device);
+        again.load_state(1, &state, &device).expect("load");
+        assert_eq!(again.state_entries(), opt.state_entries());
+        let mut dense = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, |_| UpdateRule::All, &device);
+        let err = dense.load_state(1, &state, &device).err().expect("must fail");
+        assert!(err.contains("wrong size"), "{err}");
+    }
+
+    #[test]
+    fn pytorch_indices_map_to_burn_layout() {
+        let p = ParamInfo {
+            name: "bert.pooler.dense.weight".into(),
+            shape: vec![2, 3],
+            numel: 6,
+            layer: None,
+            kind: ParamKind::Pooler,
+            role: ParamRole::Weight,
+            transposed: true,
+            id: ParamId::new(),
+        };
+        // PyTorch [2,3] entry (1,0) = 3 → Burn [3,2] entry (0,1) = 1; (0,2) = 2 → (2,0) = 4.
+        assert_eq!(burn_indices(&p, &[3, 2]), vec![1, 4]);
+    }
+
+    /// First AdamW step: m̂/√v̂ = g/|g|, so every entry with a gradient moves by lr·sign(g),
+    /// plus decay lr·wd·p on weights but not on biases and LayerNorm weights.
+    #[test]
+    fn first_step_moves_by_lr_times_sign_and_decays_only_weights() {
+        let device = Device::flex().autodiff();
+        let config = BertConfig::tiny(50);
+        let model = BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            2,
+            0,
+            &device,
+        );
+        let registry = ParamRegistry::of(&model);
+        let before: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
+        let input = BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
+        let loss = model.forward(input).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (lr, wd) = (0.1, 0.5);
+        let mut opt = SparseOptimizer::new(
+            adamw(1e-12, wd),
+            &registry,
+            |_| UpdateRule::All,
+            &device,
+        );
+        let model = opt.step(model, grads, lr, 1.0);
+        let after: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
+        let check = |name: &str, decays: bool| {
+            let (b, a) = (&before[name], &after[name]);
+            let mut moved = 0;
+            for (x0, x1) in b.data.iter().zip(&a.data) {
+                let decay = if decays { lr * wd * *x0 as f64 } else { 0.0 };
+                let step = x0 - x1 - decay as f32;
+                if step.abs() > 1e-6 {
+                    moved += 1;
+                    assert!((step.abs() - lr as f32).abs() < 1e-4, "{name}: step {step}");
+                }
+            }
+            assert!(moved > 0, "{name}: nothing moved");
+        };
+        check("classifier.weight", true);
+        check("classifier.bias", false);
+        check("bert.encoder.layer.1.output.dense.weight", true);
+        check(
+            "bert.encoder.layer.0.attention.output.LayerNorm.weight",
+            false,
+        );
+        assert_eq!(opt.state_entries(), 2 * registry.total_numel());
+    }
+
+    #[test]
+    fn untrainable_parameters_keep_their_bits_and_have_no_state() {
+        let device = Device::flex().autodiff();
+        let config = BertConfig::tiny(50);
+        let model = BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            2,
+            0,
+            &device,
+        );
+        let registry = ParamRegistry::of(&model);
+        let before: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
+        let loss = model
+            .forward(BertInput::from_host(
+                vec![2, 9, 3],
+                vec![0; 3],
+                vec![1; 3],
+                1,
+                3,
+                &device,
+            ))
+            .sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let only_head = |n: &str| n.starts_with("classifier.");
+        let mut opt = SparseOptimizer::new(
+            adamw(1e-8, 0.01),
+            &registry,
+            |p| {
+                if only_head(&p.name) {
+                    UpdateRule::All
+                } else {
+                    UpdateRule::Frozen
+                }
+            },
+            &device,
+        );
+        let model = opt.step(model, grads, 0.1, 1.0);
+        for (name, t) in model_tensors(&model) {
+            let same = t
+                .data
+                .iter()
+                .zip(&before[&name].data)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert_eq!(same, !only_head(&name), "{name}");
+        }
+        assert_eq!(opt.state_entries(), 2 * (2 * 32 + 2));
+    }
+}
