@@ -313,3 +313,182 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
         "accuracy {acc} does not beat the majority class"
     );
 }
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+fn bits_of(path: &Path) -> std::collections::BTreeMap<String, Vec<u32>> {
+    finesse_sparse::files::read_model_tensors(path)
+        .expect("model tensors")
+        .into_iter()
+        .map(|(n, t)| (n, t.data.iter().map(|x| x.to_bits()).collect()))
+        .collect()
+}
+
+/// The FISH pipeline as files: `fisher` → `mask` → `finetune --method fish --mask` →
+/// `diff info|apply|revert|export|compose`, with the identities checked bit for bit.
+#[test]
+fn fish_pipeline_through_the_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let p = |name: &str| dir.path().join(name);
+    ok(finesse()
+        .args(["fisher", "--task", "sst2", "--samples", "16", "--kind", "expected"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(p("fisher.safetensors"))
+        .output()
+        .expect("fisher"));
+    let fisher = finesse_bert::io::read_float_tensors(&p("fisher.safetensors")).expect("fisher");
+    assert!(fisher.tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight"));
+    assert!(fisher.tensors.values().all(|t| t.data.iter().all(|v| v.is_finite() && *v >= 0.0)));
+    let total: usize = fisher.tensors.values().map(|t| t.numel()).sum();
+
+    let o = ok(finesse()
+        .args(["mask", "--keep-ratio", "0.05", "--json"])
+        .arg("--fisher")
+        .arg(p("fisher.safetensors"))
+        .arg("--out")
+        .arg(p("mask.safetensors"))
+        .output()
+        .expect("mask"));
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).expect("mask json");
+    let k = (0.05 * total as f64).floor() as u64;
+    assert_eq!(stats["overall"]["kept"].as_u64(), Some(k), "{stats}");
+    assert!(stats["per_tensor"]["classifier.weight"]["fraction"] == 1.0);
+    ok(finesse()
+        .args(["mask", "--keep-ratio", "0.05", "--packed"])
+        .arg("--fisher")
+        .arg(p("fisher.safetensors"))
+        .arg("--out")
+        .arg(p("packed.safetensors"))
+        .output()
+        .expect("packed mask"));
+    let readable = finesse_sparse::Mask::read(&p("mask.safetensors")).expect("mask");
+    assert_eq!(finesse_sparse::Mask::read(&p("packed.safetensors")).expect("packed"), readable);
+    let size = |f: &str| std::fs::metadata(p(f)).expect("size").len();
+    assert!(
+        size("packed.safetensors") * 2 < size("mask.safetensors"),
+        "packed {} vs readable {} bytes",
+        size("packed.safetensors"),
+        size("mask.safetensors")
+    );
+
+    let run = p("run");
+    ok(finesse()
+        .args(["finetune", "--task", "sst2", "--method", "fish", "--max-steps", "4"])
+        .args(["--batch-size", "8", "--lr", "1e-2", "--save-model"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--mask")
+        .arg(p("mask.safetensors"))
+        .arg("--output-dir")
+        .arg(&run)
+        .output()
+        .expect("finetune"));
+    assert_eq!(
+        finesse_sparse::Mask::read(&run.join("mask.safetensors")).expect("run mask"),
+        readable
+    );
+    let diff = run.join("diff.safetensors");
+    let o = ok(finesse().args(["diff", "info", "--json"]).arg(&diff).output().expect("info"));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info json");
+    assert!(info["changed_entries"].as_u64().expect("changed") <= k, "{info}");
+
+    ok(finesse()
+        .args(["diff", "apply"])
+        .arg("--base")
+        .arg(&model)
+        .arg("--diff")
+        .arg(&diff)
+        .arg("--out")
+        .arg(p("applied"))
+        .output()
+        .expect("apply"));
+    assert_eq!(
+        bits_of(&p("applied/model.safetensors")),
+        bits_of(&run.join("model/model.safetensors"))
+    );
+    ok(finesse()
+        .args(["diff", "revert"])
+        .arg("--model")
+        .arg(&run)
+        .arg("--diff")
+        .arg(&diff)
+        .arg("--out")
+        .arg(p("reverted"))
+        .output()
+        .expect("revert"));
+    assert_eq!(
+        bits_of(&p("reverted/model.safetensors")),
+        bits_of(&model.join("model.safetensors"))
+    );
+    // The applied folder is a usable model: eval reads it with its head.
+    ok(finesse()
+        .args(["eval", "--task", "sst2"])
+        .arg("--model")
+        .arg(p("applied"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("eval applied"));
+
+    // export from the folders gives the same diff; composing two diffs of one base works.
+    ok(finesse()
+        .args(["diff", "export"])
+        .arg("--base")
+        .arg(&model)
+        .arg("--model")
+        .arg(&run)
+        .arg("--out")
+        .arg(p("exported.safetensors"))
+        .output()
+        .expect("export"));
+    let a = finesse_sparse::SparseDiff::read(&diff).expect("run diff");
+    let b = finesse_sparse::SparseDiff::read(&p("exported.safetensors")).expect("exported");
+    assert_eq!(a.changes, b.changes);
+    ok(finesse()
+        .args(["diff", "compose"])
+        .arg(&diff)
+        .arg(p("exported.safetensors"))
+        .arg("--out")
+        .arg(p("composed.safetensors"))
+        .output()
+        .expect("compose"));
+
+    // A diff applied to another base is refused, naming the reason.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    let other_model = tiny_model(&other);
+    let o = finesse()
+        .args(["diff", "apply"])
+        .arg("--base")
+        .arg(&other_model)
+        .arg("--diff")
+        .arg(&diff)
+        .arg("--out")
+        .arg(p("bad"))
+        .output()
+        .expect("apply to other");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("made against base"), "{}", stderr(&o));
+    assert!(!p("bad").exists(), "nothing written on failure");
+
+    let o = finesse()
+        .args(["finetune", "--task", "sst2", "--method", "bitfit", "--keep-ratio", "0.1"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("bitfit with ratio");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--method fish or random"), "{}", stderr(&o));
+}

@@ -10,7 +10,10 @@ use finesse_bert::{BertConfig, BertModel, save_hf_folder};
 use finesse_glue::GlueTask;
 use finesse_train::events::read_events;
 use finesse_train::trainer::{RunOutcome, run};
-use finesse_train::{Event, RunConfig, TrainError};
+use finesse_sparse::files::read_model_tensors;
+use finesse_sparse::{Budget, FisherKind, Mask, SampleOrder, Scope, Selection, SparseDiff};
+use finesse_train::method::FisherSettings;
+use finesse_train::{Event, MethodConfig, RunConfig, TrainError};
 
 fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/tiny-bert")
@@ -134,12 +137,42 @@ fn same_seed_gives_the_same_losses() {
 
 #[test]
 fn resume_ends_where_an_uninterrupted_run_would() {
+    resume_equivalence(MethodConfig::Dense);
+}
+
+#[test]
+fn fish_resume_ends_where_an_uninterrupted_run_would() {
+    resume_equivalence(fish(0.05));
+}
+
+fn fish(ratio: f64) -> MethodConfig {
+    MethodConfig::Fish {
+        selection: Selection {
+            budget: Budget::Ratio(ratio),
+            scope: Scope::Global,
+            head_in_budget: true,
+        },
+        fisher: FisherSettings {
+            samples: 32,
+            kind: FisherKind::Empirical,
+            order: SampleOrder::Shuffled,
+        },
+        mask_file: None,
+    }
+}
+
+fn resume_equivalence(method: MethodConfig) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
-    let (full, full_events) = run_collect(config(dir.path(), &model, &data, "full"), false, None);
+    let with = |out: &str| {
+        let mut c = config(dir.path(), &model, &data, out);
+        c.method = method.clone();
+        c
+    };
+    let (full, full_events) = run_collect(with("full"), false, None);
     full.expect("uninterrupted run");
 
-    let cut = config(dir.path(), &model, &data, "cut");
+    let cut = with("cut");
     let (first, first_events) = run_collect(cut.clone(), false, Some(3));
     assert!(
         matches!(first, Ok(RunOutcome::Cancelled { step: 3 })),
@@ -267,4 +300,103 @@ fn run_directory_holds_config_events_and_metrics() {
     // A second run into the same folder is refused rather than mixing two runs.
     let (again, _) = run_collect(c, false, None);
     assert!(again.expect_err("exists").to_string().contains("--resume"));
+}
+
+fn bits(t: &finesse_bert::HostTensor) -> Vec<u32> {
+    t.data.iter().map(|x| x.to_bits()).collect()
+}
+
+/// A FISH run keeps exactly k entries, leaves every other weight bit-identical to the base,
+/// holds optimizer state for the k entries only, and its diff rebuilds the model bit for bit.
+#[test]
+fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "fish");
+    c.method = fish(0.02);
+    c.weight_decay = 0.1;
+    let (r, events) = run_collect(c, false, None);
+    let Ok(RunOutcome::Finished(metrics)) = r else {
+        panic!("fish run: {r:?}")
+    };
+    let run = dir.path().join("fish");
+    let mask = Mask::read(&run.join("mask.safetensors")).expect("mask");
+    let total = mask.total();
+    assert_eq!(mask.kept(), (0.02 * total as f64).floor() as usize, "exactly k kept");
+    assert!(events.iter().any(|e| matches!(e, Event::Mask { kept, .. } if *kept == mask.kept())));
+    let fisher = read_float_tensors(&run.join("fisher.safetensors")).expect("fisher");
+    assert_eq!(fisher.tensors.len(), mask.tensors.len(), "a Fisher score per parameter");
+
+    let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
+    let tuned = read_model_tensors(&run.join("model/model.safetensors")).expect("tuned");
+    let (mut moved, mut kept_entries) = (0, 0);
+    for (name, b) in &base {
+        let t = &tuned[name];
+        let kept = &mask.tensors[name].kept;
+        kept_entries += kept.len();
+        let mut k = kept.iter().peekable();
+        for (i, (x, y)) in t.data.iter().zip(&b.data).enumerate() {
+            if k.peek() == Some(&&(i as u32)) {
+                k.next();
+                moved += usize::from(x.to_bits() != y.to_bits());
+            } else {
+                assert_eq!(x.to_bits(), y.to_bits(), "{name}[{i}] is outside the mask but changed");
+            }
+        }
+    }
+    assert!(moved > kept_entries / 2, "{moved} of {kept_entries} kept entries moved");
+
+    // Optimizer state: two AdamW moments per kept entry, measured from the state tensors.
+    assert_eq!(metrics.optimizer_state_entries, 2 * mask.kept());
+    let sparse = metrics.sparse.as_ref().expect("sparse summary");
+    assert_eq!(sparse.kept, mask.kept());
+    assert!(sparse.diff_changed_entries <= mask.kept());
+    assert!(sparse.diff_bytes < sparse.dense_model_bytes / 4, "{sparse:?}");
+
+    let diff = SparseDiff::read(&run.join("diff.safetensors")).expect("diff");
+    let applied = diff.apply(&base).expect("apply");
+    assert_eq!(applied.len(), tuned.len());
+    for (name, t) in &tuned {
+        assert_eq!(bits(t), bits(&applied[name]), "apply(diff) differs at `{name}`");
+    }
+    let reverted = diff.revert(&tuned).expect("revert");
+    for (name, b) in &base {
+        assert_eq!(bits(b), bits(&reverted[name]), "revert(diff) differs at `{name}`");
+    }
+}
+
+/// BitFit changes biases and the head only; the random mask keeps FISH's budget.
+#[test]
+fn bitfit_and_random_masks_train_what_they_say() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "bitfit");
+    c.method = MethodConfig::Bitfit;
+    c.max_steps = Some(3);
+    run_collect(c, false, None).0.expect("bitfit run");
+    let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
+    let tuned = read_model_tensors(&dir.path().join("bitfit/model/model.safetensors")).expect("tuned");
+    let mut biases_moved = false;
+    for (name, b) in &base {
+        let same = bits(b) == bits(&tuned[name]);
+        if name.ends_with(".bias") {
+            biases_moved |= !same;
+        } else {
+            assert!(same, "BitFit changed `{name}`");
+        }
+    }
+    assert!(biases_moved);
+
+    let mut c = config(dir.path(), &model, &data, "random");
+    c.method = MethodConfig::Random {
+        selection: Selection {
+            budget: Budget::Ratio(0.02),
+            scope: Scope::Global,
+            head_in_budget: true,
+        },
+    };
+    c.max_steps = Some(3);
+    run_collect(c, false, None).0.expect("random run");
+    let mask = Mask::read(&dir.path().join("random/mask.safetensors")).expect("mask");
+    assert_eq!(mask.kept(), (0.02 * mask.total() as f64).floor() as usize);
 }
