@@ -201,12 +201,23 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         None => (config_from(&args)?, false),
     };
     let device = args.device.device()?;
+    drive(&config, device, args.device.name(), resume)
+}
+
+/// Runs (or resumes) `config` through the public run API with a progress bar, then prints
+/// the summary. Shared by `finesse finetune` and `finesse demo`.
+pub fn drive(
+    config: &RunConfig,
+    device: burn::tensor::Device,
+    device_name: &str,
+    resume: bool,
+) -> Result<()> {
     eprintln!(
         "{} {} on {} ({}) → {}",
         if resume { "resuming" } else { "fine-tuning" },
         config.model,
         config.task,
-        args.device.name(),
+        device_name,
         config.output_dir.display()
     );
     let handle = start_run(config.clone(), device, resume);

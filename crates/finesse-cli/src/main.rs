@@ -1,6 +1,7 @@
 //! `finesse`: sparse fine-tuning of BERT models on Burn. This binary is a thin clap front-end
 //! over the library crates.
 
+mod demo;
 mod device;
 mod finetune;
 mod forward;
@@ -21,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job in one command: fetch the default model, FISH-fine-tune it briefly on SST-2,
+    /// print the metrics and the run directory.
+    Demo(demo::DemoArgs),
     /// Manage the local model cache ($FINESSE_HOME/models).
     Model(model_cmd::ModelArgs),
     /// Run the encoder (and optionally a classifier head) on inputs: the parity tool.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Finetune(args) => finetune::run(*args),

@@ -506,6 +506,32 @@ mod tests {
     }
 
     #[test]
+    fn frozen_parameters_get_no_gradient_and_dropout_stays_on() {
+        let (model, device) = tiny();
+        let registry = ParamRegistry::of(&model);
+        let frozen: std::collections::HashSet<ParamId> = registry
+            .iter()
+            .filter(|p| p.kind == ParamKind::WordEmbedding || p.kind == ParamKind::Key)
+            .map(|p| p.id)
+            .collect();
+        assert!(frozen.len() >= 3);
+        let model = freeze(model, &frozen);
+        let grads = grads_of(&model, &device);
+        for p in registry.iter() {
+            let has = match p.shape.len() {
+                1 => grads.get::<1>(p.id).is_some(),
+                _ => grads.get::<2>(p.id).is_some(),
+            };
+            assert_eq!(has, !frozen.contains(&p.id), "{}", p.name);
+        }
+        // Dropout still acts in training: two forwards differ.
+        let input = || BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
+        let a = model.forward(input()).into_data();
+        let b = model.forward(input()).into_data();
+        assert_ne!(a, b, "dropout must stay active for frozen parameters' modules");
+    }
+
+    #[test]
     fn pytorch_indices_map_to_burn_layout() {
         let p = ParamInfo {
             name: "bert.pooler.dense.weight".into(),

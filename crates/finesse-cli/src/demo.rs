@@ -1,0 +1,94 @@
+//! `finesse demo`: the main job in one command. Fetches the default model if needed and runs a
+//! short FISH fine-tuning on SST-2 (0.5% of the parameters, Fisher from 256 examples), then
+//! prints the dev metrics, the diff size and the run directory.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use finesse_bert::hub::{DEFAULT_MODEL, ModelSource, resolve_model};
+use finesse_glue::GlueTask;
+use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection};
+use finesse_train::method::FisherSettings;
+use finesse_train::{MethodConfig, RunConfig};
+
+use crate::device::DeviceChoice;
+use crate::finetune::{DEFAULT_KEEP_RATIO, drive};
+
+/// Arguments of `finesse demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder in GLUE layout holding SST-2/ (download GLUE from https://gluebenchmark.com/tasks;
+    /// this repository's CI uses ../shared/data/glue).
+    #[arg(long, env = "GLUE_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Optimizer steps (batch 32).
+    #[arg(long, default_value_t = 150)]
+    steps: usize,
+    /// Kept fraction of the parameters.
+    #[arg(long, default_value_t = DEFAULT_KEEP_RATIO)]
+    keep_ratio: f64,
+    /// Training examples for the Fisher information.
+    #[arg(long, default_value_t = 256)]
+    fisher_samples: usize,
+    /// Peak learning rate (sparse updates take a higher one than dense fine-tuning).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// The run directory (default: runs/demo-<unix time>).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    device: DeviceChoice,
+}
+
+/// Runs `finesse demo`.
+pub fn run(args: DemoArgs) -> Result<()> {
+    let Some(data_dir) = args.data_dir.clone() else {
+        bail!(
+            "the demo needs GLUE's SST-2: pass --data-dir DIR or set GLUE_DIR to a folder holding \
+             SST-2/train.tsv and SST-2/dev.tsv (download from https://gluebenchmark.com/tasks; \
+             this repository's CI uses ../shared/data/glue)"
+        );
+    };
+    let source = resolve_model(DEFAULT_MODEL, true)?;
+    if let ModelSource::Fetched(dir) = &source {
+        eprintln!("fetched {DEFAULT_MODEL} into {}", dir.display());
+    }
+    let output_dir = args.output_dir.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from("runs").join(format!("demo-{secs}"))
+    });
+    let mut c = RunConfig::new(DEFAULT_MODEL, GlueTask::Sst2, data_dir, output_dir);
+    c.device = args.device.name().into();
+    c.max_steps = Some(args.steps);
+    c.lr = args.lr;
+    c.warmup_ratio = 0.06;
+    c.log_every = 10;
+    c.eval_every = Some(args.steps);
+    c.method = MethodConfig::Fish {
+        selection: Selection {
+            budget: Budget::Ratio(args.keep_ratio),
+            scope: Scope::Global,
+            head_in_budget: true,
+        },
+        fisher: FisherSettings {
+            samples: args.fisher_samples,
+            kind: FisherKind::Empirical,
+            order: SampleOrder::Shuffled,
+        },
+        mask_file: None,
+    };
+    c.validate()?;
+    eprintln!(
+        "demo: FISH on SST-2, {:.2}% of the parameters chosen by Fisher information over {} \
+         examples, {} steps of batch 32",
+        100.0 * args.keep_ratio,
+        args.fisher_samples,
+        args.steps
+    );
+    drive(&c, args.device.device()?, args.device.name(), false)
+}
