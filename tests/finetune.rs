@@ -335,7 +335,15 @@ fn fish_pipeline_through_the_cli() {
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let p = |name: &str| dir.path().join(name);
     ok(finesse()
-        .args(["fisher", "--task", "sst2", "--samples", "16", "--kind", "expected"])
+        .args([
+            "fisher",
+            "--task",
+            "sst2",
+            "--samples",
+            "16",
+            "--kind",
+            "expected",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--data-dir")
@@ -345,8 +353,17 @@ fn fish_pipeline_through_the_cli() {
         .output()
         .expect("fisher"));
     let fisher = finesse_bert::io::read_float_tensors(&p("fisher.safetensors")).expect("fisher");
-    assert!(fisher.tensors.contains_key("bert.encoder.layer.0.attention.self.query.weight"));
-    assert!(fisher.tensors.values().all(|t| t.data.iter().all(|v| v.is_finite() && *v >= 0.0)));
+    assert!(
+        fisher
+            .tensors
+            .contains_key("bert.encoder.layer.0.attention.self.query.weight")
+    );
+    assert!(
+        fisher
+            .tensors
+            .values()
+            .all(|t| t.data.iter().all(|v| v.is_finite() && *v >= 0.0))
+    );
     let total: usize = fisher.tensors.values().map(|t| t.numel()).sum();
 
     let o = ok(finesse()
@@ -370,7 +387,10 @@ fn fish_pipeline_through_the_cli() {
         .output()
         .expect("packed mask"));
     let readable = finesse_sparse::Mask::read(&p("mask.safetensors")).expect("mask");
-    assert_eq!(finesse_sparse::Mask::read(&p("packed.safetensors")).expect("packed"), readable);
+    assert_eq!(
+        finesse_sparse::Mask::read(&p("packed.safetensors")).expect("packed"),
+        readable
+    );
     let size = |f: &str| std::fs::metadata(p(f)).expect("size").len();
     assert!(
         size("packed.safetensors") * 2 < size("mask.safetensors"),
@@ -381,7 +401,15 @@ fn fish_pipeline_through_the_cli() {
 
     let run = p("run");
     ok(finesse()
-        .args(["finetune", "--task", "sst2", "--method", "fish", "--max-steps", "4"])
+        .args([
+            "finetune",
+            "--task",
+            "sst2",
+            "--method",
+            "fish",
+            "--max-steps",
+            "4",
+        ])
         .args(["--batch-size", "8", "--lr", "1e-2", "--save-model"])
         .arg("--model")
         .arg(&model)
@@ -398,9 +426,16 @@ fn fish_pipeline_through_the_cli() {
         readable
     );
     let diff = run.join("diff.safetensors");
-    let o = ok(finesse().args(["diff", "info", "--json"]).arg(&diff).output().expect("info"));
+    let o = ok(finesse()
+        .args(["diff", "info", "--json"])
+        .arg(&diff)
+        .output()
+        .expect("info"));
     let info: serde_json::Value = serde_json::from_slice(&o.stdout).expect("info json");
-    assert!(info["changed_entries"].as_u64().expect("changed") <= k, "{info}");
+    assert!(
+        info["changed_entries"].as_u64().expect("changed") <= k,
+        "{info}"
+    );
 
     ok(finesse()
         .args(["diff", "apply"])
@@ -463,6 +498,37 @@ fn fish_pipeline_through_the_cli() {
         .output()
         .expect("compose"));
 
+    // Distances: every run writes analysis.json; `finesse distance` reads a run directory.
+    let analysis: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("analysis.json")).expect("analysis.json"),
+    )
+    .expect("json");
+    let changed = analysis["distance"]["overall"]["l0"].as_u64().expect("l0");
+    assert!(
+        changed > 0 && changed <= k,
+        "{changed} entries changed, k = {k}"
+    );
+    let o = ok(finesse()
+        .args(["distance", "--json", "--vs-random"])
+        .arg("--base")
+        .arg(&model)
+        .arg("--other")
+        .arg(&run)
+        .output()
+        .expect("distance"));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("distance json");
+    assert_eq!(d["distance"]["overall"]["l0"].as_u64(), Some(changed));
+    let random = d["random_uniform"]["overall"]["angular"]
+        .as_f64()
+        .expect("angular");
+    assert!((random - 0.5).abs() < 0.02, "random angular {random}");
+    assert!(
+        d["distance"]["overall"]["angular"]
+            .as_f64()
+            .expect("angular")
+            < 0.1
+    );
+
     // A diff applied to another base is refused, naming the reason.
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).expect("mkdir");
@@ -482,7 +548,15 @@ fn fish_pipeline_through_the_cli() {
     assert!(!p("bad").exists(), "nothing written on failure");
 
     let o = finesse()
-        .args(["finetune", "--task", "sst2", "--method", "bitfit", "--keep-ratio", "0.1"])
+        .args([
+            "finetune",
+            "--task",
+            "sst2",
+            "--method",
+            "bitfit",
+            "--keep-ratio",
+            "0.1",
+        ])
         .arg("--model")
         .arg(&model)
         .arg("--data-dir")
@@ -490,5 +564,9 @@ fn fish_pipeline_through_the_cli() {
         .output()
         .expect("bitfit with ratio");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--method fish or random"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--method fish or random"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use finesse_glue::GlueTask;
-use finesse_train::trainer::{EvalRequest, evaluate_folder};
 use finesse_train::config::OptimizerChoice;
 use finesse_train::method::FisherSettings;
+use finesse_train::trainer::{EvalRequest, evaluate_folder};
 use finesse_train::{Event, MethodConfig, RunConfig, RunDir, RunOutcome, start_run};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -161,7 +161,9 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
     let method = args.method.to_ascii_lowercase();
     let masked = matches!(method.as_str(), "fish" | "random");
     if !masked
-        && (args.budget.keep_ratio.is_some() || args.budget.keep_count.is_some() || args.mask.is_some())
+        && (args.budget.keep_ratio.is_some()
+            || args.budget.keep_count.is_some()
+            || args.mask.is_some())
     {
         bail!("--keep-ratio, --keep-count and --mask apply to --method fish or random");
     }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod device;
+mod distance_cmd;
 mod finetune;
 mod forward;
 mod model_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Mask(sparse_cmd::MaskArgs),
     /// Sparse diffs: export, apply, revert, compose, info.
     Diff(sparse_cmd::DiffArgs),
+    /// Distances between a base and a fine-tuned model per layer × matrix (L1, angular, L0).
+    Distance(distance_cmd::DistanceArgs),
 }
 
 /// Prints library log records (info and above) to stderr.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Fisher(args) => sparse_cmd::fisher(*args),
         Command::Mask(args) => sparse_cmd::mask(args),
         Command::Diff(args) => sparse_cmd::diff(args),
+        Command::Distance(args) => distance_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

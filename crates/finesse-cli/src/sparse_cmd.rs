@@ -99,7 +99,10 @@ pub fn fisher(args: FisherArgs) -> Result<()> {
         None => {
             let (model, _, report) = load_classifier(&dir, task.num_outputs(), args.seed, &device)?;
             if !report.head_from_checkpoint {
-                eprintln!("note: the model has no {task} head; using a fresh one (seed {})", args.seed);
+                eprintln!(
+                    "note: the model has no {task} head; using a fresh one (seed {})",
+                    args.seed
+                );
             }
             model
         }
@@ -205,10 +208,7 @@ pub fn mask(args: MaskArgs) -> Result<()> {
     let scores = finesse_bert::io::read_float_tensors(&args.fisher)?.tensors;
     let selection = args.budget.selection(None)?;
     let mask = select(&scores, &selection)?;
-    let meta = BTreeMap::from([(
-        "fisher".to_string(),
-        args.fisher.display().to_string(),
-    )]);
+    let meta = BTreeMap::from([("fisher".to_string(), args.fisher.display().to_string())]);
     mask.write(&args.out, args.packed, &meta)?;
     let s = stats(&mask);
     if args.json {
@@ -229,7 +229,13 @@ fn print_stats(s: &finesse_sparse::MaskStats) {
     );
     if !s.layers.is_empty() {
         println!("kept % per layer × matrix:");
-        println!("layer {}", s.matrices.iter().map(|m| format!("{m:>8}")).collect::<String>());
+        println!(
+            "layer {}",
+            s.matrices
+                .iter()
+                .map(|m| format!("{m:>8}"))
+                .collect::<String>()
+        );
         for (l, row) in s.layers.iter().enumerate() {
             let cells: String = row
                 .iter()
@@ -239,7 +245,12 @@ fn print_stats(s: &finesse_sparse::MaskStats) {
         }
     }
     for (kind, c) in &s.per_kind {
-        println!("{kind:>22}: {:>9} of {:>9} ({:.3}%)", c.kept, c.total, 100.0 * c.fraction);
+        println!(
+            "{kind:>22}: {:>9} of {:>9} ({:.3}%)",
+            c.kept,
+            c.total,
+            100.0 * c.fraction
+        );
     }
 }
 
@@ -314,7 +325,9 @@ fn model_folder(spec: &str) -> Result<PathBuf> {
     if p.join("run.json").is_file() {
         let m = p.join("model");
         if !m.join("config.json").is_file() {
-            bail!("{spec} is a run directory without model/ (train with --save-model, or use its diff.safetensors)");
+            bail!(
+                "{spec} is a run directory without model/ (train with --save-model, or use its diff.safetensors)"
+            );
         }
         return Ok(m);
     }
@@ -386,7 +399,9 @@ pub fn diff(args: DiffArgs) -> Result<()> {
                 println!("base      {}", info.base_sha256);
                 println!(
                     "result    {}",
-                    info.result_sha256.as_deref().unwrap_or("(not recorded: parallel composition)")
+                    info.result_sha256
+                        .as_deref()
+                        .unwrap_or("(not recorded: parallel composition)")
                 );
                 println!(
                     "changed   {} entries in {} tensors; added whole: {}",

@@ -113,7 +113,10 @@ impl SparseDiff {
 
     /// Changed entries (sparse changes plus every entry of added tensors).
     pub fn changed_entries(&self) -> usize {
-        self.changes.values().map(|c| c.indices.len()).sum::<usize>()
+        self.changes
+            .values()
+            .map(|c| c.indices.len())
+            .sum::<usize>()
             + self.added.values().map(HostTensor::numel).sum::<usize>()
     }
 
@@ -265,7 +268,10 @@ impl SparseDiff {
             let idx: Vec<i32> = c.indices.iter().map(|&i| i as i32).collect();
             let k = vec![c.indices.len()];
             tensors.insert(format!("indices.{name}"), RawTensor::i32(k.clone(), &idx));
-            tensors.insert(format!("values.{name}"), RawTensor::f32(k.clone(), &c.values));
+            tensors.insert(
+                format!("values.{name}"),
+                RawTensor::f32(k.clone(), &c.values),
+            );
             tensors.insert(
                 format!("base_values.{name}"),
                 RawTensor::f32(k, &c.base_values),
@@ -280,7 +286,10 @@ impl SparseDiff {
         }
         let mut meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("format_version".to_string(), DIFF_FORMAT_VERSION.to_string()),
+            (
+                "format_version".to_string(),
+                DIFF_FORMAT_VERSION.to_string(),
+            ),
             ("base_sha256".to_string(), self.base_sha256.clone()),
             (
                 "shapes".to_string(),
@@ -322,9 +331,8 @@ impl SparseDiff {
                 "diff format version {version}; this finesse reads version {DIFF_FORMAT_VERSION}"
             )));
         }
-        let shapes: BTreeMap<String, Vec<usize>> =
-            serde_json::from_str(file.meta(path, "shapes")?)
-                .map_err(|e| bad_file(format!("metadata `shapes` is not valid: {e}")))?;
+        let shapes: BTreeMap<String, Vec<usize>> = serde_json::from_str(file.meta(path, "shapes")?)
+            .map_err(|e| bad_file(format!("metadata `shapes` is not valid: {e}")))?;
         let mut changes = BTreeMap::new();
         let mut added = BTreeMap::new();
         for (key, raw) in &file.tensors {
@@ -519,7 +527,11 @@ mod tests {
             && a.iter().zip(b).all(|((na, ta), (nb, tb))| {
                 na == nb
                     && ta.shape == tb.shape
-                    && ta.data.iter().zip(&tb.data).all(|(x, y)| x.to_bits() == y.to_bits())
+                    && ta
+                        .data
+                        .iter()
+                        .zip(&tb.data)
+                        .all(|(x, y)| x.to_bits() == y.to_bits())
             })
     }
 
@@ -574,18 +586,26 @@ mod tests {
         assert!(same_bits(&c.revert(&m2).expect("revert"), &b));
 
         // Parallel: both against the base, overlapping on a[0]; the second wins.
-        let p1 = SparseDiff::export(&b, &tuned(&b, &[("bert.a", 0, 5.0), ("bert.a", 3, 6.0)]), None)
-            .expect("p1");
-        let p2 = SparseDiff::export(&b, &tuned(&b, &[("bert.a", 0, 8.0), ("bert.b", 0, 1.5)]), None)
-            .expect("p2");
+        let p1 = SparseDiff::export(
+            &b,
+            &tuned(&b, &[("bert.a", 0, 5.0), ("bert.a", 3, 6.0)]),
+            None,
+        )
+        .expect("p1");
+        let p2 = SparseDiff::export(
+            &b,
+            &tuned(&b, &[("bert.a", 0, 8.0), ("bert.b", 0, 1.5)]),
+            None,
+        )
+        .expect("p2");
         let c = p1.compose(&p2).expect("compose");
         assert_eq!(c.result_sha256, None);
         let out = c.apply(&b).expect("apply");
         assert_eq!(out["bert.a"].data, vec![8.0, 2.0, 3.0, 6.0]);
         assert_eq!(out["bert.b"].data[0], 1.5);
 
-        let unrelated = SparseDiff::export(&m2, &tuned(&m2, &[("bert.a", 2, 0.0)]), None)
-            .expect("unrelated");
+        let unrelated =
+            SparseDiff::export(&m2, &tuned(&m2, &[("bert.a", 2, 0.0)]), None).expect("unrelated");
         let err = d1.compose(&unrelated).err().expect("must fail").to_string();
         assert!(err.contains("neither"), "{err}");
     }
@@ -599,14 +619,23 @@ mod tests {
         d.write(&path).expect("write");
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
-        let err = SparseDiff::read(&path).err().expect("must fail").to_string();
-        assert!(err.contains("d.safetensors") && err.contains("not a valid"), "{err}");
+        let err = SparseDiff::read(&path)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("d.safetensors") && err.contains("not a valid"),
+            "{err}"
+        );
 
         // An index out of range.
         let mut tensors = BTreeMap::new();
         tensors.insert("indices.bert.a".to_string(), RawTensor::i32(vec![1], &[4]));
         tensors.insert("values.bert.a".to_string(), RawTensor::f32(vec![1], &[0.0]));
-        tensors.insert("base_values.bert.a".to_string(), RawTensor::f32(vec![1], &[0.0]));
+        tensors.insert(
+            "base_values.bert.a".to_string(),
+            RawTensor::f32(vec![1], &[0.0]),
+        );
         let meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".to_string(), "1".to_string()),
@@ -614,14 +643,23 @@ mod tests {
             ("shapes".to_string(), r#"{"bert.a":[4]}"#.to_string()),
         ]);
         write_raw(&path, &tensors, &meta).expect("write");
-        let err = SparseDiff::read(&path).err().expect("must fail").to_string();
-        assert!(err.contains("`bert.a`") && err.contains("out of range"), "{err}");
+        let err = SparseDiff::read(&path)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("`bert.a`") && err.contains("out of range"),
+            "{err}"
+        );
 
         // A model file is not a diff.
         let mut plain = BTreeMap::new();
         plain.insert("bert.a".to_string(), RawTensor::f32(vec![1], &[0.0]));
         write_raw(&path, &plain, &BTreeMap::new()).expect("write");
-        let err = SparseDiff::read(&path).err().expect("must fail").to_string();
+        let err = SparseDiff::read(&path)
+            .err()
+            .expect("must fail")
+            .to_string();
         assert!(err.contains("not a finesse sparse diff"), "{err}");
     }
 }

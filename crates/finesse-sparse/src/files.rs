@@ -230,20 +230,29 @@ mod tests {
     #[test]
     fn digest_ignores_nothing_that_matters() {
         let mut a = BTreeMap::new();
-        a.insert("bert.x".to_string(), HostTensor::new(vec![2], vec![1.0, 2.0]));
+        a.insert(
+            "bert.x".to_string(),
+            HostTensor::new(vec![2], vec![1.0, 2.0]),
+        );
         let d = tensors_digest(&a);
         let mut b = a.clone();
         b.get_mut("bert.x").expect("x").data[1] = 2.000_000_2;
         assert_ne!(d, tensors_digest(&b));
         let mut c = BTreeMap::new();
-        c.insert("bert.x".to_string(), HostTensor::new(vec![1, 2], vec![1.0, 2.0]));
+        c.insert(
+            "bert.x".to_string(),
+            HostTensor::new(vec![1, 2], vec![1.0, 2.0]),
+        );
         assert_ne!(d, tensors_digest(&c), "shape is part of the digest");
         assert_eq!(d, tensors_digest(&a.clone()));
     }
 
     #[test]
     fn canonical_names_add_the_prefix_once() {
-        assert_eq!(canonical_name("pooler.dense.bias"), "bert.pooler.dense.bias");
+        assert_eq!(
+            canonical_name("pooler.dense.bias"),
+            "bert.pooler.dense.bias"
+        );
         assert_eq!(
             canonical_name("bert.pooler.dense.bias"),
             "bert.pooler.dense.bias"

@@ -7,9 +7,12 @@
 //! - [`optim`]: AdamW and SGD that keep state only for the kept entries.
 //! - [`diff`]: sparse diffs of a fine-tuned model against its base: export, apply, revert,
 //!   compose.
+//! - [`distance`]: L1, mean absolute, angular, L0 and relative L2 distances per tensor and per
+//!   layer × matrix, and the same between two random initialisations.
 //! - [`files`]: raw safetensors I/O, canonical names, content digests.
 
 pub mod diff;
+pub mod distance;
 pub mod error;
 pub mod files;
 pub mod fisher;

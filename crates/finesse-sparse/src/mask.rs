@@ -129,7 +129,10 @@ impl Mask {
     }
 
     /// A mask keeping every entry of the parameters `keep` accepts (BitFit, dense).
-    pub fn whole_tensors(registry: &ParamRegistry, keep: impl Fn(&finesse_bert::ParamInfo) -> bool) -> Self {
+    pub fn whole_tensors(
+        registry: &ParamRegistry,
+        keep: impl Fn(&finesse_bert::ParamInfo) -> bool,
+    ) -> Self {
         let tensors = registry
             .iter()
             .map(|p| {
@@ -174,11 +177,7 @@ impl Mask {
                 _ => {}
             }
         }
-        if let Some(extra) = self
-            .tensors
-            .keys()
-            .find(|n| registry.by_name(n).is_none())
-        {
+        if let Some(extra) = self.tensors.keys().find(|n| registry.by_name(n).is_none()) {
             return Err(SparseError::Mismatch(format!(
                 "{source}: mask has `{extra}`, which the model does not have"
             )));
@@ -282,7 +281,10 @@ impl Mask {
                         if b >> bit & 1 == 1 {
                             let i = byte_i * 8 + bit;
                             if i >= numel {
-                                return Err(bad(name, "padding bits past the last entry are set".into()));
+                                return Err(bad(
+                                    name,
+                                    "padding bits past the last entry are set".into(),
+                                ));
                             }
                             kept.push(i as u32);
                         }
@@ -295,7 +297,12 @@ impl Mask {
                     match b {
                         0 => {}
                         1 => kept.push(i as u32),
-                        v => return Err(bad(name, format!("value {v} at entry {i}; a mask holds 0 or 1"))),
+                        v => {
+                            return Err(bad(
+                                name,
+                                format!("value {v} at entry {i}; a mask holds 0 or 1"),
+                            ));
+                        }
                     }
                 }
                 MaskTensor {
@@ -334,17 +341,18 @@ fn chosen_count(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Resul
         }
         Budget::Count(k) => k,
     };
-    let chosen = if sel.head_in_budget {
-        k_total.checked_sub(head).ok_or_else(|| SparseError::Config {
+    let chosen =
+        if sel.head_in_budget {
+            k_total.checked_sub(head).ok_or_else(|| SparseError::Config {
             field: "keep budget",
             problem: format!(
                 "{k_total} entries cannot hold the classifier's {head}, which is always kept \
                  (raise the budget or do not count the head in it)"
             ),
         })?
-    } else {
-        k_total
-    };
+        } else {
+            k_total
+        };
     if chosen > body {
         return Err(SparseError::Config {
             field: "keep budget",
@@ -724,7 +732,10 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() - 2]).expect("truncate");
         let err = Mask::read(&path).err().expect("must fail").to_string();
-        assert!(err.contains("mfalse.safetensors") && err.contains("not a valid"), "{err}");
+        assert!(
+            err.contains("mfalse.safetensors") && err.contains("not a valid"),
+            "{err}"
+        );
 
         let mut t = BTreeMap::new();
         t.insert("x".to_string(), RawTensor::u8(vec![2], vec![0, 2]));

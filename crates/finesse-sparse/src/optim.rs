@@ -444,14 +444,10 @@ mod tests {
 
     #[test]
     fn masked_entries_move_the_rest_keep_their_bits_and_state_is_per_kept_entry() {
-        for algorithm in [
-            adamw(1e-8, 0.1).algorithm,
-            Algorithm::Sgd { momentum: 0.9 },
-        ] {
+        for algorithm in [adamw(1e-8, 0.1).algorithm, Algorithm::Sgd { momentum: 0.9 }] {
             let (mut model, device) = tiny();
             let registry = ParamRegistry::of(&model);
-            let before: BTreeMap<String, HostTensor> =
-                model_tensors(&model).into_iter().collect();
+            let before: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
             let config = OptimizerConfig {
                 algorithm,
                 weight_decay: 0.1,
@@ -466,7 +462,11 @@ mod tests {
                 let head = name.starts_with("classifier.");
                 for (i, (a, b)) in t.data.iter().zip(&before[&name].data).enumerate() {
                     if !head && i % 3 != 0 {
-                        assert_eq!(a.to_bits(), b.to_bits(), "{name}[{i}] changed ({algorithm:?})");
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "{name}[{i}] changed ({algorithm:?})"
+                        );
                     } else if a != b {
                         moved += 1;
                     }
@@ -500,8 +500,12 @@ mod tests {
         let mut again = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, every_third, &device);
         again.load_state(1, &state, &device).expect("load");
         assert_eq!(again.state_entries(), opt.state_entries());
-        let mut dense = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, |_| UpdateRule::All, &device);
-        let err = dense.load_state(1, &state, &device).err().expect("must fail");
+        let mut dense =
+            SparseOptimizer::new(adamw(1e-8, 0.0), &registry, |_| UpdateRule::All, &device);
+        let err = dense
+            .load_state(1, &state, &device)
+            .err()
+            .expect("must fail");
         assert!(err.contains("wrong size"), "{err}");
     }
 
@@ -525,10 +529,14 @@ mod tests {
             assert_eq!(has, !frozen.contains(&p.id), "{}", p.name);
         }
         // Dropout still acts in training: two forwards differ.
-        let input = || BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
+        let input =
+            || BertInput::from_host(vec![2, 9, 11, 3], vec![0; 4], vec![1; 4], 1, 4, &device);
         let a = model.forward(input()).into_data();
         let b = model.forward(input()).into_data();
-        assert_ne!(a, b, "dropout must stay active for frozen parameters' modules");
+        assert_ne!(
+            a, b,
+            "dropout must stay active for frozen parameters' modules"
+        );
     }
 
     #[test]
@@ -566,12 +574,8 @@ mod tests {
         let loss = model.forward(input).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let (lr, wd) = (0.1, 0.5);
-        let mut opt = SparseOptimizer::new(
-            adamw(1e-12, wd),
-            &registry,
-            |_| UpdateRule::All,
-            &device,
-        );
+        let mut opt =
+            SparseOptimizer::new(adamw(1e-12, wd), &registry, |_| UpdateRule::All, &device);
         let model = opt.step(model, grads, lr, 1.0);
         let after: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
         let check = |name: &str, decays: bool| {

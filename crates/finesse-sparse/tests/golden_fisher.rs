@@ -128,7 +128,10 @@ fn fisher_and_top_k_counts_match_transformers() {
             fixture["k_total"].as_u64().expect("k_total"),
             "exactly k kept"
         );
-        assert_eq!(mask.total() as u64, fixture["total_params"].as_u64().expect("total"));
+        assert_eq!(
+            mask.total() as u64,
+            fixture["total_params"].as_u64().expect("total")
+        );
         let counts: BTreeMap<String, u64> =
             serde_json::from_value(fixture["kept_per_tensor"].clone()).expect("counts");
         let mut worst = 0.0f64;
@@ -145,6 +148,9 @@ fn fisher_and_top_k_counts_match_transformers() {
                 kind.name()
             );
         }
-        eprintln!("{}: worst relative count difference {worst:.4}", kind.name());
+        eprintln!(
+            "{}: worst relative count difference {worst:.4}",
+            kind.name()
+        );
     }
 }

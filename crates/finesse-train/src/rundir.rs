@@ -180,6 +180,10 @@ impl RunDir {
     pub fn fisher(&self) -> PathBuf {
         self.root.join("fisher.safetensors")
     }
+    /// `analysis.json` (distances from the base model).
+    pub fn analysis(&self) -> PathBuf {
+        self.root.join("analysis.json")
+    }
     /// `diff.safetensors` (sparse methods).
     pub fn diff(&self) -> PathBuf {
         self.root.join("diff.safetensors")

@@ -168,7 +168,16 @@ fn train(
     }
     let registry = ParamRegistry::of(&model);
     let mask_started = Instant::now();
-    let mask = prepare_mask(config, &model, &registry, &train_data, dir, resume, log, emit)?;
+    let mask = prepare_mask(
+        config,
+        &model,
+        &registry,
+        &train_data,
+        dir,
+        resume,
+        log,
+        emit,
+    )?;
     let mask_secs = mask_started.elapsed().as_secs_f64();
     let rule = |p: &finesse_bert::ParamInfo| rule_of(mask.as_ref(), p);
     let trainable_params: usize = registry
@@ -379,13 +388,24 @@ fn train(
             &dir.model(),
         )?;
     }
+    let base = read_model_tensors(&model_dir.join("model.safetensors"))?;
+    let tuned: BTreeMap<String, finesse_bert::HostTensor> = model_tensors(&model)
+        .into_iter()
+        .map(|(n, t)| (canonical_name(&n), t))
+        .collect();
+    write_json(
+        &dir.analysis(),
+        &Analysis {
+            distance: finesse_sparse::distance::distances(&base, &tuned)?,
+        },
+    )?;
     let sparse = match &mask {
         Some(mask) => Some(write_diff(
-            &model,
+            &base,
+            &tuned,
             mask,
             config,
             &bert_config,
-            &model_dir,
             dir,
             &opt,
             mask_secs,
@@ -522,25 +542,18 @@ fn prepare_mask(
 /// run's sizes.
 #[allow(clippy::too_many_arguments)]
 fn write_diff(
-    model: &BertForSequenceClassification,
+    base: &BTreeMap<String, finesse_bert::HostTensor>,
+    tuned: &BTreeMap<String, finesse_bert::HostTensor>,
     mask: &Mask,
     config: &RunConfig,
     bert_config: &finesse_bert::BertConfig,
-    model_dir: &Path,
     dir: &RunDir,
     opt: &SparseOptimizer,
     mask_secs: f64,
 ) -> Result<SparseSummary> {
-    let base = read_model_tensors(&model_dir.join("model.safetensors"))?;
-    let tuned: BTreeMap<String, finesse_bert::HostTensor> = model_tensors(model)
-        .into_iter()
-        .map(|(n, t)| (canonical_name(&n), t))
-        .collect();
-    let config_json = serde_json::to_string_pretty(&bert_config.to_json(Some(
-        config.task.num_outputs(),
-    )))
-    .ok();
-    let diff = SparseDiff::export(&base, &tuned, config_json)?;
+    let config_json =
+        serde_json::to_string_pretty(&bert_config.to_json(Some(config.task.num_outputs()))).ok();
+    let diff = SparseDiff::export(base, tuned, config_json)?;
     diff.write(&dir.diff())?;
     let diff_bytes = std::fs::metadata(dir.diff())
         .map(|m| m.len())
@@ -556,6 +569,13 @@ fn write_diff(
         dense_model_bytes,
         mask_secs,
     })
+}
+
+/// `analysis.json`: how far the run moved the model from its base.
+#[derive(serde::Serialize)]
+struct Analysis {
+    /// Distances per tensor, per layer × matrix and overall.
+    distance: finesse_sparse::distance::DistanceReport,
 }
 
 fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {

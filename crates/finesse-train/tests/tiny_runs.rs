@@ -8,11 +8,11 @@ use burn::tensor::Device;
 use finesse_bert::io::read_float_tensors;
 use finesse_bert::{BertConfig, BertModel, save_hf_folder};
 use finesse_glue::GlueTask;
-use finesse_train::events::read_events;
-use finesse_train::trainer::{RunOutcome, run};
 use finesse_sparse::files::read_model_tensors;
 use finesse_sparse::{Budget, FisherKind, Mask, SampleOrder, Scope, Selection, SparseDiff};
+use finesse_train::events::read_events;
 use finesse_train::method::FisherSettings;
+use finesse_train::trainer::{RunOutcome, run};
 use finesse_train::{Event, MethodConfig, RunConfig, TrainError};
 
 fn assets() -> PathBuf {
@@ -322,10 +322,22 @@ fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
     let run = dir.path().join("fish");
     let mask = Mask::read(&run.join("mask.safetensors")).expect("mask");
     let total = mask.total();
-    assert_eq!(mask.kept(), (0.02 * total as f64).floor() as usize, "exactly k kept");
-    assert!(events.iter().any(|e| matches!(e, Event::Mask { kept, .. } if *kept == mask.kept())));
+    assert_eq!(
+        mask.kept(),
+        (0.02 * total as f64).floor() as usize,
+        "exactly k kept"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Mask { kept, .. } if *kept == mask.kept()))
+    );
     let fisher = read_float_tensors(&run.join("fisher.safetensors")).expect("fisher");
-    assert_eq!(fisher.tensors.len(), mask.tensors.len(), "a Fisher score per parameter");
+    assert_eq!(
+        fisher.tensors.len(),
+        mask.tensors.len(),
+        "a Fisher score per parameter"
+    );
 
     let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
     let tuned = read_model_tensors(&run.join("model/model.safetensors")).expect("tuned");
@@ -340,28 +352,46 @@ fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
                 k.next();
                 moved += usize::from(x.to_bits() != y.to_bits());
             } else {
-                assert_eq!(x.to_bits(), y.to_bits(), "{name}[{i}] is outside the mask but changed");
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "{name}[{i}] is outside the mask but changed"
+                );
             }
         }
     }
-    assert!(moved > kept_entries / 2, "{moved} of {kept_entries} kept entries moved");
+    assert!(
+        moved > kept_entries / 2,
+        "{moved} of {kept_entries} kept entries moved"
+    );
 
     // Optimizer state: two AdamW moments per kept entry, measured from the state tensors.
     assert_eq!(metrics.optimizer_state_entries, 2 * mask.kept());
     let sparse = metrics.sparse.as_ref().expect("sparse summary");
     assert_eq!(sparse.kept, mask.kept());
     assert!(sparse.diff_changed_entries <= mask.kept());
-    assert!(sparse.diff_bytes < sparse.dense_model_bytes / 4, "{sparse:?}");
+    assert!(
+        sparse.diff_bytes < sparse.dense_model_bytes / 4,
+        "{sparse:?}"
+    );
 
     let diff = SparseDiff::read(&run.join("diff.safetensors")).expect("diff");
     let applied = diff.apply(&base).expect("apply");
     assert_eq!(applied.len(), tuned.len());
     for (name, t) in &tuned {
-        assert_eq!(bits(t), bits(&applied[name]), "apply(diff) differs at `{name}`");
+        assert_eq!(
+            bits(t),
+            bits(&applied[name]),
+            "apply(diff) differs at `{name}`"
+        );
     }
     let reverted = diff.revert(&tuned).expect("revert");
     for (name, b) in &base {
-        assert_eq!(bits(b), bits(&reverted[name]), "revert(diff) differs at `{name}`");
+        assert_eq!(
+            bits(b),
+            bits(&reverted[name]),
+            "revert(diff) differs at `{name}`"
+        );
     }
 }
 
@@ -375,7 +405,8 @@ fn bitfit_and_random_masks_train_what_they_say() {
     c.max_steps = Some(3);
     run_collect(c, false, None).0.expect("bitfit run");
     let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
-    let tuned = read_model_tensors(&dir.path().join("bitfit/model/model.safetensors")).expect("tuned");
+    let tuned =
+        read_model_tensors(&dir.path().join("bitfit/model/model.safetensors")).expect("tuned");
     let mut biases_moved = false;
     for (name, b) in &base {
         let same = bits(b) == bits(&tuned[name]);
