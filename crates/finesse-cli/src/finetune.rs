@@ -82,9 +82,13 @@ pub struct FinetuneArgs {
     #[arg(long)]
     save_model: bool,
     /// Training method: dense, fish (top-k by Fisher information), random (a random mask of
-    /// the same size) or bitfit (biases only).
+    /// the same size), bitfit (biases only) or freeze (L0-close: everything but --freeze groups).
     #[arg(long, default_value = "dense")]
     method: String,
+    /// With --method freeze: a group to keep frozen (repeatable): wq|wk|wv|wd|wi|wo[@LAYERS],
+    /// deepest:N, layers:LIST, word-embeddings, embeddings, pooler, layer-norms, regex:PATTERN.
+    #[arg(long = "freeze", value_name = "SPEC")]
+    freeze: Vec<String>,
     /// Mask budget for fish/random (default --keep-ratio 0.005).
     #[command(flatten)]
     budget: BudgetArgs,
@@ -167,8 +171,20 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
     {
         bail!("--keep-ratio, --keep-count and --mask apply to --method fish or random");
     }
+    if method != "freeze" && !args.freeze.is_empty() {
+        bail!("--freeze applies to --method freeze");
+    }
     Ok(match method.as_str() {
         "dense" => MethodConfig::Dense,
+        "freeze" => {
+            if args.freeze.is_empty() {
+                bail!("--method freeze needs at least one --freeze SPEC");
+            }
+            finesse_sparse::freeze::parse_all(&args.freeze)?;
+            MethodConfig::Freeze {
+                groups: args.freeze.clone(),
+            }
+        }
         "bitfit" => MethodConfig::Bitfit,
         "random" => MethodConfig::Random {
             selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
@@ -182,7 +198,7 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             },
             mask_file: args.mask.clone(),
         },
-        other => bail!("unknown method `{other}` (expected dense, fish, random or bitfit)"),
+        other => bail!("unknown method `{other}` (expected dense, fish, random, bitfit or freeze)"),
     })
 }
 

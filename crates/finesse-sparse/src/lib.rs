@@ -2,6 +2,8 @@
 //!
 //! - [`fisher`]: diagonal Fisher estimators (empirical, expected, sampled; classification and
 //!   regression) from per-sample gradients.
+//! - [`freeze`]: L0-close fine-tuning: `--freeze` specs (matrix × layers, deepest N, embeddings,
+//!   regex).
 //! - [`mask`]: top-k selection (global or per tensor, head always kept, deterministic ties),
 //!   random and BitFit masks, statistics per tensor and per layer × matrix, mask files.
 //! - [`optim`]: AdamW and SGD that keep state only for the kept entries.
@@ -16,6 +18,7 @@ pub mod distance;
 pub mod error;
 pub mod files;
 pub mod fisher;
+pub mod freeze;
 pub mod mask;
 pub mod optim;
 

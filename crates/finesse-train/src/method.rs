@@ -56,6 +56,12 @@ pub enum MethodConfig {
     },
     /// BitFit: every bias (LayerNorm biases included) and the task head.
     Bitfit,
+    /// L0-close fine-tuning: everything except the groups named by `--freeze` specs
+    /// (see `finesse_sparse::freeze`).
+    Freeze {
+        /// The specs, as given.
+        groups: Vec<String>,
+    },
 }
 
 impl MethodConfig {
@@ -66,6 +72,7 @@ impl MethodConfig {
             Self::Fish { .. } => "fish",
             Self::Random { .. } => "random",
             Self::Bitfit => "bitfit",
+            Self::Freeze { .. } => "freeze",
         }
     }
 

@@ -517,6 +517,15 @@ fn prepare_mask(
                 select(&random_scores(registry, config.seed), selection)?
             }
             MethodConfig::Bitfit => Mask::bitfit(registry),
+            MethodConfig::Freeze { groups } => {
+                let specs = finesse_sparse::freeze::parse_all(groups)?;
+                let layers = registry
+                    .iter()
+                    .filter_map(|p| p.layer)
+                    .max()
+                    .map_or(0, |l| l + 1);
+                Mask::whole_tensors(registry, |p| !specs.iter().any(|s| s.matches(p, layers)))
+            }
         }
     };
     mask.check_against(registry, &dir.mask().display().to_string())?;

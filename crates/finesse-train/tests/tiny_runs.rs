@@ -431,3 +431,37 @@ fn bitfit_and_random_masks_train_what_they_say() {
     let mask = Mask::read(&dir.path().join("random/mask.safetensors")).expect("mask");
     assert_eq!(mask.kept(), (0.02 * mask.total() as f64).floor() as usize);
 }
+
+/// L0-close fine-tuning: the frozen groups stay bit-identical, the rest trains, and the start
+/// event reports the trainable count.
+#[test]
+fn frozen_groups_stay_bit_identical() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "freeze");
+    c.method = MethodConfig::Freeze {
+        groups: vec!["wk".into(), "deepest:1".into(), "word-embeddings".into()],
+    };
+    c.max_steps = Some(3);
+    let (r, events) = run_collect(c, false, None);
+    r.expect("freeze run");
+    let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
+    let tuned =
+        read_model_tensors(&dir.path().join("freeze/model/model.safetensors")).expect("tuned");
+    let frozen =
+        |n: &str| n.contains(".key.") || n.contains("layer.1.") || n.contains("word_embeddings");
+    let mut frozen_numel = 0;
+    for (name, b) in &base {
+        let same = bits(b) == bits(&tuned[name]);
+        if frozen(name) {
+            frozen_numel += b.numel();
+            assert!(same, "frozen `{name}` changed");
+        } else if name.ends_with(".weight") && !name.contains("LayerNorm") {
+            assert!(!same, "trainable `{name}` did not move");
+        }
+    }
+    let total: usize = tuned.values().map(|t| t.numel()).sum();
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Start { trainable_params, total_params, .. }
+            if *trainable_params == total - frozen_numel && *total_params == total)));
+}
