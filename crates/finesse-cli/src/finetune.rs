@@ -107,6 +107,24 @@ pub struct FinetuneArgs {
     /// FISH: reuse this mask (`finesse mask --out`) instead of computing the Fisher information.
     #[arg(long)]
     mask: Option<PathBuf>,
+    /// With --method prune: final sparsity of WQ…WO (e.g. 0.3).
+    #[arg(long, default_value_t = 0.5)]
+    final_sparsity: f64,
+    /// With --method prune: initial sparsity.
+    #[arg(long, default_value_t = 0.0)]
+    initial_sparsity: f64,
+    /// With --method prune: first pruning step (default 10% into the run).
+    #[arg(long)]
+    prune_start: Option<usize>,
+    /// With --method prune: steps between pruning events (default: spread to 80% of the run).
+    #[arg(long)]
+    prune_every: Option<usize>,
+    /// With --method prune: number of pruning intervals.
+    #[arg(long, default_value_t = 10)]
+    prune_events: usize,
+    /// With --method prune: per-matrix or global magnitude threshold.
+    #[arg(long, default_value = "per-matrix")]
+    prune_scope: String,
     /// Optimizer: adamw or sgd.
     #[arg(long, default_value = "adamw")]
     optimizer: String,
@@ -176,6 +194,18 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
     }
     Ok(match method.as_str() {
         "dense" => MethodConfig::Dense,
+        "prune" => MethodConfig::Prune {
+            initial: args.initial_sparsity,
+            final_sparsity: args.final_sparsity,
+            start_step: args.prune_start,
+            interval: args.prune_every,
+            events: args.prune_events,
+            scope: match args.prune_scope.to_ascii_lowercase().as_str() {
+                "per-matrix" => finesse_sparse::prune::PruneScope::PerMatrix,
+                "global" => finesse_sparse::prune::PruneScope::Global,
+                other => bail!("unknown prune scope `{other}` (expected per-matrix or global)"),
+            },
+        },
         "freeze" => {
             if args.freeze.is_empty() {
                 bail!("--method freeze needs at least one --freeze SPEC");
@@ -198,7 +228,9 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             },
             mask_file: args.mask.clone(),
         },
-        other => bail!("unknown method `{other}` (expected dense, fish, random, bitfit or freeze)"),
+        other => bail!(
+            "unknown method `{other}` (expected dense, fish, random, bitfit, freeze or prune)"
+        ),
     })
 }
 
@@ -309,6 +341,9 @@ pub fn drive(
                 "{method} mask: {kept} of {total} entries ({:.3}%), {frozen_tensors} tensors frozen, {duration_secs:.1}s",
                 100.0 * *kept as f64 / (*total).max(1) as f64
             )),
+            Event::Prune { step, sparsity } => {
+                bar.println(format!("step {step}: pruned to {:.1}% sparsity", 100.0 * sparsity))
+            }
             Event::Cancelled { step } => bar.println(format!(
                 "cancelled after step {step}; resume with: finesse finetune --resume {}",
                 config.output_dir.display()

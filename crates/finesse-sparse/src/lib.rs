@@ -7,6 +7,7 @@
 //! - [`mask`]: top-k selection (global or per tensor, head always kept, deterministic ties),
 //!   random and BitFit masks, statistics per tensor and per layer × matrix, mask files.
 //! - [`optim`]: AdamW and SGD that keep state only for the kept entries.
+//! - [`prune`]: iterative magnitude pruning on the cubic schedule.
 //! - [`diff`]: sparse diffs of a fine-tuned model against its base: export, apply, revert,
 //!   compose.
 //! - [`distance`]: L1, mean absolute, angular, L0 and relative L2 distances per tensor and per
@@ -21,6 +22,7 @@ pub mod fisher;
 pub mod freeze;
 pub mod mask;
 pub mod optim;
+pub mod prune;
 
 pub use diff::{DiffInfo, SparseDiff, TensorMap};
 pub use error::{Result, SparseError};

@@ -80,6 +80,13 @@ pub enum Event {
         /// Seconds spent on the Fisher information and the selection.
         duration_secs: f64,
     },
+    /// Magnitude pruning raised the sparsity of the pruned matrices.
+    Prune {
+        /// Step after which it pruned.
+        step: usize,
+        /// Target sparsity now in force.
+        sparsity: f64,
+    },
     /// A resumable checkpoint was written.
     Checkpoint {
         /// Global step.

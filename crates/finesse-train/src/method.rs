@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use finesse_bert::ParamInfo;
 pub use finesse_sparse::UpdateRule;
+use finesse_sparse::prune::{CubicSchedule, PruneScope};
 use finesse_sparse::{FisherKind, Mask, SampleOrder, Selection};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,21 @@ pub enum MethodConfig {
         /// The specs, as given.
         groups: Vec<String>,
     },
+    /// Iterative magnitude pruning of WQ…WO during dense fine-tuning (cubic schedule).
+    Prune {
+        /// Initial sparsity s_i.
+        initial: f64,
+        /// Final sparsity s_f.
+        final_sparsity: f64,
+        /// First pruning step (default: 10% into the run).
+        start_step: Option<usize>,
+        /// Steps between pruning events (default: the events spread to 80% of the run).
+        interval: Option<usize>,
+        /// Number of intervals n.
+        events: usize,
+        /// Per matrix or global magnitude threshold.
+        scope: PruneScope,
+    },
 }
 
 impl MethodConfig {
@@ -73,12 +89,16 @@ impl MethodConfig {
             Self::Random { .. } => "random",
             Self::Bitfit => "bitfit",
             Self::Freeze { .. } => "freeze",
+            Self::Prune { .. } => "prune",
         }
     }
 
-    /// True for the methods that train a sparse subset (and write a mask and a diff).
+    /// True for the methods that train a fixed subset (and write a mask and a diff).
     pub fn is_sparse(&self) -> bool {
-        !matches!(self, Self::Dense)
+        matches!(
+            self,
+            Self::Fish { .. } | Self::Random { .. } | Self::Bitfit | Self::Freeze { .. }
+        )
     }
 }
 
@@ -97,5 +117,35 @@ pub fn rule_of(mask: Option<&Mask>, p: &ParamInfo) -> UpdateRule {
         UpdateRule::All
     } else {
         UpdateRule::Masked(t.kept.clone())
+    }
+}
+
+impl MethodConfig {
+    /// The pruning schedule of a `Prune` method over a run of `total_steps`.
+    pub fn prune_schedule(&self, total_steps: usize) -> Option<(CubicSchedule, PruneScope)> {
+        let Self::Prune {
+            initial,
+            final_sparsity,
+            start_step,
+            interval,
+            events,
+            scope,
+        } = self
+        else {
+            return None;
+        };
+        let start = start_step.unwrap_or((total_steps / 10).max(1));
+        let end = (total_steps * 8 / 10).max(start);
+        let interval = interval.unwrap_or(((end - start) / (*events).max(1)).max(1));
+        Some((
+            CubicSchedule {
+                initial: *initial,
+                final_sparsity: *final_sparsity,
+                start_step: start,
+                interval,
+                events: *events,
+            },
+            *scope,
+        ))
     }
 }

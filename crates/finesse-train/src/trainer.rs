@@ -24,6 +24,7 @@ use finesse_glue::{
 use finesse_sparse::files::{canonical_name, read_model_tensors};
 use finesse_sparse::mask::{random_scores, select, stats};
 use finesse_sparse::optim::freeze;
+use finesse_sparse::prune::Pruner;
 use finesse_sparse::{Algorithm, Mask, OptimizerConfig, SparseDiff, SparseOptimizer};
 
 use crate::config::{OptimizerChoice, RunConfig};
@@ -253,6 +254,14 @@ fn train(
     }
     // Parameters with nothing to train compute no weight gradient.
     let mut model = freeze(model, &frozen);
+    let mut pruner = match config.method.prune_schedule(total_steps) {
+        Some((schedule, scope)) => {
+            let mut p = Pruner::new(schedule, scope, &registry, device)?;
+            p.restore(&model, start_step);
+            Some(p)
+        }
+        None => None,
+    };
     *step_reached = start_step;
     emit(
         Event::Start {
@@ -316,6 +325,19 @@ fn train(
             _ => 1.0,
         };
         model = opt.step(model, grads, lr, scale);
+        if let Some(p) = pruner.as_mut() {
+            let (m, pruned) = p.after_step(model, step + 1);
+            model = m;
+            if let Some(sparsity) = pruned {
+                emit(
+                    Event::Prune {
+                        step: step + 1,
+                        sparsity,
+                    },
+                    log,
+                )?;
+            }
+        }
         train_secs += step_started.elapsed().as_secs_f64();
         *step_reached = step + 1;
 
@@ -393,10 +415,17 @@ fn train(
         .into_iter()
         .map(|(n, t)| (canonical_name(&n), t))
         .collect();
+    if let Some(p) = &pruner {
+        let kept = p.kept_mask();
+        let meta = BTreeMap::from([("method".to_string(), "prune".to_string())]);
+        kept.write(&dir.mask(), false, &meta)?;
+        write_json(&dir.mask_stats(), &stats(&kept))?;
+    }
     write_json(
         &dir.analysis(),
         &Analysis {
             distance: finesse_sparse::distance::distances(&base, &tuned)?,
+            prune_sparsity: pruner.as_ref().map(Pruner::sparsity),
         },
     )?;
     let sparse = match &mask {
@@ -464,7 +493,7 @@ fn prepare_mask(
         Mask::read(&dir.mask())?
     } else {
         match &config.method {
-            MethodConfig::Dense => return Ok(None),
+            MethodConfig::Dense | MethodConfig::Prune { .. } => return Ok(None),
             MethodConfig::Fish {
                 selection,
                 fisher,
@@ -585,6 +614,9 @@ fn write_diff(
 struct Analysis {
     /// Distances per tensor, per layer × matrix and overall.
     distance: finesse_sparse::distance::DistanceReport,
+    /// Final sparsity of each pruned matrix (`--method prune`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prune_sparsity: Option<BTreeMap<String, f64>>,
 }
 
 fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {

@@ -465,3 +465,47 @@ fn frozen_groups_stay_bit_identical() {
         Event::Start { trainable_params, total_params, .. }
             if *trainable_params == total - frozen_numel && *total_params == total)));
 }
+
+/// Iterative pruning: WQ…WO end at the final sparsity with their pruned weights exactly zero.
+#[test]
+fn pruning_reaches_its_final_sparsity_with_exact_zeros() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "prune");
+    c.method = MethodConfig::Prune {
+        initial: 0.1,
+        final_sparsity: 0.3,
+        start_step: Some(2),
+        interval: Some(2),
+        events: 2,
+        scope: finesse_sparse::prune::PruneScope::PerMatrix,
+    };
+    let (r, events) = run_collect(c, false, None);
+    r.expect("prune run");
+    let prunes: Vec<(usize, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Prune { step, sparsity } => Some((*step, *sparsity)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prunes.first(), Some(&(2, 0.1)));
+    assert_eq!(prunes.last(), Some(&(6, 0.3)));
+    let tuned =
+        read_model_tensors(&dir.path().join("prune/model/model.safetensors")).expect("tuned");
+    let analysis: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("prune/analysis.json")).expect("analysis"),
+    )
+    .expect("json");
+    let sparsity = analysis["prune_sparsity"]
+        .as_object()
+        .expect("prune_sparsity");
+    assert_eq!(sparsity.len(), 12, "six matrices × two layers");
+    for (name, s) in sparsity {
+        let t = &tuned[name];
+        let zeros = t.data.iter().filter(|v| v.to_bits() == 0).count();
+        let want = (0.3 * t.numel() as f64).floor() as usize;
+        assert_eq!(zeros, want, "{name}");
+        assert!((s.as_f64().expect("f64") - want as f64 / t.numel() as f64).abs() < 1e-12);
+    }
+}
