@@ -399,6 +399,33 @@ fn fish_pipeline_through_the_cli() {
         size("mask.safetensors")
     );
 
+    // Masks can be inspected and compared.
+    let o = ok(finesse()
+        .args(["mask", "stats", "--json"])
+        .arg(p("packed.safetensors"))
+        .output()
+        .expect("mask stats"));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stats json");
+    assert_eq!(again["overall"], stats["overall"]);
+    let o = ok(finesse()
+        .args(["mask", "overlap", "--json"])
+        .arg(p("mask.safetensors"))
+        .arg(p("packed.safetensors"))
+        .output()
+        .expect("overlap"));
+    let same: serde_json::Value = serde_json::from_slice(&o.stdout).expect("overlap json");
+    assert_eq!(same["overall"]["jaccard"].as_f64(), Some(1.0), "{same}");
+    let o = ok(finesse()
+        .args(["mask", "overlap", "--json"])
+        .arg(p("mask.safetensors"))
+        .arg("--magnitude-of")
+        .arg(&model)
+        .output()
+        .expect("overlap with magnitude"));
+    let mag: serde_json::Value = serde_json::from_slice(&o.stdout).expect("overlap json");
+    let of_first = mag["overall"]["of_first"].as_f64().expect("of_first");
+    assert!((0.0..=1.0).contains(&of_first), "{mag}");
+
     let run = p("run");
     ok(finesse()
         .args([

@@ -15,8 +15,8 @@ use finesse_bert::{
 use finesse_glue::{GlueTask, HostBatch, SplitKind, encode_split, load_split, make_batch};
 use finesse_sparse::files::read_model_tensors;
 use finesse_sparse::fisher::{estimate, pick_samples};
-use finesse_sparse::mask::{select, stats};
-use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection, SparseDiff};
+use finesse_sparse::mask::{magnitude_like, overlap, select, stats};
+use finesse_sparse::{Budget, FisherKind, Mask, SampleOrder, Scope, Selection, SparseDiff};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
@@ -183,18 +183,22 @@ impl BudgetArgs {
     }
 }
 
-/// Arguments of `finesse mask`.
+/// Arguments of `finesse mask`: select a mask from Fisher scores, or (subcommands) look at
+/// masks.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct MaskArgs {
+    #[command(subcommand)]
+    command: Option<MaskCommand>,
     /// Fisher scores (`finesse fisher --out`).
-    #[arg(long)]
-    fisher: PathBuf,
+    #[arg(long, required = true)]
+    fisher: Option<PathBuf>,
     /// Budget and scope.
     #[command(flatten)]
     budget: BudgetArgs,
     /// Output mask: one u8 0/1 tensor per parameter (HF name, PyTorch layout).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
     /// Write the bit-packed form (8 entries per byte) instead.
     #[arg(long)]
     packed: bool,
@@ -203,19 +207,103 @@ pub struct MaskArgs {
     json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum MaskCommand {
+    /// Kept fraction per tensor, per layer × matrix (WQ…WO) and per kind of any mask file.
+    Stats {
+        /// A mask (either form), e.g. a run's mask.safetensors.
+        mask: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Overlap of the dropped entries of two masks (Figure 7), or of a mask and magnitude
+    /// pruning of a model at the same per-tensor sparsity (Table 4's overlap row).
+    Overlap {
+        /// The first mask.
+        first: PathBuf,
+        /// The second mask.
+        #[arg(required_unless_present = "magnitude_of")]
+        second: Option<PathBuf>,
+        /// Compare with magnitude pruning of this model's weights instead (folder or name).
+        #[arg(long, conflicts_with = "second")]
+        magnitude_of: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Runs `finesse mask`.
 pub fn mask(args: MaskArgs) -> Result<()> {
-    let scores = finesse_bert::io::read_float_tensors(&args.fisher)?.tensors;
+    match args.command {
+        Some(MaskCommand::Stats { mask, json }) => {
+            let s = stats(&Mask::read(&mask)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_stats(&s);
+            }
+            return Ok(());
+        }
+        Some(MaskCommand::Overlap {
+            first,
+            second,
+            magnitude_of,
+            json,
+        }) => {
+            let a = Mask::read(&first)?;
+            let b = match (second, magnitude_of) {
+                (Some(path), _) => Mask::read(&path)?,
+                (None, Some(model)) => {
+                    let dir = model_folder(&model)?;
+                    magnitude_like(&a, &tensors_of(&dir)?)?
+                }
+                (None, None) => bail!("give a second mask or --magnitude-of MODEL"),
+            };
+            let r = overlap(&a, &b)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "dropped by both: {} of {} (first) and {} (second): {:.2}% of the first's, Jaccard {:.4}",
+                    r.overall.both,
+                    r.overall.first,
+                    r.overall.second,
+                    100.0 * r.overall.of_first,
+                    r.overall.jaccard
+                );
+                println!(
+                    "layer {}",
+                    r.matrices
+                        .iter()
+                        .map(|m| format!("{m:>8}"))
+                        .collect::<String>()
+                );
+                for (l, row) in r.layers.iter().enumerate() {
+                    let cells: String =
+                        row.iter().map(|o| format!("{:>8.3}", o.of_first)).collect();
+                    println!("{l:>5} {cells}");
+                }
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    let (Some(fisher), Some(out)) = (args.fisher, args.out) else {
+        bail!("give --fisher F and --out MASK (or a subcommand: stats, overlap)");
+    };
+    let scores = finesse_bert::io::read_float_tensors(&fisher)?.tensors;
     let selection = args.budget.selection(None)?;
     let mask = select(&scores, &selection)?;
-    let meta = BTreeMap::from([("fisher".to_string(), args.fisher.display().to_string())]);
-    mask.write(&args.out, args.packed, &meta)?;
+    let meta = BTreeMap::from([("fisher".to_string(), fisher.display().to_string())]);
+    mask.write(&out, args.packed, &meta)?;
     let s = stats(&mask);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
         print_stats(&s);
-        println!("mask → {}", args.out.display());
+        println!("mask → {}", out.display());
     }
     Ok(())
 }
