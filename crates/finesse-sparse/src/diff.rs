@@ -559,15 +559,14 @@ mod tests {
         let m = tuned(&b, &[("bert.a", 0, 9.0)]);
         let d = SparseDiff::export(&b, &m, None).expect("export");
         let other = tuned(&b, &[("bert.b", 0, 0.25)]);
-        let err = d.apply(&other).err().expect("must fail").to_string();
+        let err = d.apply(&other).expect_err("must fail").to_string();
         assert!(err.contains("made against base"), "{err}");
-        let err = d.revert(&b).err().expect("must fail").to_string();
+        let err = d.revert(&b).expect_err("must fail").to_string();
         assert!(err.contains("this model is"), "{err}");
         let mut shorter = b.clone();
         shorter.remove("bert.b");
         let err = SparseDiff::export(&b, &shorter, None)
-            .err()
-            .expect("must fail")
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("`bert.b`"), "{err}");
     }
@@ -606,7 +605,7 @@ mod tests {
 
         let unrelated =
             SparseDiff::export(&m2, &tuned(&m2, &[("bert.a", 2, 0.0)]), None).expect("unrelated");
-        let err = d1.compose(&unrelated).err().expect("must fail").to_string();
+        let err = d1.compose(&unrelated).expect_err("must fail").to_string();
         assert!(err.contains("neither"), "{err}");
     }
 
@@ -619,10 +618,7 @@ mod tests {
         d.write(&path).expect("write");
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
-        let err = SparseDiff::read(&path)
-            .err()
-            .expect("must fail")
-            .to_string();
+        let err = SparseDiff::read(&path).expect_err("must fail").to_string();
         assert!(
             err.contains("d.safetensors") && err.contains("not a valid"),
             "{err}"
@@ -643,10 +639,7 @@ mod tests {
             ("shapes".to_string(), r#"{"bert.a":[4]}"#.to_string()),
         ]);
         write_raw(&path, &tensors, &meta).expect("write");
-        let err = SparseDiff::read(&path)
-            .err()
-            .expect("must fail")
-            .to_string();
+        let err = SparseDiff::read(&path).expect_err("must fail").to_string();
         assert!(
             err.contains("`bert.a`") && err.contains("out of range"),
             "{err}"
@@ -656,10 +649,7 @@ mod tests {
         let mut plain = BTreeMap::new();
         plain.insert("bert.a".to_string(), RawTensor::f32(vec![1], &[0.0]));
         write_raw(&path, &plain, &BTreeMap::new()).expect("write");
-        let err = SparseDiff::read(&path)
-            .err()
-            .expect("must fail")
-            .to_string();
+        let err = SparseDiff::read(&path).expect_err("must fail").to_string();
         assert!(err.contains("not a finesse sparse diff"), "{err}");
     }
 }

@@ -343,7 +343,7 @@ mod tests {
     fn shape_mismatch_names_the_tensor() {
         let a = map(&[("bert.x", vec![1.0, 2.0])]);
         let b = map(&[("bert.x", vec![1.0])]);
-        let err = distances(&a, &b).err().expect("must fail").to_string();
+        let err = distances(&a, &b).expect_err("must fail").to_string();
         assert!(err.contains("`bert.x`"), "{err}");
     }
 }

@@ -218,10 +218,7 @@ mod tests {
     #[test]
     fn bad_specs_are_named() {
         for spec in ["deepest:x", "wz", "wq@3-1", "regex:(", "layers:a"] {
-            let err = FreezeSpec::parse(spec)
-                .err()
-                .expect("must fail")
-                .to_string();
+            let err = FreezeSpec::parse(spec).expect_err("must fail").to_string();
             assert!(err.contains(spec), "{err}");
         }
     }

@@ -496,7 +496,7 @@ fn kth_largest(values: impl Iterator<Item = f32>, k: usize) -> Option<f32> {
 /// Seeded uniform scores with the shapes of `registry`: the random-mask baseline is the top-k
 /// of these, so it keeps exactly as many entries as FISH at the same budget.
 pub fn random_scores(registry: &ParamRegistry, seed: u64) -> BTreeMap<String, HostTensor> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_4a4d);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_4a4d);
     let mut names: Vec<&finesse_bert::ParamInfo> = registry.iter().collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
     names
@@ -677,13 +677,11 @@ mod tests {
     #[test]
     fn budget_smaller_than_the_head_is_an_error() {
         let err = select(&scores(), &sel(Budget::Count(1)))
-            .err()
-            .expect("must fail")
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("classifier"), "{err}");
         let err = select(&scores(), &sel(Budget::Ratio(1.5)))
-            .err()
-            .expect("must fail")
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("keep-ratio"), "{err}");
     }
@@ -709,8 +707,7 @@ mod tests {
         let mut s = scores();
         s.get_mut("bert.b.bias").expect("b").data[2] = f32::NAN;
         let err = select(&s, &sel(Budget::Count(6)))
-            .err()
-            .expect("must fail")
+            .expect_err("must fail")
             .to_string();
         assert!(err.contains("bert.b.bias") && err.contains("NaN"), "{err}");
     }
@@ -731,7 +728,7 @@ mod tests {
         let path = dir.path().join("mfalse.safetensors");
         let bytes = std::fs::read(&path).expect("read");
         std::fs::write(&path, &bytes[..bytes.len() - 2]).expect("truncate");
-        let err = Mask::read(&path).err().expect("must fail").to_string();
+        let err = Mask::read(&path).expect_err("must fail").to_string();
         assert!(
             err.contains("mfalse.safetensors") && err.contains("not a valid"),
             "{err}"
@@ -740,7 +737,7 @@ mod tests {
         let mut t = BTreeMap::new();
         t.insert("x".to_string(), RawTensor::u8(vec![2], vec![0, 2]));
         write_raw(&path, &t, &BTreeMap::new()).expect("write");
-        let err = Mask::read(&path).err().expect("must fail").to_string();
+        let err = Mask::read(&path).expect_err("must fail").to_string();
         assert!(err.contains("`x`") && err.contains("value 2"), "{err}");
     }
 

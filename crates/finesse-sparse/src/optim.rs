@@ -502,10 +502,7 @@ mod tests {
         assert_eq!(again.state_entries(), opt.state_entries());
         let mut dense =
             SparseOptimizer::new(adamw(1e-8, 0.0), &registry, |_| UpdateRule::All, &device);
-        let err = dense
-            .load_state(1, &state, &device)
-            .err()
-            .expect("must fail");
+        let err = dense.load_state(1, &state, &device).expect_err("must fail");
         assert!(err.contains("wrong size"), "{err}");
     }
 
