@@ -32,7 +32,7 @@ run() { # NAME ARGS...
 
 fisher n1024 1024 empirical
 for r in 0.001 0.005 0.02; do mask n1024 "$r"; done
-run dense --method dense --lr 1e-4
+run dense --method dense --lr 1e-4 --save-model
 run fish-0.005 --method fish --lr 1e-3 --mask "$out/mask-n1024-0.005.safetensors"
 run random-0.005 --method random --lr 1e-3 --keep-ratio 0.005
 run bitfit --method bitfit --lr 1e-3

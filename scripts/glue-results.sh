@@ -20,5 +20,5 @@ for task in ${tasks[@]}; do
   rm -rf "$out"
   echo "== $task: $epochs epochs"
   $bin finetune --task "$task" --data-dir "$glue" --epochs "$epochs" "${common[@]}" \
-    --log-every 20 --output-dir "$out"
+    --log-every 20 --save-model --output-dir "$out"
 done
