@@ -509,3 +509,40 @@ fn pruning_reaches_its_final_sparsity_with_exact_zeros() {
         assert!((s.as_f64().expect("f64") - want as f64 / t.numel() as f64).abs() < 1e-12);
     }
 }
+
+/// A mask made for another architecture is refused before training, naming the tensor.
+#[test]
+fn mismatched_mask_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let mut c = config(dir.path(), &model, &data, "good");
+    c.method = MethodConfig::Bitfit;
+    c.max_steps = Some(1);
+    run_collect(c, false, None).0.expect("bitfit run");
+    let mut mask = Mask::read(&dir.path().join("good/mask.safetensors")).expect("mask");
+    let t = mask
+        .tensors
+        .get_mut("bert.pooler.dense.weight")
+        .expect("pooler");
+    t.shape = vec![t.shape[0], t.shape[1] / 2];
+    t.kept.clear();
+    let bad = dir.path().join("bad-mask.safetensors");
+    mask.write(&bad, true, &Default::default()).expect("write");
+    let mut c = config(dir.path(), &model, &data, "bad");
+    c.method = match fish(0.02) {
+        MethodConfig::Fish {
+            selection, fisher, ..
+        } => MethodConfig::Fish {
+            selection,
+            fisher,
+            mask_file: Some(bad),
+        },
+        other => other,
+    };
+    let (r, _) = run_collect(c, false, None);
+    let err = r.expect_err("must fail").to_string();
+    assert!(
+        err.contains("bert.pooler.dense.weight") && err.contains("shape"),
+        "{err}"
+    );
+}
