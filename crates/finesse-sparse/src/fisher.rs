@@ -312,3 +312,103 @@ fn accumulate(
         acc.insert(p.id, next);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use finesse_bert::{BertConfig, BertModel};
+
+    fn tiny(num_labels: usize) -> BertForSequenceClassification {
+        let device = Device::flex().autodiff();
+        let config = BertConfig::tiny(50);
+        BertForSequenceClassification::with_fresh_head(
+            BertModel::init(&config, &device),
+            &config,
+            num_labels,
+            3,
+            &device,
+        )
+    }
+
+    fn sample(ids: &[i64], labels: BatchLabels) -> HostBatch {
+        HostBatch {
+            batch: 1,
+            seq: ids.len(),
+            input_ids: ids.to_vec(),
+            token_type_ids: vec![0; ids.len()],
+            attention_mask: vec![1; ids.len()],
+            labels,
+            indices: vec![0],
+            real_tokens: ids.len(),
+        }
+    }
+
+    /// d f / d bias = 1, so the regression head's bias gets (y − f)² (empirical) and exactly 1
+    /// (expected) — not zero as in the FISH reference code.
+    #[test]
+    fn regression_fisher_of_the_output_bias_is_known() {
+        let model = tiny(1);
+        let samples = vec![
+            sample(&[2, 9, 11, 3], BatchLabels::Scores(vec![3.5])),
+            sample(&[2, 7, 3], BatchLabels::Scores(vec![-1.0])),
+        ];
+        let device = model.classifier.weight.val().device();
+        let f: Vec<f64> = samples
+            .iter()
+            .map(|s| {
+                model
+                    .clone()
+                    .without_dropout()
+                    .forward(input_of(s, &device))
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .expect("f32")[0] as f64
+            })
+            .collect();
+        let want = ((3.5 - f[0]).powi(2) + (-1.0 - f[1]).powi(2)) / 2.0;
+        let emp =
+            estimate(&model, &samples, FisherKind::Empirical, 0, &mut |_, _| {}).expect("emp");
+        let got = emp["classifier.bias"].data[0] as f64;
+        assert!((got / want - 1.0).abs() < 1e-4, "{got} vs {want}");
+        let exp = estimate(&model, &samples, FisherKind::Expected, 0, &mut |_, _| {}).expect("exp");
+        assert!((exp["classifier.bias"].data[0] - 1.0).abs() < 1e-6);
+        assert!(emp.values().flat_map(|t| &t.data).any(|v| *v > 0.0));
+    }
+
+    /// Many label draws approach the exact expectation over classes.
+    #[test]
+    fn sampled_fisher_converges_to_the_expected_one() {
+        let model = tiny(3);
+        let samples = vec![
+            sample(&[2, 9, 11, 3], BatchLabels::Classes(vec![0])),
+            sample(&[2, 7, 3], BatchLabels::Classes(vec![2])),
+        ];
+        let exp = estimate(&model, &samples, FisherKind::Expected, 0, &mut |_, _| {}).expect("exp");
+        let sam = estimate(
+            &model,
+            &samples,
+            FisherKind::Sampled { draws: 4000 },
+            1,
+            &mut |_, _| {},
+        )
+        .expect("sampled");
+        let total = |m: &BTreeMap<String, HostTensor>| -> f64 {
+            m.values().flat_map(|t| &t.data).map(|&v| v as f64).sum()
+        };
+        let (e, s) = (total(&exp), total(&sam));
+        assert!((s / e - 1.0).abs() < 0.05, "sampled {s} vs expected {e}");
+        // The head's bias: Σ_y p_y (δ_yc − p_c)² = p_c (1 − p_c) per sample, averaged.
+        let device = model.classifier.weight.val().device();
+        let mut want = [0.0f64; 3];
+        for s in &samples {
+            let p = probabilities(&model.clone().without_dropout(), s, &device);
+            for c in 0..3 {
+                want[c] += p[c] * (1.0 - p[c]) / 2.0;
+            }
+        }
+        for (c, w) in want.iter().enumerate() {
+            let got = exp["classifier.bias"].data[c] as f64;
+            assert!((got / w - 1.0).abs() < 1e-4, "class {c}: {got} vs {w}");
+        }
+    }
+}
