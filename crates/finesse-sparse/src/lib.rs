@@ -8,6 +8,7 @@
 //!   random and BitFit masks, statistics per tensor and per layer × matrix, mask files.
 //! - [`optim`]: AdamW and SGD that keep state only for the kept entries.
 //! - [`prune`]: iterative magnitude pruning on the cubic schedule.
+//! - [`supermask`]: supermask training (Bernoulli(σ(v)) masks, straight-through scores).
 //! - [`diff`]: sparse diffs of a fine-tuned model against its base: export, apply, revert,
 //!   compose.
 //! - [`distance`]: L1, mean absolute, angular, L0 and relative L2 distances per tensor and per
@@ -23,6 +24,7 @@ pub mod freeze;
 pub mod mask;
 pub mod optim;
 pub mod prune;
+pub mod supermask;
 
 pub use diff::{DiffInfo, SparseDiff, TensorMap};
 pub use error::{Result, SparseError};
