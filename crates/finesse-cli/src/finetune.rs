@@ -125,6 +125,15 @@ pub struct FinetuneArgs {
     /// With --method prune: per-matrix or global magnitude threshold.
     #[arg(long, default_value = "per-matrix")]
     prune_scope: String,
+    /// With --method supermask: initial sparsity of the soft magnitude mask (scores −5 / +5).
+    #[arg(long, default_value_t = 0.05)]
+    supermask_init_sparsity: f64,
+    /// With --method supermask: peak learning rate of the scores (the head uses --lr).
+    #[arg(long, default_value_t = 0.2)]
+    score_lr: f64,
+    /// With --method supermask: sampled masks evaluated at the end (mean ± std).
+    #[arg(long, default_value_t = 10)]
+    supermask_samples: usize,
     /// Optimizer: adamw or sgd.
     #[arg(long, default_value = "adamw")]
     optimizer: String,
@@ -194,6 +203,11 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
     }
     Ok(match method.as_str() {
         "dense" => MethodConfig::Dense,
+        "supermask" => MethodConfig::Supermask {
+            initial_sparsity: args.supermask_init_sparsity,
+            score_lr: args.score_lr,
+            eval_samples: args.supermask_samples,
+        },
         "prune" => MethodConfig::Prune {
             initial: args.initial_sparsity,
             final_sparsity: args.final_sparsity,
@@ -229,7 +243,7 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             mask_file: args.mask.clone(),
         },
         other => bail!(
-            "unknown method `{other}` (expected dense, fish, random, bitfit, freeze or prune)"
+            "unknown method `{other}` (expected dense, fish, random, bitfit, freeze, prune or supermask)"
         ),
     })
 }
@@ -377,6 +391,16 @@ pub fn drive(
                     s.diff_bytes as f64 / 1e6,
                     s.dense_model_bytes as f64 / 1e6,
                     m.optimizer_state_entries
+                );
+            }
+            if let Some(s) = &m.supermask {
+                let main = s.sampled_mean.keys().next().cloned().unwrap_or_default();
+                println!(
+                    "supermask: sparsity {:.2}% (σ(v) > 0.5); {} sampled masks: {main} {:.4} ± {:.4}",
+                    100.0 * s.sparsity,
+                    s.sampled.len(),
+                    s.sampled_mean.get(&main).copied().unwrap_or(f64::NAN),
+                    s.sampled_std.get(&main).copied().unwrap_or(f64::NAN)
                 );
             }
             println!("run directory: {}", config.output_dir.display());

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::Gradients;
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use finesse_bert::{HostTensor, ParamInfo, ParamRegistry, ParamRole, model_tensors};
 
@@ -106,13 +106,17 @@ impl Supermask {
                     Tensor::from_inner(v.inner()).detach()
                 };
                 let weff = match self.draw {
+                    // mask_fill writes +0.0 (a product would leave −0.0 for negative θ).
                     MaskDraw::Deterministic => {
-                        theta.clone() * v.detach().greater_elem(0.0).float()
+                        theta.mask_fill(v.detach().lower_equal_elem(0.0), 0.0)
                     }
                     MaskDraw::Sample => {
                         let sig = sigmoid(v);
                         let p = sig.clone().detach();
-                        let mu = p.random_like(Distribution::Uniform(0.0, 1.0)).lower(p).float();
+                        let mu = p
+                            .random_like(Distribution::Uniform(0.0, 1.0))
+                            .lower(p)
+                            .float();
                         let ste = sig.clone() - sig.detach();
                         theta.clone() * mu + theta * ste
                     }
@@ -200,7 +204,10 @@ impl Supermask {
 fn burn_layout(p: &ParamInfo, data: &[f32], device: &Device) -> Tensor<2> {
     let (rows, cols) = (p.shape[0], p.shape[1]);
     let (data, shape) = if p.transposed {
-        (finesse_bert::io::transpose_2d(data, rows, cols), [cols, rows])
+        (
+            finesse_bert::io::transpose_2d(data, rows, cols),
+            [cols, rows],
+        )
     } else {
         (data.to_vec(), [rows, cols])
     };
@@ -288,11 +295,11 @@ mod tests {
         let values: BTreeMap<String, HostTensor> = model_tensors(&model).into_iter().collect();
         let mut checked = 0;
         for (i, p) in sm.targets.iter().enumerate() {
-            let gv = host_layout(p, Tensor::from_inner(g.get::<2>(sm.scores.v[i].id).expect("gv")));
-            let gw = host_layout(
+            let gv = host_layout(
                 p,
-                Tensor::from_inner(grads_ref.get::<2>(p.id).expect("gw")),
+                Tensor::from_inner(g.get::<2>(sm.scores.v[i].id).expect("gv")),
             );
+            let gw = host_layout(p, Tensor::from_inner(grads_ref.get::<2>(p.id).expect("gw")));
             let theta = &values[&p.name].data;
             for j in 0..p.numel {
                 let want = gw[j] * theta[j] * 0.25;
@@ -322,7 +329,10 @@ mod tests {
                 .filter(|i| t.kept.binary_search(&(*i as u32)).is_err())
                 .map(|i| w[i].abs())
                 .fold(0f32, f32::max);
-            assert!(t.kept.iter().all(|&i| w[i as usize].abs() >= max_dropped), "{name}");
+            assert!(
+                t.kept.iter().all(|&i| w[i as usize].abs() >= max_dropped),
+                "{name}"
+            );
         }
         // Deterministic masking zeroes exactly the dropped entries.
         let masked = sm.masked(model.clone(), MaskDraw::Deterministic);

@@ -63,6 +63,15 @@ pub enum MethodConfig {
         /// The specs, as given.
         groups: Vec<String>,
     },
+    /// Supermask training of WQ…WO: fixed weights, trained scores v, masks ~ Bernoulli(σ(v)).
+    Supermask {
+        /// Fraction of the smallest-magnitude weights per matrix whose score starts at −5.
+        initial_sparsity: f64,
+        /// Peak learning rate of the scores (plain gradient steps; the paper uses 0.2).
+        score_lr: f64,
+        /// Sampled masks evaluated at the end.
+        eval_samples: usize,
+    },
     /// Iterative magnitude pruning of WQ…WO during dense fine-tuning (cubic schedule).
     Prune {
         /// Initial sparsity s_i.
@@ -90,6 +99,7 @@ impl MethodConfig {
             Self::Bitfit => "bitfit",
             Self::Freeze { .. } => "freeze",
             Self::Prune { .. } => "prune",
+            Self::Supermask { .. } => "supermask",
         }
     }
 

@@ -82,6 +82,27 @@ pub struct MetricsFile {
     /// Sizes and counts of a sparse method's mask and diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparse: Option<SparseSummary>,
+    /// Supermask runs: final mask size and the sampled evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supermask: Option<SupermaskSummary>,
+}
+
+/// The end of a supermask run: the deterministic mask (σ(v) > 0.5, whose metrics are the run's
+/// final metrics) and evaluations with masks sampled from Bernoulli(σ(v)).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SupermaskSummary {
+    /// Weights the deterministic mask keeps (over WQ…WO).
+    pub kept: usize,
+    /// Weights under the mask.
+    pub total: usize,
+    /// 1 − kept/total.
+    pub sparsity: f64,
+    /// Metrics of each sampled mask on the first dev split (seeded: reproducible).
+    pub sampled: Vec<BTreeMap<String, f64>>,
+    /// Their mean.
+    pub sampled_mean: BTreeMap<String, f64>,
+    /// Their (population) standard deviation.
+    pub sampled_std: BTreeMap<String, f64>,
 }
 
 /// What a sparse run kept, and what it costs to store.

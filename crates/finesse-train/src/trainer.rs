@@ -25,6 +25,7 @@ use finesse_sparse::files::{canonical_name, read_model_tensors};
 use finesse_sparse::mask::{random_scores, select, stats};
 use finesse_sparse::optim::freeze;
 use finesse_sparse::prune::Pruner;
+use finesse_sparse::supermask::{MaskDraw, Supermask};
 use finesse_sparse::{Algorithm, Mask, OptimizerConfig, SparseDiff, SparseOptimizer};
 
 use crate::config::{OptimizerChoice, RunConfig};
@@ -33,7 +34,7 @@ use crate::events::{Event, EventLog, peak_rss_mib};
 use crate::method::{MethodConfig, UpdateRule, rule_of};
 use crate::rundir::{
     BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo,
-    SparseSummary, write_json,
+    SparseSummary, SupermaskSummary, write_json,
 };
 use crate::schedule::LinearSchedule;
 
@@ -180,7 +181,20 @@ fn train(
         emit,
     )?;
     let mask_secs = mask_started.elapsed().as_secs_f64();
-    let rule = |p: &finesse_bert::ParamInfo| rule_of(mask.as_ref(), p);
+    let supermask_settings = match &config.method {
+        MethodConfig::Supermask {
+            initial_sparsity,
+            score_lr,
+            eval_samples,
+        } => Some((*initial_sparsity, *score_lr, *eval_samples)),
+        _ => None,
+    };
+    // Supermasks train the scores (below) and the head; the weights stay fixed.
+    let rule = |p: &finesse_bert::ParamInfo| match supermask_settings {
+        Some(_) if p.kind == finesse_bert::ParamKind::Classifier => UpdateRule::All,
+        Some(_) => UpdateRule::Frozen,
+        None => rule_of(mask.as_ref(), p),
+    };
     let trainable_params: usize = registry
         .iter()
         .map(|p| match rule(p) {
@@ -229,9 +243,13 @@ fn train(
     let mut model = model;
     let mut start_step = 0;
     let mut best: BTreeMap<String, BestValue> = BTreeMap::new();
+    let mut resumed_state = None;
     if resume {
         let checkpoint = dir.read_checkpoint()?;
         let state = checkpoint.state;
+        if supermask_settings.is_some() {
+            resumed_state = Some(checkpoint.optimizer.clone());
+        }
         model = load_into(model, checkpoint.model, &train_device)?.0;
         opt.load_state(state.step as u64, &checkpoint.optimizer, device)
             .map_err(|problem| TrainError::Resume {
@@ -254,6 +272,16 @@ fn train(
     }
     // Parameters with nothing to train compute no weight gradient.
     let mut model = freeze(model, &frozen);
+    let mut supermask = match supermask_settings {
+        Some((initial, _, _)) => {
+            let mut s = Supermask::init(&model, &registry, initial, &train_device)?;
+            if let Some(state) = &resumed_state {
+                s.load_state(state, &train_device)?;
+            }
+            Some(s)
+        }
+        None => None,
+    };
     let mut pruner = match config.method.prune_schedule(total_steps) {
         Some((schedule, scope)) => {
             let mut p = Pruner::new(schedule, scope, &registry, device)?;
@@ -308,7 +336,15 @@ fn train(
                 .wrapping_add(step as u64),
         );
         let lr = schedule.lr(step);
-        let logits = model.forward(input_of(&batch, &train_device));
+        let sampled;
+        let forward_model = match &supermask {
+            Some(s) => {
+                sampled = s.masked(model.clone(), MaskDraw::Sample);
+                &sampled
+            }
+            None => &model,
+        };
+        let logits = forward_model.forward(input_of(&batch, &train_device));
         let loss = loss_of(logits, &batch.labels, &train_device);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
@@ -318,7 +354,12 @@ fn train(
                 lr,
             });
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut raw_grads = loss.backward();
+        if let (Some(s), Some((_, score_lr, _))) = (supermask.as_mut(), supermask_settings) {
+            // The scores follow the same warm-up/decay shape as the weights' learning rate.
+            s.step(&mut raw_grads, score_lr * lr / config.lr);
+        }
+        let grads = GradientsParams::from_grads(raw_grads, &model);
         let grad_norm = opt.grad_norm(&grads, &registry, device).sqrt();
         let scale = match config.max_grad_norm {
             Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
@@ -367,7 +408,15 @@ fn train(
         }
         if done % eval_every == 0 || done == total_steps {
             let metrics = evaluate_all(
-                &model, &evals, plan, config, device, done, &mut best, log, emit,
+                &eval_view(&model, supermask.as_ref()),
+                &evals,
+                plan,
+                config,
+                device,
+                done,
+                &mut best,
+                log,
+                emit,
             )?;
             last_metrics = Some(metrics);
             last_eval_step = Some(done);
@@ -379,14 +428,20 @@ fn train(
                 step: done,
                 best: best.clone(),
             };
-            let path =
-                dir.write_checkpoint(&state, &model_tensors(&model), &opt.state_tensors())?;
+            let mut opt_state = opt.state_tensors();
+            if let Some(s) = &supermask {
+                opt_state.extend(s.state_tensors());
+            }
+            let path = dir.write_checkpoint(&state, &model_tensors(&model), &opt_state)?;
             emit(Event::Checkpoint { step: done, path }, log)?;
             emit(Event::Cancelled { step: done }, log)?;
             return Ok(RunOutcome::Cancelled { step: done });
         }
     }
 
+    // A supermask run ends with the deterministic mask σ(v) > 0.5 applied to the weights.
+    let trained = model;
+    let model = eval_view(&trained, supermask.as_ref());
     let final_metrics = match (last_metrics, last_eval_step) {
         (Some(m), Some(s)) if s == total_steps => m,
         _ => evaluate_all(
@@ -415,6 +470,20 @@ fn train(
         .into_iter()
         .map(|(n, t)| (canonical_name(&n), t))
         .collect();
+    let supermask_summary = match (&supermask, supermask_settings) {
+        (Some(s), Some((_, _, samples))) => Some(supermask_eval(
+            s,
+            &trained,
+            &evals,
+            plan,
+            config,
+            device,
+            &train_device,
+            samples,
+            dir,
+        )?),
+        _ => None,
+    };
     if let Some(p) = &pruner {
         let kept = p.kept_mask();
         let meta = BTreeMap::from([("method".to_string(), "prune".to_string())]);
@@ -456,6 +525,7 @@ fn train(
         peak_rss_mib: peak_rss_mib(),
         optimizer_state_entries: opt.state_entries(),
         sparse,
+        supermask: supermask_summary,
     };
     write_json(&dir.metrics(), &metrics)?;
     emit(
@@ -493,7 +563,9 @@ fn prepare_mask(
         Mask::read(&dir.mask())?
     } else {
         match &config.method {
-            MethodConfig::Dense | MethodConfig::Prune { .. } => return Ok(None),
+            MethodConfig::Dense | MethodConfig::Prune { .. } | MethodConfig::Supermask { .. } => {
+                return Ok(None);
+            }
             MethodConfig::Fish {
                 selection,
                 fisher,
@@ -606,6 +678,73 @@ fn write_diff(
         diff_bytes,
         dense_model_bytes,
         mask_secs,
+    })
+}
+
+/// The model as evaluated: itself, or with a supermask's deterministic mask applied.
+fn eval_view(
+    model: &BertForSequenceClassification,
+    supermask: Option<&Supermask>,
+) -> BertForSequenceClassification {
+    match supermask {
+        Some(s) => s.masked(model.clone(), MaskDraw::Deterministic),
+        None => model.clone(),
+    }
+}
+
+/// Final supermask evaluation: `samples` Bernoulli masks (seeded) on the first dev split, their
+/// mean and standard deviation, and the mask files.
+#[allow(clippy::too_many_arguments)]
+fn supermask_eval(
+    s: &Supermask,
+    trained: &BertForSequenceClassification,
+    evals: &[EvalSet],
+    plan: BatchPlan,
+    config: &RunConfig,
+    device: &Device,
+    train_device: &Device,
+    samples: usize,
+    dir: &RunDir,
+) -> Result<SupermaskSummary> {
+    let mask = s.final_mask();
+    let meta = BTreeMap::from([("method".to_string(), "supermask".to_string())]);
+    mask.write(&dir.mask(), true, &meta)?;
+    write_json(&dir.mask_stats(), &stats(&mask))?;
+    let mut runs = Vec::new();
+    if let Some(set) = evals.first() {
+        for i in 0..samples {
+            // Seeded per sample, so the evaluation is reproducible.
+            train_device.seed(config.seed.wrapping_mul(7_919).wrapping_add(i as u64));
+            let sampled = s.masked(trained.clone(), MaskDraw::Sample);
+            let (_, metrics) = evaluate(
+                &sampled.valid(),
+                &set.data,
+                &set.pool,
+                plan,
+                config.task,
+                device,
+            )?;
+            runs.push(metrics);
+        }
+    }
+    let mut mean = BTreeMap::new();
+    let mut std = BTreeMap::new();
+    if let Some(first) = runs.first() {
+        for k in first.keys() {
+            let v: Vec<f64> = runs.iter().filter_map(|m| m.get(k).copied()).collect();
+            let mu = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / v.len() as f64;
+            mean.insert(k.clone(), mu);
+            std.insert(k.clone(), var.sqrt());
+        }
+    }
+    Ok(SupermaskSummary {
+        kept: mask.kept(),
+        total: mask.total(),
+        sparsity: 1.0 - mask.kept() as f64 / mask.total().max(1) as f64,
+        sampled: runs,
+        sampled_mean: mean,
+        sampled_std: std,
     })
 }
 

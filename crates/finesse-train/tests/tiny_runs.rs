@@ -145,6 +145,15 @@ fn fish_resume_ends_where_an_uninterrupted_run_would() {
     resume_equivalence(fish(0.05));
 }
 
+#[test]
+fn supermask_resume_ends_where_an_uninterrupted_run_would() {
+    resume_equivalence(MethodConfig::Supermask {
+        initial_sparsity: 0.1,
+        score_lr: 0.2,
+        eval_samples: 2,
+    });
+}
+
 fn fish(ratio: f64) -> MethodConfig {
     MethodConfig::Fish {
         selection: Selection {
@@ -545,4 +554,49 @@ fn mismatched_mask_file_is_refused() {
         err.contains("bert.pooler.dense.weight") && err.contains("shape"),
         "{err}"
     );
+}
+
+/// Supermask runs keep the pre-trained weights (or zero them), train the head, write a packed
+/// mask, and their 10-sample evaluation is reproducible by seed.
+#[test]
+fn supermask_run_masks_fixed_weights_and_its_sampled_evaluation_repeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let method = MethodConfig::Supermask {
+        initial_sparsity: 0.1,
+        score_lr: 0.2,
+        eval_samples: 10,
+    };
+    let mut outcomes = Vec::new();
+    for out in ["sm-a", "sm-b"] {
+        let mut c = config(dir.path(), &model, &data, out);
+        c.method = method.clone();
+        c.max_steps = Some(4);
+        let (r, _) = run_collect(c, false, None);
+        let Ok(RunOutcome::Finished(m)) = r else {
+            panic!("supermask run: {r:?}")
+        };
+        outcomes.push(m.supermask.clone().expect("supermask summary"));
+    }
+    assert_eq!(outcomes[0].sampled.len(), 10);
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "same seed, same sampled evaluation"
+    );
+    assert!(outcomes[0].sparsity >= 0.09, "{:?}", outcomes[0].sparsity);
+    let base = read_model_tensors(&model.join("model.safetensors")).expect("base");
+    let tuned =
+        read_model_tensors(&dir.path().join("sm-a/model/model.safetensors")).expect("tuned");
+    let mask = Mask::read(&dir.path().join("sm-a/mask.safetensors")).expect("packed mask");
+    for (name, t) in &mask.tensors {
+        let (b, f) = (&base[name].data, &tuned[name].data);
+        for i in 0..t.numel() {
+            let kept = t.kept.binary_search(&(i as u32)).is_ok();
+            let want = if kept { b[i] } else { 0.0 };
+            assert_eq!(f[i].to_bits(), want.to_bits(), "{name}[{i}]");
+        }
+    }
+    // Weights outside WQ…WO are untouched.
+    let emb = "bert.embeddings.word_embeddings.weight";
+    assert_eq!(bits(&base[emb]), bits(&tuned[emb]));
 }
