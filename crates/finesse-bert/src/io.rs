@@ -39,13 +39,13 @@ impl<T> HostTensor<T> {
 }
 
 /// Transposes a row-major `[rows, cols]` matrix into a row-major `[cols, rows]` one.
-pub fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub fn transpose_2d<T: Copy + Default>(data: &[T], rows: usize, cols: usize) -> Vec<T> {
     assert_eq!(
         data.len(),
         rows * cols,
         "matrix data does not fill [{rows}, {cols}]"
     );
-    let mut out = vec![0.0f32; data.len()];
+    let mut out = vec![T::default(); data.len()];
     for r in 0..rows {
         for c in 0..cols {
             out[c * rows + r] = data[r * cols + c];

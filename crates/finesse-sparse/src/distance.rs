@@ -16,6 +16,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
+use crate::mask::MATRICES;
 
 /// Sums from which every distance follows; they add up across tensors of a group.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -129,15 +130,6 @@ pub struct DistanceReport {
     /// Tensors only one of the models has (e.g. the task head), not compared.
     pub not_compared: Vec<String>,
 }
-
-const MATRICES: [ParamKind; 6] = [
-    ParamKind::Query,
-    ParamKind::Key,
-    ParamKind::Value,
-    ParamKind::AttentionOutput,
-    ParamKind::Intermediate,
-    ParamKind::Output,
-];
 
 /// Distances from `base` to `other` (canonical HF names). Tensors present in both must have the
 /// same shape; tensors in only one are listed in `not_compared`.

@@ -549,7 +549,8 @@ pub struct MaskStats {
     pub per_kind: BTreeMap<String, KeptCount>,
 }
 
-const MATRICES: [ParamKind; 6] = [
+/// The six per-layer matrices in the papers' order (WQ, WK, WV, WD, WI, WO).
+pub(crate) const MATRICES: [ParamKind; 6] = [
     ParamKind::Query,
     ParamKind::Key,
     ParamKind::Value,

@@ -221,13 +221,10 @@ impl Pruner {
             let (rows, cols) = (p.shape[0], p.shape[1]);
             // PyTorch [out, in] → Burn [in, out] for transposed Linear weights.
             let (data, shape) = if p.transposed {
-                let mut t = vec![false; flags.len()];
-                for r in 0..rows {
-                    for c in 0..cols {
-                        t[c * rows + r] = flags[r * cols + c];
-                    }
-                }
-                (t, [cols, rows])
+                (
+                    finesse_bert::io::transpose_2d(flags, rows, cols),
+                    [cols, rows],
+                )
             } else {
                 (flags.clone(), [rows, cols])
             };
