@@ -35,13 +35,21 @@ pub enum MaskDraw {
     Deterministic,
 }
 
-/// Supermask state: the targets and their scores.
+/// Supermask state: the targets, their scores and the scores' Adam moments.
 pub struct Supermask {
     targets: Vec<ParamInfo>,
     index: HashMap<ParamId, usize>,
     /// The scores (on the training device).
     pub scores: Scores,
+    /// Adam moments of each score tensor (inner device), once a step has been taken.
+    moments: Vec<Option<(Tensor<2>, Tensor<2>)>>,
+    /// Score steps taken.
+    steps: u64,
 }
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
 
 impl Supermask {
     /// Scores for the WQ…WO weights of `model`, initialised from a soft magnitude mask.
@@ -79,8 +87,10 @@ impl Supermask {
         }
         Ok(Self {
             index: targets.iter().enumerate().map(|(i, p)| (p.id, i)).collect(),
+            moments: vec![None; targets.len()],
             targets,
             scores: Scores { v },
+            steps: 0,
         })
     }
 
@@ -127,18 +137,36 @@ impl Supermask {
         model.map(&mut Inject { sm: self, draw })
     }
 
-    /// Takes the scores' gradients out of `grads` and applies v ← v − lr·∂L/∂v.
+    /// Takes the scores' gradients out of `grads` and takes one Adam step of size `lr` on the
+    /// scores (the paper trains them with the fine-tuning optimizer at lr 0.2; no weight decay).
     pub fn step(&mut self, grads: &mut Gradients, lr: f64) {
         let g = GradientsParams::from_module(grads, &self.scores);
+        self.steps += 1;
+        let t = self.steps as i32;
+        let (bc1, bc2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
         let v = std::mem::take(&mut self.scores.v);
         self.scores.v = v
             .into_iter()
-            .map(|param| {
+            .enumerate()
+            .map(|(i, param)| {
                 let Some(grad) = g.get::<2>(param.id) else {
                     return param;
                 };
-                let (id, t, mapper) = param.consume();
-                let updated = Tensor::from_inner(t.inner() - grad.mul_scalar(lr)).require_grad();
+                let (m, s) = match self.moments[i].take() {
+                    Some((m, s)) => (
+                        m.mul_scalar(BETA1) + grad.clone().mul_scalar(1.0 - BETA1),
+                        s.mul_scalar(BETA2) + grad.powi_scalar(2).mul_scalar(1.0 - BETA2),
+                    ),
+                    None => (
+                        grad.clone().mul_scalar(1.0 - BETA1),
+                        grad.powi_scalar(2).mul_scalar(1.0 - BETA2),
+                    ),
+                };
+                let denom = s.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(EPS);
+                let delta = m.clone().div(denom).mul_scalar(lr / bc1);
+                self.moments[i] = Some((m, s));
+                let (id, value, mapper) = param.consume();
+                let updated = Tensor::from_inner(value.inner() - delta).require_grad();
                 Param::from_mapped_value(id, updated, mapper)
             })
             .collect();
@@ -166,35 +194,59 @@ impl Supermask {
         Mask { tensors }
     }
 
-    /// The scores as host tensors `supermask_scores.<name>` (PyTorch layout), for checkpoints.
+    /// The scores and their Adam moments as host tensors (PyTorch layout), for checkpoints:
+    /// `supermask_scores.<name>`, `supermask_exp_avg.<name>`, `supermask_exp_avg_sq.<name>`.
     pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
-        self.targets
-            .iter()
-            .zip(&self.scores.v)
-            .map(|(p, v)| {
-                (
-                    format!("supermask_scores.{}", p.name),
-                    HostTensor::new(p.shape.clone(), host_layout(p, v.val())),
-                )
-            })
-            .collect()
+        let mut out = Vec::new();
+        for ((p, v), mo) in self.targets.iter().zip(&self.scores.v).zip(&self.moments) {
+            out.push((
+                format!("supermask_scores.{}", p.name),
+                HostTensor::new(p.shape.clone(), host_layout(p, v.val())),
+            ));
+            if let Some((m, s)) = mo {
+                for (prefix, t) in [("supermask_exp_avg", m), ("supermask_exp_avg_sq", s)] {
+                    out.push((
+                        format!("{prefix}.{}", p.name),
+                        HostTensor::new(
+                            p.shape.clone(),
+                            host_layout(p, Tensor::from_inner(t.clone())),
+                        ),
+                    ));
+                }
+            }
+        }
+        out
     }
 
-    /// Restores scores written by [`Supermask::state_tensors`].
+    /// Restores state written by [`Supermask::state_tensors`] after `steps` score steps.
     pub fn load_state(
         &mut self,
         tensors: &BTreeMap<String, HostTensor>,
+        steps: u64,
         device: &Device,
     ) -> Result<()> {
-        for (p, v) in self.targets.iter().zip(self.scores.v.iter_mut()) {
-            let key = format!("supermask_scores.{}", p.name);
-            let t = tensors
+        self.steps = steps;
+        let get = |key: String, p: &ParamInfo| -> Result<&HostTensor> {
+            tensors
                 .get(&key)
                 .filter(|t| t.shape == p.shape)
                 .ok_or_else(|| {
                     SparseError::Mismatch(format!("checkpoint: `{key}` is missing or misshaped"))
-                })?;
-            *v = Param::from_tensor(burn_layout(p, &t.data, device).require_grad());
+                })
+        };
+        for (i, p) in self.targets.iter().enumerate() {
+            let v = get(format!("supermask_scores.{}", p.name), p)?;
+            self.scores.v[i] = Param::from_tensor(burn_layout(p, &v.data, device).require_grad());
+            self.moments[i] = if steps == 0 {
+                None
+            } else {
+                let m = get(format!("supermask_exp_avg.{}", p.name), p)?;
+                let s = get(format!("supermask_exp_avg_sq.{}", p.name), p)?;
+                Some((
+                    burn_layout(p, &m.data, device).inner(),
+                    burn_layout(p, &s.data, device).inner(),
+                ))
+            };
         }
         Ok(())
     }
@@ -343,7 +395,7 @@ mod tests {
         }
         let state: BTreeMap<String, HostTensor> = sm.state_tensors().into_iter().collect();
         let mut again = Supermask::init(&model, &registry, 0.0, &device).expect("init");
-        again.load_state(&state, &device).expect("load");
+        again.load_state(&state, 0, &device).expect("load");
         assert_eq!(again.final_mask(), mask);
     }
 }

@@ -67,7 +67,7 @@ pub enum MethodConfig {
     Supermask {
         /// Fraction of the smallest-magnitude weights per matrix whose score starts at −5.
         initial_sparsity: f64,
-        /// Peak learning rate of the scores (plain gradient steps; the paper uses 0.2).
+        /// Peak learning rate of the scores (Adam, no weight decay; the paper uses 0.2).
         score_lr: f64,
         /// Sampled masks evaluated at the end.
         eval_samples: usize,

@@ -276,7 +276,7 @@ fn train(
         Some((initial, _, _)) => {
             let mut s = Supermask::init(&model, &registry, initial, &train_device)?;
             if let Some(state) = &resumed_state {
-                s.load_state(state, &train_device)?;
+                s.load_state(state, start_step as u64, &train_device)?;
             }
             Some(s)
         }
