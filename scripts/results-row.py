@@ -31,15 +31,25 @@ def sparse(d):
     method = c["method"]
     kind = method["kind"]
     keep, fisher = "all", ""
+    s = m.get("sparse") or {}
     if kind in ("fish", "random"):
-        b = method["selection"]["budget"]
-        keep = f'{100 * b["ratio"]:g}%' if "ratio" in b else f'{b["count"]} entries'
+        # From what the mask kept (a --mask file overrides the configured budget).
+        keep = f'{100 * s["kept"] / s["total"]:.2f}%'
     if kind == "fish":
         fisher = method["mask_file"] or f'{method["fisher"]["kind"]["kind"]}, N={method["fisher"]["samples"]}'
         fisher = fisher.split("/")[-1]
     if kind == "bitfit":
         keep = "biases"
-    s = m.get("sparse") or {}
+    if kind == "prune":
+        a = json.load(open(f"{d}/analysis.json"))["prune_sparsity"]
+        keep = f'WQ…WO {100 * sum(a.values()) / len(a):.0f}% pruned'
+    if kind == "supermask":
+        sm = m["supermask"]
+        k = next(iter(sm["sampled_mean"]))
+        keep = (f'mask sparsity {100 * sm["sparsity"]:.2f}%; {len(sm["sampled"])} samples: '
+                f'{sm["sampled_mean"][k]:.4f} ± {sm["sampled_std"][k]:.4f}')
+    if kind == "freeze":
+        keep = "frozen: " + ", ".join(method["groups"])
     trained = s.get("kept", "all")
     diff = f'{s["diff_bytes"] / 1e6:.2f} MB' if s else "—"
     print(f'| {kind} | {keep} | {fisher} | {c["lr"]:g} | {metric_text(m)} | {trained} '
