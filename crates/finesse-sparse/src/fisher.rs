@@ -176,7 +176,8 @@ pub fn estimate(
     Ok(out)
 }
 
-fn input_of(b: &HostBatch, device: &Device) -> BertInput {
+/// The model input of a host batch.
+pub fn input_of(b: &HostBatch, device: &Device) -> BertInput {
     BertInput::from_host(
         b.input_ids.clone(),
         b.token_type_ids.clone(),

@@ -12,8 +12,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use finesse_bert::hub::{resolve_model, sha256_file};
 use finesse_bert::{
-    BertForSequenceClassification, BertInput, BertTokenizer, ParamRegistry, load_classifier,
-    load_into, model_tensors, save_hf_folder,
+    BertForSequenceClassification, BertTokenizer, ParamRegistry, load_classifier, load_into,
+    model_tensors, save_hf_folder,
 };
 use finesse_glue::batch::{BatchPlan, epoch_batches, eval_batches, seeded_subset};
 use finesse_glue::metrics::{Predictions, compute};
@@ -22,6 +22,7 @@ use finesse_glue::{
 };
 
 use finesse_sparse::files::{canonical_name, read_model_tensors};
+use finesse_sparse::fisher::input_of;
 use finesse_sparse::mask::{random_scores, select, stats};
 use finesse_sparse::optim::freeze;
 use finesse_sparse::prune::Pruner;
@@ -766,17 +767,6 @@ fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {
         examples: split.examples.len(),
         skipped_rows: split.skipped.len(),
     })
-}
-
-fn input_of(batch: &HostBatch, device: &Device) -> BertInput {
-    BertInput::from_host(
-        batch.input_ids.clone(),
-        batch.token_type_ids.clone(),
-        batch.attention_mask.clone(),
-        batch.batch,
-        batch.seq,
-        device,
-    )
 }
 
 /// Mean cross-entropy of the logits (classification) or mean squared error of the single
