@@ -16,7 +16,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
-use crate::mask::MATRICES;
+use crate::mask::{grid_cell, grid_rows, matrix_labels};
 
 /// Sums from which every distance follows; they add up across tensors of a group.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -167,16 +167,12 @@ fn report(
     let mut overall = Sums::default();
     let mut grid: BTreeMap<(usize, usize), Sums> = BTreeMap::new();
     let mut groups: BTreeMap<String, Sums> = BTreeMap::new();
-    let mut n_layers = 0;
     for (name, s) in sums {
         overall.add(s);
         let kind = ParamKind::of_hf_name(name);
-        let layer = finesse_bert::registry::layer_index(name);
-        let matrix = kind.and_then(|k| MATRICES.iter().position(|&m| m == k));
-        match (layer, matrix) {
-            (Some(l), Some(m)) if name.ends_with(".weight") => {
-                n_layers = n_layers.max(l + 1);
-                grid.entry((l, m)).or_default().add(s);
+        match grid_cell(name) {
+            Some(cell) if name.ends_with(".weight") => {
+                grid.entry(cell).or_default().add(s);
             }
             _ => {
                 let group = match kind {
@@ -198,17 +194,8 @@ fn report(
     DistanceReport {
         overall: overall.distances(),
         per_tensor,
-        layers: (0..n_layers)
-            .map(|l| {
-                (0..MATRICES.len())
-                    .map(|m| grid.get(&(l, m)).copied().unwrap_or_default().distances())
-                    .collect()
-            })
-            .collect(),
-        matrices: MATRICES
-            .iter()
-            .filter_map(|k| k.matrix_label().map(str::to_string))
-            .collect(),
+        layers: grid_rows(&grid, |s| s.distances()),
+        matrices: matrix_labels(),
         groups: groups
             .into_iter()
             .map(|(k, s)| (k, s.distances()))

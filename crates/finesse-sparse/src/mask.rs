@@ -559,12 +559,43 @@ pub(crate) const MATRICES: [ParamKind; 6] = [
     ParamKind::Output,
 ];
 
+/// The cell (layer, column of [`MATRICES`]) of a parameter in the layer × WQ…WO grid.
+pub(crate) fn grid_cell(name: &str) -> Option<(usize, usize)> {
+    let kind = ParamKind::of_hf_name(name)?;
+    Some((
+        finesse_bert::registry::layer_index(name)?,
+        MATRICES.iter().position(|&k| k == kind)?,
+    ))
+}
+
+/// The grid's column labels: WQ, WK, WV, WD, WI, WO.
+pub(crate) fn matrix_labels() -> Vec<String> {
+    MATRICES
+        .iter()
+        .filter_map(|k| k.matrix_label().map(str::to_string))
+        .collect()
+}
+
+/// `rows[l][m]` from per-cell sums (empty cells get the default sum), through `f`.
+pub(crate) fn grid_rows<T: Copy + Default, U>(
+    cells: &BTreeMap<(usize, usize), T>,
+    f: impl Fn(T) -> U,
+) -> Vec<Vec<U>> {
+    let n_layers = cells.keys().map(|(l, _)| l + 1).max().unwrap_or(0);
+    (0..n_layers)
+        .map(|l| {
+            (0..MATRICES.len())
+                .map(|m| f(cells.get(&(l, m)).copied().unwrap_or_default()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Statistics of a mask; the layer × matrix grid is built from the parameter names.
 pub fn stats(mask: &Mask) -> MaskStats {
     let mut per_tensor = BTreeMap::new();
     let mut grid: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
     let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    let mut n_layers = 0;
     for (name, t) in &mask.tensors {
         per_tensor.insert(name.clone(), KeptCount::new(t.kept.len(), t.numel()));
         let kind = ParamKind::of_hf_name(name);
@@ -580,34 +611,17 @@ pub fn stats(mask: &Mask) -> MaskStats {
         let e = kinds.entry(kind_name).or_default();
         e.0 += t.kept.len();
         e.1 += t.numel();
-        if let (Some(layer), Some(m)) = (
-            finesse_bert::registry::layer_index(name),
-            kind.and_then(|k| MATRICES.iter().position(|&x| x == k)),
-        ) {
-            n_layers = n_layers.max(layer + 1);
-            let e = grid.entry((layer, m)).or_default();
+        if let Some(cell) = grid_cell(name) {
+            let e = grid.entry(cell).or_default();
             e.0 += t.kept.len();
             e.1 += t.numel();
         }
     }
-    let layers = (0..n_layers)
-        .map(|l| {
-            (0..MATRICES.len())
-                .map(|m| {
-                    let (k, n) = grid.get(&(l, m)).copied().unwrap_or_default();
-                    KeptCount::new(k, n)
-                })
-                .collect()
-        })
-        .collect();
     MaskStats {
         overall: KeptCount::new(mask.kept(), mask.total()),
         per_tensor,
-        layers,
-        matrices: MATRICES
-            .iter()
-            .filter_map(|k| k.matrix_label().map(str::to_string))
-            .collect(),
+        layers: grid_rows(&grid, |(k, n)| KeptCount::new(k, n)),
+        matrices: matrix_labels(),
         per_kind: kinds
             .into_iter()
             .map(|(k, (kept, total))| (k, KeptCount::new(kept, total)))
@@ -823,7 +837,6 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
     let mut per_tensor = BTreeMap::new();
     let mut grid: BTreeMap<(usize, usize), (usize, usize, usize)> = BTreeMap::new();
     let (mut both_all, mut first_all, mut second_all) = (0, 0, 0);
-    let mut n_layers = 0;
     for (name, ta) in &a.tensors {
         let Some(tb) = b.tensors.get(name) else {
             continue;
@@ -847,14 +860,10 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
         both_all += both;
         first_all += first;
         second_all += second;
-        let kind = ParamKind::of_hf_name(name);
-        if let (Some(layer), Some(m)) = (
-            finesse_bert::registry::layer_index(name),
-            kind.and_then(|k| MATRICES.iter().position(|&x| x == k)),
-        ) && name.ends_with(".weight")
+        if let Some(cell) = grid_cell(name)
+            && name.ends_with(".weight")
         {
-            n_layers = n_layers.max(layer + 1);
-            let e = grid.entry((layer, m)).or_default();
+            let e = grid.entry(cell).or_default();
             e.0 += both;
             e.1 += first;
             e.2 += second;
@@ -863,20 +872,8 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
     Ok(OverlapReport {
         overall: Overlap::new(both_all, first_all, second_all),
         per_tensor,
-        layers: (0..n_layers)
-            .map(|l| {
-                (0..MATRICES.len())
-                    .map(|m| {
-                        let (b, f, s) = grid.get(&(l, m)).copied().unwrap_or_default();
-                        Overlap::new(b, f, s)
-                    })
-                    .collect()
-            })
-            .collect(),
-        matrices: MATRICES
-            .iter()
-            .filter_map(|k| k.matrix_label().map(str::to_string))
-            .collect(),
+        layers: grid_rows(&grid, |(b, f, s)| Overlap::new(b, f, s)),
+        matrices: matrix_labels(),
     })
 }
 
