@@ -452,6 +452,41 @@ fn fish_pipeline_through_the_cli() {
         finesse_sparse::Mask::read(&run.join("mask.safetensors")).expect("run mask"),
         readable
     );
+    // run.json records the mask file, not a budget it did not use.
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).expect("run.json"))
+            .expect("run.json parses");
+    let method = &info["config"]["method"];
+    assert!(
+        method["mask_file"].is_string() && method.get("selection").is_none(),
+        "{method}"
+    );
+    let o = finesse()
+        .args([
+            "finetune",
+            "--task",
+            "sst2",
+            "--method",
+            "fish",
+            "--keep-ratio",
+            "0.1",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--mask")
+        .arg(p("mask.safetensors"))
+        .arg("--output-dir")
+        .arg(p("both"))
+        .output()
+        .expect("finetune with both");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("drop --keep-ratio"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let diff = run.join("diff.safetensors");
     let o = ok(finesse()
         .args(["diff", "info", "--json"])

@@ -70,11 +70,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     c.log_every = 10;
     c.eval_every = Some(args.steps);
     c.method = MethodConfig::Fish {
-        selection: Selection {
+        selection: Some(Selection {
             budget: Budget::Ratio(args.keep_ratio),
             scope: Scope::Global,
             head_in_budget: true,
-        },
+        }),
         fisher: FisherSettings {
             samples: args.fisher_samples,
             kind: FisherKind::Empirical,

@@ -234,7 +234,18 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
         },
         "fish" => MethodConfig::Fish {
-            selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
+            selection: match &args.mask {
+                None => Some(args.budget.selection(Some(DEFAULT_KEEP_RATIO))?),
+                Some(file)
+                    if args.budget.keep_ratio.is_some() || args.budget.keep_count.is_some() =>
+                {
+                    bail!(
+                        "--mask {} fixes the kept entries; drop --keep-ratio/--keep-count",
+                        file.display()
+                    )
+                }
+                Some(_) => None,
+            },
             fisher: FisherSettings {
                 samples: args.fisher_samples,
                 kind: fisher_kind(&args.fisher_kind, args.fisher_draws)?,

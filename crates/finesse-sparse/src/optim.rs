@@ -297,6 +297,32 @@ pub fn freeze<M: Module>(model: M, ids: &std::collections::HashSet<ParamId>) -> 
     model.map(&mut Freezer(ids))
 }
 
+/// One Adam (torch) moment update from `previous` (m, v) and the gradient, at step `t` (from 1):
+/// returns the new (m, v) and the bias-corrected step lr/bc1 · m / (√v/√bc2 + eps), to be
+/// subtracted. Shared by the masked AdamW here and the supermask scores.
+pub(crate) fn adam<const D: usize>(
+    previous: Option<(Tensor<D>, Tensor<D>)>,
+    grad: Tensor<D>,
+    t: i32,
+    lr: f64,
+    (beta1, beta2, eps): (f64, f64, f64),
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (m, v) = match previous {
+        Some((m, v)) => (
+            m.mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1),
+            v.mul_scalar(beta2) + grad.powi_scalar(2).mul_scalar(1.0 - beta2),
+        ),
+        None => (
+            grad.clone().mul_scalar(1.0 - beta1),
+            grad.powi_scalar(2).mul_scalar(1.0 - beta2),
+        ),
+    };
+    let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+    let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(eps);
+    let step = m.clone().div(denom).mul_scalar(lr / bc1);
+    (m, v, step)
+}
+
 struct StepMapper<'a> {
     opt: &'a mut SparseOptimizer,
     grads: GradientsParams,
@@ -321,26 +347,20 @@ impl StepMapper<'_> {
         let previous = self.opt.state.remove(&slot.name);
         let (updated, state) = match self.opt.config.algorithm {
             Algorithm::Adamw { beta1, beta2, eps } => {
-                let (m, v) = match previous.as_deref() {
-                    Some([m, v]) => (
-                        m.clone().mul_scalar(beta1) + grad.clone().mul_scalar(1.0 - beta1),
-                        v.clone().mul_scalar(beta2) + grad.powi_scalar(2).mul_scalar(1.0 - beta2),
-                    ),
-                    _ => (
-                        grad.clone().mul_scalar(1.0 - beta1),
-                        grad.powi_scalar(2).mul_scalar(1.0 - beta2),
-                    ),
+                let previous = match previous {
+                    Some(mut s) if s.len() == 2 => {
+                        let v = s.pop();
+                        s.pop().zip(v)
+                    }
+                    _ => None,
                 };
-                let bc1 = 1.0 - beta1.powi(t);
-                let bc2 = 1.0 - beta2.powi(t);
+                let (m, v, step) = adam(previous, grad, t, self.lr, (beta1, beta2, eps));
                 let decayed = if wd > 0.0 {
                     value.mul_scalar(1.0 - self.lr * wd)
                 } else {
                     value
                 };
-                let denom = v.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(eps);
-                let updated = decayed - m.clone().div(denom).mul_scalar(self.lr / bc1);
-                (updated, vec![m, v])
+                (decayed - step, vec![m, v])
             }
             Algorithm::Sgd { momentum } => {
                 let d = if wd > 0.0 {

@@ -143,7 +143,6 @@ impl Supermask {
         let g = GradientsParams::from_module(grads, &self.scores);
         self.steps += 1;
         let t = self.steps as i32;
-        let (bc1, bc2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
         let v = std::mem::take(&mut self.scores.v);
         self.scores.v = v
             .into_iter()
@@ -152,18 +151,8 @@ impl Supermask {
                 let Some(grad) = g.get::<2>(param.id) else {
                     return param;
                 };
-                let (m, s) = match self.moments[i].take() {
-                    Some((m, s)) => (
-                        m.mul_scalar(BETA1) + grad.clone().mul_scalar(1.0 - BETA1),
-                        s.mul_scalar(BETA2) + grad.powi_scalar(2).mul_scalar(1.0 - BETA2),
-                    ),
-                    None => (
-                        grad.clone().mul_scalar(1.0 - BETA1),
-                        grad.powi_scalar(2).mul_scalar(1.0 - BETA2),
-                    ),
-                };
-                let denom = s.clone().sqrt().div_scalar(bc2.sqrt()).add_scalar(EPS);
-                let delta = m.clone().div(denom).mul_scalar(lr / bc1);
+                let (m, s, delta) =
+                    crate::optim::adam(self.moments[i].take(), grad, t, lr, (BETA1, BETA2, EPS));
                 self.moments[i] = Some((m, s));
                 let (id, value, mapper) = param.consume();
                 let updated = Tensor::from_inner(value.inner() - delta).require_grad();

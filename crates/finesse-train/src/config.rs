@@ -181,6 +181,18 @@ impl RunConfig {
                 "subsets must hold at least one example".into(),
             );
         }
+        if let MethodConfig::Fish {
+            selection,
+            mask_file,
+            ..
+        } = &self.method
+            && selection.is_some() == mask_file.is_some()
+        {
+            return bad(
+                "mask",
+                "FISH takes either a budget (--keep-ratio/--keep-count) or a --mask file".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -219,6 +231,41 @@ mod tests {
         let c = RunConfig::new("m", GlueTask::Stsb, "d", "o");
         let back: RunConfig =
             serde_json::from_str(&serde_json::to_string(&c).expect("ser")).expect("de");
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn fish_takes_a_budget_or_a_mask_file_and_records_which() {
+        use crate::method::FisherSettings;
+        use finesse_sparse::mask::{Budget, Scope, Selection};
+        let mut c = RunConfig::new("m", GlueTask::Sst2, "d", "o");
+        let fish = |selection: Option<Selection>, mask_file: Option<PathBuf>| MethodConfig::Fish {
+            selection,
+            fisher: FisherSettings::default(),
+            mask_file,
+        };
+        let budget = Selection {
+            budget: Budget::Ratio(0.01),
+            scope: Scope::Global,
+            head_in_budget: true,
+        };
+        for (selection, file, ok) in [
+            (Some(budget), None, true),
+            (None, Some(PathBuf::from("m.safetensors")), true),
+            (Some(budget), Some(PathBuf::from("m.safetensors")), false),
+            (None, None, false),
+        ] {
+            c.method = fish(selection, file);
+            match c.validate() {
+                Ok(()) => assert!(ok, "{:?} must be refused", c.method),
+                Err(e) => assert!(!ok && e.to_string().contains("mask"), "{e}"),
+            }
+        }
+        // A mask-file run records no budget of its own, and reads back the same.
+        c.method = fish(None, Some(PathBuf::from("m.safetensors")));
+        let json = serde_json::to_string(&c).expect("ser");
+        assert!(!json.contains("selection"), "{json}");
+        let back: RunConfig = serde_json::from_str(&json).expect("de");
         assert_eq!(back, c);
     }
 }

@@ -43,8 +43,10 @@ pub enum MethodConfig {
     Dense,
     /// FISH: a fixed mask of the top-k parameters by Fisher information.
     Fish {
-        /// Budget and scope of the top-k.
-        selection: Selection,
+        /// Budget and scope of the top-k; `None` when the mask comes from `mask_file` (its
+        /// budget is whatever that file keeps).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selection: Option<Selection>,
         /// How the Fisher information is estimated.
         fisher: FisherSettings,
         /// Reuse this mask file instead of estimating the Fisher information.

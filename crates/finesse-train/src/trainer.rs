@@ -612,6 +612,11 @@ fn prepare_mask(
                     let tensors: Vec<(String, finesse_bert::HostTensor)> =
                         scores.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
                     finesse_bert::io::write_f32_tensors(&dir.fisher(), &tensors, meta)?;
+                    let selection = selection.as_ref().ok_or(TrainError::Config {
+                        field: "keep-ratio",
+                        problem: "FISH needs a budget (--keep-ratio or --keep-count) or --mask"
+                            .into(),
+                    })?;
                     select(&scores, selection)?
                 }
             },

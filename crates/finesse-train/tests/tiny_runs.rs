@@ -156,11 +156,11 @@ fn supermask_resume_ends_where_an_uninterrupted_run_would() {
 
 fn fish(ratio: f64) -> MethodConfig {
     MethodConfig::Fish {
-        selection: Selection {
+        selection: Some(Selection {
             budget: Budget::Ratio(ratio),
             scope: Scope::Global,
             head_in_budget: true,
-        },
+        }),
         fisher: FisherSettings {
             samples: 32,
             kind: FisherKind::Empirical,
@@ -539,10 +539,8 @@ fn mismatched_mask_file_is_refused() {
     mask.write(&bad, true, &Default::default()).expect("write");
     let mut c = config(dir.path(), &model, &data, "bad");
     c.method = match fish(0.02) {
-        MethodConfig::Fish {
-            selection, fisher, ..
-        } => MethodConfig::Fish {
-            selection,
+        MethodConfig::Fish { fisher, .. } => MethodConfig::Fish {
+            selection: None,
             fisher,
             mask_file: Some(bad),
         },
