@@ -3,6 +3,8 @@
 
     scripts/results-row.py dense RUN_DIR...    # the dense GLUE table
     scripts/results-row.py sparse RUN_DIR...   # the sparse-methods table
+    scripts/results-row.py freeze RUN_DIR...   # the Table-3-like L0-close table
+    scripts/results-row.py distance LABEL DISTANCE_JSON   # `finesse distance --vs-random --json`
 """
 import json
 import sys
@@ -57,7 +59,39 @@ def sparse(d):
           f'| {m["train_examples_per_sec"]:.1f} |')
 
 
+def freeze(d):
+    m, c = load(d)
+    start = next(json.loads(line) for line in open(f"{d}/events.jsonl") if '"start"' in line)
+    method = c["method"]
+    excluded = ", ".join(method["groups"]) if method["kind"] == "freeze" else "none (dense)"
+    trainable, total = start["trainable_params"], start["total_params"]
+    print(f'| {excluded} | {trainable:,} ({100 * trainable / total:.1f}%) | {metric_text(m)} '
+          f'| {m["duration_secs"] / 60:.1f} min |')
+
+
+def distance(label, path):
+    d = json.load(open(path))
+    run = d["distance"]
+    print(f"| {label}: mean \\|Δ\\| / angular | " + " | ".join(run["matrices"]) + " |")
+    print("|---" * (len(run["matrices"]) + 1) + "|")
+    for i, layer in enumerate(run["layers"]):
+        cells = [f'{x["mean_abs"]:.2e} / {x["angular"]:.4f}' for x in layer]
+        print(f"| layer {i} | " + " | ".join(cells) + " |")
+    print()
+    print("| pair | mean \\|Δ\\| | angular | entries changed | relative L2 |")
+    print("|---|---|---|---|---|")
+    for name, text in [("distance", f"{label} vs pre-trained"),
+                       ("random_uniform", "two random inits, uniform ±1/√H"),
+                       ("random_normal", "two random inits, normal σ = 1/√H")]:
+        o = d[name]["overall"]
+        print(f'| {text} | {o["mean_abs"]:.3e} | {o["angular"]:.4f} | {100 * o["l0_fraction"]:.1f}% '
+              f'| {o["relative_l2"]:.4f} |')
+
+
 if __name__ == "__main__":
-    table = {"dense": dense, "sparse": sparse}[sys.argv[1]]
-    for run in sys.argv[2:]:
-        table(run)
+    if sys.argv[1] == "distance":
+        distance(sys.argv[2], sys.argv[3])
+    else:
+        table = {"dense": dense, "sparse": sparse, "freeze": freeze}[sys.argv[1]]
+        for run in sys.argv[2:]:
+            table(run)
