@@ -5,6 +5,7 @@
     scripts/results-row.py sparse RUN_DIR...   # the sparse-methods table
     scripts/results-row.py freeze RUN_DIR...   # the Table-3-like L0-close table
     scripts/results-row.py distance LABEL DISTANCE_JSON   # `finesse distance --vs-random --json`
+    scripts/results-row.py sparsity LABEL MASK_STATS_JSON  # layer × matrix sparsity of a mask
 """
 import json
 import sys
@@ -88,9 +89,19 @@ def distance(label, path):
               f'| {o["relative_l2"]:.4f} |')
 
 
+def sparsity(label, path):
+    st = json.load(open(path))
+    print(f"| {label}: sparsity | " + " | ".join(st["matrices"]) + " | layer |")
+    print("|---" * (len(st["matrices"]) + 2) + "|")
+    for i, layer in enumerate(st["layers"]):
+        dropped = sum(x["total"] - x["kept"] for x in layer) / sum(x["total"] for x in layer)
+        cells = [f'{100 * (1 - x["fraction"]):.2f}%' for x in layer]
+        print(f"| layer {i} | " + " | ".join(cells) + f" | {100 * dropped:.2f}% |")
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "distance":
-        distance(sys.argv[2], sys.argv[3])
+    if sys.argv[1] in ("distance", "sparsity"):
+        {"distance": distance, "sparsity": sparsity}[sys.argv[1]](sys.argv[2], sys.argv[3])
     else:
         table = {"dense": dense, "sparse": sparse, "freeze": freeze}[sys.argv[1]]
         for run in sys.argv[2:]:
