@@ -21,7 +21,13 @@ use finesse_sparse::{Budget, FisherKind, Scope, Selection};
 fn fixtures() -> PathBuf {
     std::env::var_os("FINESSE_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| {
+            Path::new(
+                &std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared")
+        })
         .join("fixtures/all-MiniLM-L6-v2")
 }
 

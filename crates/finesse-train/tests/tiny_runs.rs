@@ -16,7 +16,8 @@ use finesse_train::trainer::{RunOutcome, run};
 use finesse_train::{Event, MethodConfig, RunConfig, TrainError};
 
 fn assets() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/tiny-bert")
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../assets/tiny-bert")
 }
 
 /// A tiny model folder with random weights.
