@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the README's per-method tables on full epochs (all-MiniLM-L6-v2, dev metrics). Usage:
 #   scripts/method-results.sh [FINESSE_BIN] [ROW ...]
-# A ROW is TASK/METHOD[-ARGS]:
+# A ROW is TASK/METHOD[-ARGS][@LR] (@LR overrides the weights lr below; the run dir gets -lrLR):
 #   TASK/dense                            dense, lr 1e-4, model saved (for `finesse distance`)
 #   TASK/fish[-RATIO][-nSAMPLES][-KIND]   e.g. mrpc/fish-0.005, sst2/fish-0.005-n256-expected
 #   TASK/random[-RATIO], TASK/bitfit      the FISH baselines
@@ -21,6 +21,8 @@ rows=("${@:-mrpc/fish-0.005 mrpc/random-0.005 mrpc/bitfit}")
 glue="${GLUE_DIR:-../shared/data/glue}"
 common=(--batch-size 32 --warmup-ratio 0.1 --weight-decay 0.01 --max-seq-len 128 --seed 42 --device flex)
 for row in ${rows[@]}; do
+  lr=""
+  case "$row" in *@*) lr="${row#*@}"; row="${row%@*}" ;; esac
   task="${row%%/*}"
   spec="${row#*/}"
   method="${spec%%-*}"
@@ -50,6 +52,10 @@ for row in ${rows[@]}; do
     *) epochs=3 ;;
   esac
   out="${FINESSE_RUNS:-runs/methods}/${row//\//-}"
+  if [ -n "$lr" ]; then # replace the method's --lr
+    for i in "${!args[@]}"; do [ "${args[$i]}" = --lr ] && args[i+1]="$lr"; done
+    out="$out-lr$lr"
+  fi
   if [ -f "$out/metrics.json" ]; then echo "$row: done already ($out)"; continue; fi
   rm -rf "$out"
   echo "== $row: $epochs epochs, ${args[*]}"

@@ -4,6 +4,7 @@
     scripts/results-row.py dense RUN_DIR...    # the dense GLUE table
     scripts/results-row.py sparse RUN_DIR...   # the sparse-methods table
     scripts/results-row.py freeze RUN_DIR...   # the Table-3-like L0-close table
+    scripts/results-row.py lr RUN_DIR...       # learning-rate sweep: method × lr grid, best in bold
     scripts/results-row.py distance LABEL DISTANCE_JSON   # `finesse distance --vs-random --json`
     scripts/results-row.py sparsity LABEL MASK_STATS_JSON  # layer × matrix sparsity of a mask
 """
@@ -70,6 +71,28 @@ def freeze(d):
           f'| {m["duration_secs"] / 60:.1f} min |')
 
 
+def lr_grid(runs):
+    main = ("accuracy", "f1", "matthews", "pearson")
+    cells = {}
+    for d in runs:
+        m, c = load(d)
+        key = next(k for k in main if k in m)
+        cells[(c["method"]["kind"], c["lr"])] = (key, m[key])
+    lrs = sorted({lr for _, lr in cells})
+    print("| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
+    print("|---" * (len(lrs) + 1) + "|")
+    for method in dict.fromkeys(kind for kind, _ in cells):
+        best = max(v for (k, _), (_, v) in cells.items() if k == method)
+        row = []
+        for lr in lrs:
+            if (method, lr) not in cells:
+                row.append("—")
+                continue
+            key, v = cells[(method, lr)]
+            row.append(f"**{v:.4f}**" if v == best else f"{v:.4f}")
+        print(f"| {method} ({key}) | " + " | ".join(row) + " |")
+
+
 def distance(label, path):
     d = json.load(open(path))
     run = d["distance"]
@@ -102,6 +125,8 @@ def sparsity(label, path):
 if __name__ == "__main__":
     if sys.argv[1] in ("distance", "sparsity"):
         {"distance": distance, "sparsity": sparsity}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "lr":
+        lr_grid(sys.argv[2:])
     else:
         table = {"dense": dense, "sparse": sparse, "freeze": freeze}[sys.argv[1]]
         for run in sys.argv[2:]:

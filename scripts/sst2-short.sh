@@ -7,6 +7,9 @@
 #   from one empirical Fisher over 1024 shuffled training examples (`finesse fisher` + `finesse mask`).
 # - fish-ablations: FISH at 0.1% and 2%, Fisher from 32 and 256 samples, expected Fisher.
 # - paper: supermask (initial sparsity 5%), iterative pruning to 10/30/50%, L0-close freezing.
+# - lr-dense, lr-fish, lr-random, lr-bitfit: the learning-rate sweep of one method (runs in lr/;
+#   the lr of the fish group is not run again). Grid: $LRS if set, else dense 3e-5 1e-4 3e-4 and
+#   sparse 3e-4 1e-3 3e-3 1e-2.
 # GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to ${FINESSE_RUNS:-runs/sst2-short}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +69,21 @@ for group in ${groups[@]}; do
       run freeze-deepest2 --method freeze --freeze deepest:2 --lr 1e-4
       run freeze-word-embeddings --method freeze --freeze word-embeddings --lr 1e-4
       ;;
-    *) echo "unknown group $group (fish, fish-ablations, paper)" >&2; exit 2 ;;
+    lr-dense|lr-fish|lr-random|lr-bitfit)
+      method="${group#lr-}"
+      if [ "$method" = dense ]; then default=1e-4; grid="${LRS:-3e-5 1e-4 3e-4}"
+      else default=1e-3; grid="${LRS:-3e-4 1e-3 3e-3 1e-2}"; fi
+      args=(--method "$method")
+      case "$method" in
+        fish) fisher n1024 1024 empirical; mask n1024 0.005
+          args+=(--mask "$out/mask-n1024-0.005.safetensors") ;;
+        random) args+=(--keep-ratio 0.005) ;;
+      esac
+      for lr in $grid; do
+        [ "$lr" = "$default" ] && continue # that run is the fish group's
+        run "lr/$method-$lr" "${args[@]}" --lr "$lr"
+      done
+      ;;
+    *) echo "unknown group $group (fish, fish-ablations, paper, lr-METHOD)" >&2; exit 2 ;;
   esac
 done
