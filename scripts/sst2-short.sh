@@ -2,7 +2,7 @@
 # The README's short-budget comparisons on SST-2 (all-MiniLM-L6-v2): every run gets the same
 # 250 steps of batch 32 (8,000 examples, 12% of an epoch) and is evaluated on the full dev set
 # (872 sentences). Usage:
-#   scripts/sst2-short.sh [FINESSE_BIN] [GROUP ...]     GROUP: fish (default), fish-ablations, paper
+#   scripts/sst2-short.sh [FINESSE_BIN] [GROUP ...]     GROUP: fish (default), fish-ablations, fish-variants, paper, lr-METHOD
 # - fish: dense (lr 1e-4) vs FISH / random mask at 0.5% vs BitFit (lr 1e-3); FISH's mask comes
 #   from one empirical Fisher over 1024 shuffled training examples (`finesse fisher` + `finesse mask`).
 # - fish-ablations: FISH at 0.1% and 2%, Fisher from 32 and 256 samples, expected Fisher.
@@ -10,6 +10,8 @@
 # - lr-dense, lr-fish, lr-random, lr-bitfit: the learning-rate sweep of one method (runs in lr/;
 #   the lr of the fish group is not run again). Grid: $LRS if set, else dense 3e-5 1e-4 3e-4 and
 #   sparse 3e-4 1e-3 3e-3 1e-2.
+# - fish-variants: FISH 0.5% with the pooler set aside (`--exclude pooler`) and per-tensor top-k
+#   (runs in lr/fish-nopooler-LR, lr/fish-pertensor-LR; grid $LRS or 1e-3 3e-3).
 # GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to ${FINESSE_RUNS:-runs/sst2-short}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +86,22 @@ for group in ${groups[@]}; do
         run "lr/$method-$lr" "${args[@]}" --lr "$lr"
       done
       ;;
-    *) echo "unknown group $group (fish, fish-ablations, paper, lr-METHOD)" >&2; exit 2 ;;
+    fish-variants)
+      # all-MiniLM-L6-v2's pooler holds 81% of a global 0.5% FISH mask: set it aside, or take
+      # the top-k per tensor. Grid: $LRS if set, else 1e-3 3e-3.
+      fisher n1024 1024 empirical
+      [ -f "$out/mask-n1024-0.005-nopooler.safetensors" ] || $bin mask --exclude pooler \
+        --fisher "$out/fisher-n1024.safetensors" --keep-ratio 0.005 \
+        --out "$out/mask-n1024-0.005-nopooler.safetensors" > /dev/null
+      [ -f "$out/mask-n1024-0.005-pertensor.safetensors" ] || $bin mask --scope per-tensor \
+        --fisher "$out/fisher-n1024.safetensors" --keep-ratio 0.005 \
+        --out "$out/mask-n1024-0.005-pertensor.safetensors" > /dev/null
+      for lr in ${LRS:-1e-3 3e-3}; do
+        for v in nopooler pertensor; do
+          run "lr/fish-$v-$lr" --method fish --lr "$lr" --mask "$out/mask-n1024-0.005-$v.safetensors"
+        done
+      done
+      ;;
+    *) echo "unknown group $group (fish, fish-ablations, fish-variants, paper, lr-METHOD)" >&2; exit 2 ;;
   esac
 done

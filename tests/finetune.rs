@@ -400,6 +400,48 @@ fn fish_pipeline_through_the_cli() {
         size("mask.safetensors")
     );
 
+    // --exclude sets groups aside: same budget, nothing kept in them.
+    let o = ok(finesse()
+        .args(["mask", "--keep-ratio", "0.05", "--json"])
+        .args(["--exclude", "pooler", "--exclude", "wk@0"])
+        .arg("--fisher")
+        .arg(p("fisher.safetensors"))
+        .arg("--out")
+        .arg(p("excluded.safetensors"))
+        .output()
+        .expect("mask --exclude"));
+    let ex: serde_json::Value = serde_json::from_slice(&o.stdout).expect("mask json");
+    assert_eq!(ex["overall"]["kept"].as_u64(), Some(k), "{ex}");
+    for name in [
+        "bert.pooler.dense.weight",
+        "bert.pooler.dense.bias",
+        "bert.encoder.layer.0.attention.self.key.weight",
+    ] {
+        assert_eq!(ex["per_tensor"][name]["kept"].as_u64(), Some(0), "{name}");
+    }
+    // The file records how it was selected (the exclusions included).
+    let bytes = std::fs::read(p("excluded.safetensors")).expect("read mask");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = String::from_utf8_lossy(&bytes[8..8 + header_len]);
+    assert!(
+        header.contains("selection") && header.contains("wk@0"),
+        "{header}"
+    );
+    let o = finesse()
+        .args(["mask", "--keep-ratio", "0.05", "--exclude", "wz"])
+        .arg("--fisher")
+        .arg(p("fisher.safetensors"))
+        .arg("--out")
+        .arg(p("bad.safetensors"))
+        .output()
+        .expect("mask --exclude wz");
+    assert!(
+        !o.status.success() && stderr(&o).contains("wz"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!p("bad.safetensors").exists());
+
     // Masks can be inspected and compared.
     let o = ok(finesse()
         .args(["mask", "stats", "--json"])

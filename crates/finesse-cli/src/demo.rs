@@ -74,6 +74,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             budget: Budget::Ratio(args.keep_ratio),
             scope: Scope::Global,
             head_in_budget: true,
+            exclude: Vec::new(),
         }),
         fisher: FisherSettings {
             samples: args.fisher_samples,

@@ -194,9 +194,10 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
     if !masked
         && (args.budget.keep_ratio.is_some()
             || args.budget.keep_count.is_some()
-            || args.mask.is_some())
+            || args.mask.is_some()
+            || !args.budget.exclude.is_empty())
     {
-        bail!("--keep-ratio, --keep-count and --mask apply to --method fish or random");
+        bail!("--keep-ratio, --keep-count, --exclude and --mask apply to --method fish or random");
     }
     if method != "freeze" && !args.freeze.is_empty() {
         bail!("--freeze applies to --method freeze");
@@ -237,10 +238,12 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             selection: match &args.mask {
                 None => Some(args.budget.selection(Some(DEFAULT_KEEP_RATIO))?),
                 Some(file)
-                    if args.budget.keep_ratio.is_some() || args.budget.keep_count.is_some() =>
+                    if args.budget.keep_ratio.is_some()
+                        || args.budget.keep_count.is_some()
+                        || !args.budget.exclude.is_empty() =>
                 {
                     bail!(
-                        "--mask {} fixes the kept entries; drop --keep-ratio/--keep-count",
+                        "--mask {} fixes the kept entries; drop --keep-ratio/--keep-count/--exclude",
                         file.display()
                     )
                 }

@@ -164,6 +164,10 @@ pub struct BudgetArgs {
     /// Keep the classifier in addition to the budget instead of counting it inside.
     #[arg(long)]
     pub head_outside_budget: bool,
+    /// Set a parameter group aside (repeatable; the --freeze syntax: pooler, word-embeddings,
+    /// wk@0-2, regex:PATTERN, …): it keeps nothing and the budget goes to the rest.
+    #[arg(long, value_name = "SPEC")]
+    pub exclude: Vec<String>,
 }
 
 impl BudgetArgs {
@@ -179,6 +183,7 @@ impl BudgetArgs {
             budget,
             scope: self.scope.parse::<Scope>().map_err(anyhow::Error::msg)?,
             head_in_budget: !self.head_outside_budget,
+            exclude: self.exclude.clone(),
         })
     }
 }
@@ -296,7 +301,10 @@ pub fn mask(args: MaskArgs) -> Result<()> {
     let scores = finesse_bert::io::read_float_tensors(&fisher)?.tensors;
     let selection = args.budget.selection(None)?;
     let mask = select(&scores, &selection)?;
-    let meta = BTreeMap::from([("fisher".to_string(), fisher.display().to_string())]);
+    let meta = BTreeMap::from([
+        ("fisher".to_string(), fisher.display().to_string()),
+        ("selection".to_string(), serde_json::to_string(&selection)?),
+    ]);
     mask.write(&out, args.packed, &meta)?;
     let s = stats(&mask);
     if args.json {

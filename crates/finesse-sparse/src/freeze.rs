@@ -12,6 +12,7 @@
 //!
 //! The classifier head is never frozen by a preset (only an explicit regex can freeze it).
 
+use finesse_bert::registry::layer_index;
 use finesse_bert::{ParamInfo, ParamKind};
 use regex::Regex;
 
@@ -123,31 +124,52 @@ impl FreezeSpec {
 
     /// True when the spec freezes `p` in a model with `num_layers` encoder layers.
     pub fn matches(&self, p: &ParamInfo, num_layers: usize) -> bool {
-        let head = p.kind == ParamKind::Classifier;
+        self.matches_name(&p.name, num_layers)
+    }
+
+    /// True when the spec covers the parameter named `name` (HF name) in a model with
+    /// `num_layers` encoder layers; what the name does not classify only a regex can match.
+    pub fn matches_name(&self, name: &str, num_layers: usize) -> bool {
+        if let Self::Regex(r) = self {
+            return r.is_match(name);
+        }
+        let Some(kind) = ParamKind::of_hf_name(name) else {
+            return false;
+        };
+        let layer = layer_index(name);
         match self {
-            Self::Regex(r) => r.is_match(&p.name),
-            _ if head => false,
-            Self::Matrix(kind, layers) => {
-                p.kind == *kind
+            Self::Regex(_) => unreachable!("handled above"),
+            _ if kind == ParamKind::Classifier => false,
+            Self::Matrix(k, layers) => {
+                kind == *k
                     && layers
                         .as_ref()
-                        .is_none_or(|ls| p.layer.is_some_and(|l| ls.contains(&l)))
+                        .is_none_or(|ls| layer.is_some_and(|l| ls.contains(&l)))
             }
-            Self::Deepest(n) => p.layer.is_some_and(|l| l + n >= num_layers),
-            Self::Layers(ls) => p.layer.is_some_and(|l| ls.contains(&l)),
-            Self::WordEmbeddings => p.kind == ParamKind::WordEmbedding,
+            Self::Deepest(n) => layer.is_some_and(|l| l + n >= num_layers),
+            Self::Layers(ls) => layer.is_some_and(|l| ls.contains(&l)),
+            Self::WordEmbeddings => kind == ParamKind::WordEmbedding,
             Self::Embeddings => {
                 matches!(
-                    p.kind,
+                    kind,
                     ParamKind::WordEmbedding
                         | ParamKind::PositionEmbedding
                         | ParamKind::TokenTypeEmbedding
-                ) || (p.kind == ParamKind::LayerNorm && p.name.contains("embeddings."))
+                ) || (kind == ParamKind::LayerNorm && name.contains("embeddings."))
             }
-            Self::Pooler => p.kind == ParamKind::Pooler,
-            Self::LayerNorms => p.kind == ParamKind::LayerNorm,
+            Self::Pooler => kind == ParamKind::Pooler,
+            Self::LayerNorms => kind == ParamKind::LayerNorm,
         }
     }
+}
+
+/// Encoder layers of a model, from its parameter names (1 + the largest `encoder.layer.N`).
+pub fn num_layers<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names
+        .into_iter()
+        .filter_map(layer_index)
+        .max()
+        .map_or(0, |l| l + 1)
 }
 
 /// Parses every spec, failing on the first bad one.
@@ -221,5 +243,21 @@ mod tests {
             let err = FreezeSpec::parse(spec).expect_err("must fail").to_string();
             assert!(err.contains(spec), "{err}");
         }
+    }
+
+    #[test]
+    fn specs_apply_to_bare_names() {
+        let r = registry();
+        assert_eq!(num_layers(r.iter().map(|p| p.name.as_str())), 2);
+        let spec = |s: &str| FreezeSpec::parse(s).expect("parse");
+        assert!(spec("pooler").matches_name("bert.pooler.dense.weight", 6));
+        assert!(spec("wk@1").matches_name("bert.encoder.layer.1.attention.self.key.bias", 6));
+        assert!(!spec("wk@1").matches_name("bert.encoder.layer.0.attention.self.key.bias", 6));
+        assert!(spec("deepest:2").matches_name("bert.encoder.layer.4.output.dense.weight", 6));
+        assert!(!spec("deepest:2").matches_name("bert.encoder.layer.3.output.dense.weight", 6));
+        assert!(!spec("deepest:9").matches_name("classifier.weight", 6));
+        // A name the registry does not know: only a regex can match it.
+        assert!(!spec("pooler").matches_name("something.else", 6));
+        assert!(spec("regex:else$").matches_name("something.else", 6));
     }
 }

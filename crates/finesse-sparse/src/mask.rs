@@ -95,7 +95,7 @@ impl std::str::FromStr for Scope {
 }
 
 /// A top-k selection.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
     /// How many entries to keep.
     pub budget: Budget,
@@ -103,6 +103,10 @@ pub struct Selection {
     pub scope: Scope,
     /// Count the always-kept classifier inside the budget (the FISH convention, default).
     pub head_in_budget: bool,
+    /// Parameter groups set aside (`--exclude`, the `--freeze` spec syntax of
+    /// [`crate::freeze`]): they keep nothing and the budget goes to the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// True for the task head, which every mask keeps whole.
@@ -319,8 +323,13 @@ impl Mask {
     }
 }
 
-/// Number of entries chosen by score (the head excluded) for a budget over `scores`.
-fn chosen_count(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<usize> {
+/// Number of entries chosen by score (the head excluded) for a budget over `scores`, of which
+/// `candidates` entries may be chosen.
+fn chosen_count(
+    scores: &BTreeMap<String, HostTensor>,
+    sel: &Selection,
+    candidates: usize,
+) -> Result<usize> {
     let total: usize = scores.values().map(HostTensor::numel).sum();
     let head: usize = scores
         .iter()
@@ -359,6 +368,15 @@ fn chosen_count(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Resul
             problem: format!("{chosen} entries asked for, the model has {body} outside the head"),
         });
     }
+    if chosen > candidates {
+        return Err(SparseError::Config {
+            field: "keep budget",
+            problem: format!(
+                "{chosen} entries asked for, only {candidates} are left once the excluded \
+                 tensors are set aside"
+            ),
+        });
+    }
     Ok(chosen)
 }
 
@@ -366,7 +384,26 @@ fn chosen_count(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Resul
 /// other entries compete for the budget. Ties are broken deterministically: at equal score
 /// the entry of the tensor whose name sorts first, then the lower flat index, is kept. The
 /// result keeps exactly the budget (see [`Selection::head_in_budget`]).
+/// The tensors of [`Selection::exclude`] keep nothing (see [`select_excluding`]).
 pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<Mask> {
+    let specs = crate::freeze::parse_all(&sel.exclude)?;
+    let layers = crate::freeze::num_layers(scores.keys().map(String::as_str));
+    select_excluding(scores, sel, |n| {
+        specs.iter().any(|s| s.matches_name(n, layers))
+    })
+}
+
+/// [`select`] with some tensors set aside: the tensors for which `excluded(name)` is true keep
+/// nothing (the head is never excluded) and the budget, still counted over all parameters, goes
+/// to the others. With all-MiniLM-L6-v2, for instance, a global FISH top-k spends most of its
+/// budget on the pooler, which sentence-transformers never trained; `--exclude pooler` moves
+/// that budget into the encoder.
+pub fn select_excluding(
+    scores: &BTreeMap<String, HostTensor>,
+    sel: &Selection,
+    excluded: impl Fn(&str) -> bool,
+) -> Result<Mask> {
+    let candidate = |n: &str| !is_head(n) && !excluded(n);
     for (name, t) in scores {
         if let Some(i) = t.data.iter().position(|v| v.is_nan()) {
             return Err(SparseError::Config {
@@ -375,26 +412,26 @@ pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<
             });
         }
     }
-    let chosen = chosen_count(scores, sel)?;
     let body: usize = scores
         .iter()
-        .filter(|(n, _)| !is_head(n))
+        .filter(|(n, _)| candidate(n))
         .map(|(_, t)| t.numel())
         .sum();
+    let chosen = chosen_count(scores, sel, body)?;
     let mut tensors = BTreeMap::new();
     match sel.scope {
         Scope::Global => {
             let threshold = kth_largest(
                 scores
                     .iter()
-                    .filter(|(n, _)| !is_head(n))
+                    .filter(|(n, _)| candidate(n))
                     .flat_map(|(_, t)| t.data.iter().copied()),
                 chosen,
             );
             let above: usize = threshold.map_or(0, |th| {
                 scores
                     .iter()
-                    .filter(|(n, _)| !is_head(n))
+                    .filter(|(n, _)| candidate(n))
                     .map(|(_, t)| t.data.iter().filter(|&&v| v > th).count())
                     .sum()
             });
@@ -402,6 +439,8 @@ pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<
             for (name, t) in scores {
                 let kept = if is_head(name) {
                     (0..t.numel() as u32).collect()
+                } else if !candidate(name) {
+                    Vec::new()
                 } else {
                     let mut kept = Vec::new();
                     if let Some(th) = threshold {
@@ -434,7 +473,7 @@ pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<
             // Largest-remainder apportionment: the per-tensor counts add up to `chosen`.
             let mut quota: BTreeMap<&String, usize> = BTreeMap::new();
             let mut remainders = Vec::new();
-            for (name, t) in scores.iter().filter(|(n, _)| !is_head(n)) {
+            for (name, t) in scores.iter().filter(|(n, _)| candidate(n)) {
                 let exact = ratio * t.numel() as f64;
                 let floor = (exact.floor() as usize).min(t.numel());
                 quota.insert(name, floor);
@@ -655,6 +694,7 @@ mod tests {
             budget,
             scope: Scope::Global,
             head_in_budget: true,
+            exclude: Vec::new(),
         }
     }
 
@@ -715,6 +755,34 @@ mod tests {
         assert_eq!(m.kept(), 6);
         assert_eq!(m.tensors["bert.a.weight"].kept, vec![0, 2]);
         assert_eq!(m.tensors["bert.b.bias"].kept, vec![1, 3]);
+    }
+
+    #[test]
+    fn excluded_tensors_keep_nothing_and_the_budget_moves_to_the_others() {
+        let not_a = |n: &str| n == "bert.a.weight";
+        // Count 6, head 2 inside → 4 chosen, all from bert.b.bias (which has exactly 4).
+        let m = select_excluding(&scores(), &sel(Budget::Count(6)), not_a).expect("select");
+        assert_eq!(m.kept(), 6);
+        assert!(m.tensors["bert.a.weight"].kept.is_empty());
+        assert_eq!(m.tensors["bert.b.bias"].kept, vec![0, 1, 2, 3]);
+        assert_eq!(m.tensors["classifier.weight"].kept, vec![0, 1]);
+        // The ratio still counts every parameter: floor(0.25 · 12) = 3 → 1 chosen.
+        let m = select_excluding(&scores(), &sel(Budget::Ratio(0.25)), not_a).expect("select");
+        assert_eq!(m.tensors["bert.b.bias"].kept, vec![1]);
+        let mut s = sel(Budget::Count(4));
+        s.scope = Scope::PerTensor;
+        let m = select_excluding(&scores(), &s, not_a).expect("select");
+        assert_eq!(m.tensors["bert.b.bias"].kept, vec![1, 3]);
+        // More than the candidates hold: a clear error, not a silently smaller mask.
+        let err = select_excluding(&scores(), &sel(Budget::Count(7)), not_a)
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("excluded"), "{err}");
+        // The head is never excluded, even by a rule that names it.
+        let m = select_excluding(&scores(), &sel(Budget::Count(3)), |n| n != "bert.a.weight")
+            .expect("select");
+        assert_eq!(m.tensors["classifier.weight"].kept, vec![0, 1]);
+        assert_eq!(m.tensors["bert.a.weight"].kept, vec![2]);
     }
 
     #[test]

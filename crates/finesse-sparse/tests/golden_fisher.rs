@@ -126,6 +126,7 @@ fn fisher_and_top_k_counts_match_transformers() {
                 budget: Budget::Ratio(fixture["keep_ratio"].as_f64().expect("ratio")),
                 scope: Scope::Global,
                 head_in_budget: true,
+                exclude: Vec::new(),
             },
         )
         .expect("select");

@@ -193,6 +193,15 @@ impl RunConfig {
                 "FISH takes either a budget (--keep-ratio/--keep-count) or a --mask file".into(),
             );
         }
+        if let MethodConfig::Fish {
+            selection: Some(selection),
+            ..
+        }
+        | MethodConfig::Random { selection } = &self.method
+            && let Err(e) = finesse_sparse::freeze::parse_all(&selection.exclude)
+        {
+            return bad("exclude", e.to_string());
+        }
         Ok(())
     }
 }
@@ -248,11 +257,16 @@ mod tests {
             budget: Budget::Ratio(0.01),
             scope: Scope::Global,
             head_in_budget: true,
+            exclude: Vec::new(),
         };
         for (selection, file, ok) in [
-            (Some(budget), None, true),
+            (Some(budget.clone()), None, true),
             (None, Some(PathBuf::from("m.safetensors")), true),
-            (Some(budget), Some(PathBuf::from("m.safetensors")), false),
+            (
+                Some(budget.clone()),
+                Some(PathBuf::from("m.safetensors")),
+                false,
+            ),
             (None, None, false),
         ] {
             c.method = fish(selection, file);
@@ -261,6 +275,15 @@ mod tests {
                 Err(e) => assert!(!ok && e.to_string().contains("mask"), "{e}"),
             }
         }
+        // A bad --exclude spec is refused before any work, naming the spec.
+        c.method = MethodConfig::Random {
+            selection: Selection {
+                exclude: vec!["pooler".into(), "wz@1".into()],
+                ..budget.clone()
+            },
+        };
+        let err = c.validate().expect_err("bad spec").to_string();
+        assert!(err.contains("exclude") && err.contains("wz@1"), "{err}");
         // A mask-file run records no budget of its own, and reads back the same.
         c.method = fish(None, Some(PathBuf::from("m.safetensors")));
         let json = serde_json::to_string(&c).expect("ser");

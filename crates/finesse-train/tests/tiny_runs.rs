@@ -161,6 +161,7 @@ fn fish(ratio: f64) -> MethodConfig {
             budget: Budget::Ratio(ratio),
             scope: Scope::Global,
             head_in_budget: true,
+            exclude: Vec::new(),
         }),
         fisher: FisherSettings {
             samples: 32,
@@ -434,6 +435,7 @@ fn bitfit_and_random_masks_train_what_they_say() {
             budget: Budget::Ratio(0.02),
             scope: Scope::Global,
             head_in_budget: true,
+            exclude: Vec::new(),
         },
     };
     c.max_steps = Some(3);
