@@ -9,6 +9,7 @@
     scripts/results-row.py sparsity LABEL MASK_STATS_JSON  # layer × matrix sparsity of a mask
 """
 import json
+import re
 import sys
 
 
@@ -71,13 +72,22 @@ def freeze(d):
           f'| {m["duration_secs"] / 60:.1f} min |')
 
 
+def variant(method):
+    """`fish`, or `fish (nopooler)` for a run on mask file `mask-…-nopooler.safetensors`."""
+    mask = method.get("mask_file") or ""
+    stem = mask.split("/")[-1].removesuffix(".safetensors")
+    tag = re.sub(r"^mask(-n\d+)?(-[0-9.]+)?-?", "", stem)
+    tag = {"pt": "pertensor"}.get(tag, tag)  # the per-tensor mask's first file name
+    return f'{method["kind"]} ({tag})' if tag else method["kind"]
+
+
 def lr_grid(runs):
     main = ("accuracy", "f1", "matthews", "pearson")
     cells = {}
     for d in runs:
         m, c = load(d)
         key = next(k for k in main if k in m)
-        cells[(c["method"]["kind"], c["lr"])] = (key, m[key])
+        cells[(variant(c["method"]), c["lr"])] = (key, m[key])
     lrs = sorted({lr for _, lr in cells})
     print("| method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |")
     print("|---" * (len(lrs) + 1) + "|")

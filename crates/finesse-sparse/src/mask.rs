@@ -396,7 +396,7 @@ pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<
 /// [`select`] with some tensors set aside: the tensors for which `excluded(name)` is true keep
 /// nothing (the head is never excluded) and the budget, still counted over all parameters, goes
 /// to the others. With all-MiniLM-L6-v2, for instance, a global FISH top-k spends most of its
-/// budget on the pooler, which sentence-transformers never trained; `--exclude pooler` moves
+/// budget on the pooler, which the checkpoint ships untrained (bias 0); `--exclude pooler` moves
 /// that budget into the encoder.
 pub fn select_excluding(
     scores: &BTreeMap<String, HostTensor>,
