@@ -12,6 +12,9 @@
 #   sparse 3e-4 1e-3 3e-3 1e-2.
 # - fish-variants: FISH 0.5% with the pooler set aside (`--exclude pooler`) and per-tensor top-k
 #   (runs in lr/fish-nopooler-LR, lr/fish-pertensor-LR; grid $LRS or 1e-3 3e-3).
+# - seeds-fish, seeds-random, seeds-bitfit, seeds-dense: the method at its tuned lr (FISH 1e-3,
+#   random 1e-2, BitFit 1e-2, dense 1e-4) with other seeds ($SEEDS, else 43 44; runs in
+#   seeds/METHOD-SEED). FISH computes its Fisher (1024 shuffled examples) and head with that seed.
 # GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to ${FINESSE_RUNS:-runs/sst2-short}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,8 @@ glue="${GLUE_DIR:-../shared/data/glue}"
 out="${FINESSE_RUNS:-runs/sst2-short}"
 mkdir -p "$out"
 common=(--task sst2 --data-dir "$glue" --max-steps 250 --batch-size 32 --warmup-ratio 0.1
-  --weight-decay 0.01 --max-seq-len 128 --seed 42 --device flex --log-every 25 --eval-every 250)
+  --weight-decay 0.01 --max-seq-len 128 --device flex --log-every 25 --eval-every 250)
+seed=42 # the seeds-METHOD groups change it
 
 fisher() { # NAME SAMPLES KIND
   [ -f "$out/fisher-$1.safetensors" ] || $bin fisher --task sst2 --data-dir "$glue" --samples "$2" \
@@ -37,7 +41,7 @@ run() { # NAME ARGS...
   if [ -f "$out/$name/metrics.json" ]; then echo "$name: done already"; return; fi
   rm -rf "${out:?}/$name"
   echo "== $name: $*"
-  $bin finetune "${common[@]}" "$@" --output-dir "$out/$name"
+  $bin finetune "${common[@]}" --seed "$seed" "$@" --output-dir "$out/$name"
 }
 
 for group in ${groups[@]}; do
@@ -102,6 +106,19 @@ for group in ${groups[@]}; do
         done
       done
       ;;
-    *) echo "unknown group $group (fish, fish-ablations, fish-variants, paper, lr-METHOD)" >&2; exit 2 ;;
+    seeds-fish|seeds-random|seeds-bitfit|seeds-dense)
+      method="${group#seeds-}"
+      case "$method" in
+        fish) args=(--lr 1e-3 --keep-ratio 0.005 --fisher-samples 1024) ;;
+        random) args=(--lr 1e-2 --keep-ratio 0.005) ;;
+        bitfit) args=(--lr 1e-2) ;;
+        dense) args=(--lr 1e-4) ;;
+      esac
+      for seed in ${SEEDS:-43 44}; do
+        run "seeds/$method-$seed" --method "$method" "${args[@]}"
+      done
+      seed=42
+      ;;
+    *) echo "unknown group $group (fish, fish-ablations, fish-variants, paper, lr-METHOD, seeds-METHOD)" >&2; exit 2 ;;
   esac
 done

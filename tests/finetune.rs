@@ -387,6 +387,20 @@ fn fish_pipeline_through_the_cli() {
         .arg(p("packed.safetensors"))
         .output()
         .expect("packed mask"));
+    // The same command twice writes the same bytes (metadata included).
+    ok(finesse()
+        .args(["mask", "--keep-ratio", "0.05"])
+        .arg("--fisher")
+        .arg(p("fisher.safetensors"))
+        .arg("--out")
+        .arg(p("mask-again.safetensors"))
+        .output()
+        .expect("mask again"));
+    assert!(
+        std::fs::read(p("mask.safetensors")).expect("mask")
+            == std::fs::read(p("mask-again.safetensors")).expect("mask again"),
+        "two identical `finesse mask` runs wrote different bytes"
+    );
     let readable = finesse_sparse::Mask::read(&p("mask.safetensors")).expect("mask");
     assert_eq!(
         finesse_sparse::Mask::read(&p("packed.safetensors")).expect("packed"),

@@ -199,7 +199,42 @@ pub fn read_int_tensors(path: &Path, names: &[&str]) -> Result<Vec<HostTensor<i6
         .collect()
 }
 
-/// Writes f32 tensors to a safetensors file atomically, with string metadata.
+/// `safetensors::serialize` with the metadata written in key order. The crate keeps metadata in
+/// a `HashMap`, so two runs that write the same tensors and metadata would give files that
+/// differ in their header bytes; finesse's artifacts must be byte-for-byte reproducible. The
+/// tensors are serialised by the crate; the sorted `__metadata__` object is spliced in first
+/// and the header re-padded to 8 bytes, as the format asks.
+pub fn serialize_sorted<'a>(
+    views: Vec<(String, TensorView<'a>)>,
+    metadata: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
+    let plain = safetensors::serialize(views, None)?;
+    if metadata.is_empty() {
+        return Ok(plain);
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&plain[..8]);
+    let n = u64::from_le_bytes(len) as usize;
+    let header = std::str::from_utf8(&plain[8..8 + n])
+        .expect("safetensors writes a UTF-8 header")
+        .trim_end();
+    let tensors = header
+        .strip_prefix('{')
+        .expect("safetensors writes a JSON object");
+    let meta = serde_json::to_string(metadata).expect("a string map serialises");
+    let sep = if tensors.starts_with('}') { "" } else { "," };
+    let mut new = format!("{{\"__metadata__\":{meta}{sep}{tensors}");
+    while !new.len().is_multiple_of(8) {
+        new.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + new.len() + plain.len() - 8 - n);
+    out.extend_from_slice(&(new.len() as u64).to_le_bytes());
+    out.extend_from_slice(new.as_bytes());
+    out.extend_from_slice(&plain[8 + n..]);
+    Ok(out)
+}
+
+/// Writes f32 tensors to a safetensors file atomically, with string metadata (in key order).
 pub fn write_f32_tensors(
     path: &Path,
     tensors: &[(String, HostTensor)],
@@ -221,18 +256,60 @@ pub fn write_f32_tensors(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    let metadata: std::collections::HashMap<String, String> = metadata.into_iter().collect();
-    let out =
-        safetensors::serialize(views, Some(metadata)).map_err(|source| BertError::Safetensors {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let out = serialize_sorted(views, &metadata).map_err(|source| BertError::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })?;
     write_atomic(path, &out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_is_written_in_key_order_so_files_are_reproducible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = HostTensor::new(vec![3], vec![1.0, 2.0, 3.0]);
+        let meta: BTreeMap<String, String> = (0..40)
+            .map(|i| (format!("key{i:02}"), format!("value {i}")))
+            .collect();
+        let mut files = Vec::new();
+        for i in 0..4 {
+            let path = dir.path().join(format!("{i}.safetensors"));
+            write_f32_tensors(
+                &path,
+                &[("b".into(), t.clone()), ("a".into(), t.clone())],
+                meta.clone(),
+            )
+            .expect("write");
+            files.push(std::fs::read(&path).expect("read"));
+        }
+        assert!(
+            files.windows(2).all(|w| w[0] == w[1]),
+            "bytes differ between writes"
+        );
+        let bytes = &files[0];
+        let (n, back) = SafeTensors::read_metadata(bytes).expect("valid header");
+        assert_eq!(n % 8, 0, "header padded to 8 bytes");
+        let got: BTreeMap<String, String> = back
+            .metadata()
+            .clone()
+            .expect("metadata")
+            .into_iter()
+            .collect();
+        assert_eq!(got, meta);
+        let header = std::str::from_utf8(&bytes[8..8 + n]).expect("utf-8");
+        let keys: Vec<usize> = (0..40)
+            .map(|i| header.find(&format!("\"key{i:02}\"")).expect("key"))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys out of order");
+        let st = SafeTensors::deserialize(bytes).expect("readable");
+        assert_eq!(
+            st.tensor("a").expect("a").data(),
+            st.tensor("b").expect("b").data()
+        );
+    }
 
     #[test]
     fn f32_tensors_round_trip_bit_identically() {

@@ -1,7 +1,7 @@
 //! Raw safetensors files of any dtype (masks are u8, diff indices i32), their string metadata,
 //! canonical parameter names and a content digest of a set of tensors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use finesse_bert::HostTensor;
@@ -165,11 +165,11 @@ pub fn write_raw(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    let metadata: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| SparseError::File {
-        path: path.to_path_buf(),
-        problem: format!("cannot be serialised: {e}"),
-    })?;
+    let bytes =
+        finesse_bert::io::serialize_sorted(views, metadata).map_err(|e| SparseError::File {
+            path: path.to_path_buf(),
+            problem: format!("cannot be serialised: {e}"),
+        })?;
     write_atomic(path, &bytes)?;
     Ok(())
 }
