@@ -25,6 +25,7 @@ fn tiny_model(dir: &Path) -> PathBuf {
     let model = dir.join("tiny-model");
     std::fs::create_dir_all(&model).expect("mkdir");
     let config = BertConfig::from_file(&assets().join("config.json")).expect("tiny config");
+    let _turn = rng_turn();
     let device = Device::flex();
     device.seed(7);
     let bert = BertModel::init(&config, &device);
@@ -91,16 +92,22 @@ fn step_losses(events: &[Event]) -> Vec<(usize, u64)> {
         .collect()
 }
 
-/// Runs share the backend's process-wide random generator (dropout), so the runs of these
-/// tests take turns: determinism is a per-process property.
-static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Runs share the backend's process-wide random generator (dropout, head initialisation), and
+/// so does `tiny_model`, which reseeds it: everything here that seeds or draws from it takes
+/// turns, since determinism is a per-process property. (A model built by another test while a
+/// run was in flight reseeded the generator under it, and the run's losses moved.)
+static RNG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    RNG_TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn run_collect(
     c: RunConfig,
     resume: bool,
     cancel_after: Option<usize>,
 ) -> (Result<RunOutcome, TrainError>, Vec<Event>) {
-    let _turn = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = rng_turn();
     let cancel = AtomicBool::new(false);
     let mut events = Vec::new();
     let mut sink = |e: &Event| {
