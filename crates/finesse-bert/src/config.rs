@@ -277,25 +277,66 @@ impl BertConfig {
                 ),
             ));
         }
-        for (field, p) in [
+        for (field, other, size) in [
+            ("vocab_size", "hidden_size", self.vocab_size),
+            (
+                "max_position_embeddings",
+                "hidden_size",
+                self.max_position_embeddings,
+            ),
+            ("type_vocab_size", "hidden_size", self.type_vocab_size),
+            ("intermediate_size", "hidden_size", self.intermediate_size),
+            ("hidden_size", "hidden_size", self.hidden_size),
+        ] {
+            let entries = size.checked_mul(self.hidden_size);
+            if entries.is_none_or(|n| n > MAX_TENSOR_ENTRIES) {
+                return Err(BertError::config(
+                    field,
+                    format!(
+                        "{field} {size} × {other} {} is more than {MAX_TENSOR_ENTRIES} entries \
+                         in one weight tensor",
+                        self.hidden_size
+                    ),
+                ));
+            }
+        }
+        let mut probabilities = vec![
             ("hidden_dropout_prob", self.hidden_dropout_prob),
             (
                 "attention_probs_dropout_prob",
                 self.attention_probs_dropout_prob,
             ),
-            ("classifier_dropout", self.classifier_dropout.unwrap_or(0.0)),
-        ] {
-            if !(0.0..1.0).contains(&p) {
+        ];
+        if let Some(p) = self.classifier_dropout {
+            probabilities.push(("classifier_dropout", p));
+        }
+        for (field, p) in probabilities {
+            // The model computes in f32: 0.99999999999 would round to a dropout of 1.
+            if !(p >= 0.0 && (p as f32) < 1.0) {
                 return Err(BertError::config(
                     field,
-                    format!("{p} is not a probability in [0, 1)"),
+                    format!("{p} is not a probability in [0, 1) (as a 32-bit float)"),
                 ));
             }
         }
-        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+        let initializer_range = finite_f32("initializer_range", self.initializer_range)?;
+        if initializer_range <= 0.0 {
+            return Err(BertError::config(
+                "initializer_range",
+                format!(
+                    "{} must be positive (as a 32-bit float: {initializer_range})",
+                    self.initializer_range
+                ),
+            ));
+        }
+        let eps = finite_f32("layer_norm_eps", self.layer_norm_eps)?;
+        if !(eps > 0.0 && eps < 1.0) {
             return Err(BertError::config(
                 "layer_norm_eps",
-                format!("{} must be in (0, 1)", self.layer_norm_eps),
+                format!(
+                    "{} must be in (0, 1) (as a 32-bit float: {eps})",
+                    self.layer_norm_eps
+                ),
             ));
         }
         if self.pad_token_id >= self.vocab_size {
@@ -350,6 +391,24 @@ impl BertConfig {
             }
         }
         Value::Object(map)
+    }
+}
+
+/// The most entries one weight tensor may have: 2³¹ − 1, far above any BERT checkpoint, and
+/// the limit of 32-bit indexing on GPU backends.
+const MAX_TENSOR_ENTRIES: usize = i32::MAX as usize;
+
+/// `value` narrowed to the f32 the model computes in, or an error naming `field` when it does
+/// not fit (e.g. 1e39 becomes infinity).
+fn finite_f32(field: &str, value: f64) -> Result<f32> {
+    let narrowed = value as f32;
+    if narrowed.is_finite() {
+        Ok(narrowed)
+    } else {
+        Err(BertError::config(
+            field,
+            format!("{value} is not a finite 32-bit float"),
+        ))
     }
 }
 
@@ -477,6 +536,62 @@ mod tests {
         let mut m = tiny_map();
         m.insert("is_decoder".into(), true.into());
         assert_eq!(error_field(m), "is_decoder");
+    }
+
+    #[test]
+    fn values_that_do_not_fit_f32_or_their_range_name_the_field() {
+        let cases: &[(&str, Value)] = &[
+            ("initializer_range", 1e39.into()),
+            ("initializer_range", 0.0.into()),
+            ("initializer_range", (-0.02).into()),
+            ("initializer_range", 1e-50.into()),
+            ("layer_norm_eps", 1e-50.into()),
+            ("layer_norm_eps", 1e39.into()),
+            ("layer_norm_eps", 1.0.into()),
+            ("layer_norm_eps", (-1e-12).into()),
+            ("hidden_dropout_prob", 1.0.into()),
+            ("hidden_dropout_prob", 0.999_999_999_9.into()),
+            ("hidden_dropout_prob", (-0.1).into()),
+            ("attention_probs_dropout_prob", 1e39.into()),
+            ("classifier_dropout", 1.5.into()),
+            ("classifier_dropout", (-0.5).into()),
+            ("hidden_size", 0.into()),
+            ("hidden_size", (-32).into()),
+            ("hidden_size", 32.5.into()),
+            ("num_hidden_layers", 0.into()),
+            ("intermediate_size", 0.into()),
+            ("vocab_size", 0.into()),
+            ("vocab_size", u64::MAX.into()),
+            ("max_position_embeddings", 0.into()),
+            ("max_position_embeddings", (1u64 << 40).into()),
+            ("type_vocab_size", 0.into()),
+            ("num_attention_heads", 0.into()),
+            ("num_attention_heads", 64.into()),
+            ("pad_token_id", 100.into()),
+        ];
+        for (field, value) in cases {
+            let mut m = tiny_map();
+            m.insert((*field).into(), value.clone());
+            let err = BertConfig::from_map(m).expect_err(&format!("{field} = {value}"));
+            match &err {
+                BertError::Config { field: f, .. } => {
+                    assert_eq!(f, field, "{field} = {value}: {err}")
+                }
+                other => panic!("{field} = {value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn boundary_values_in_range_are_accepted() {
+        let mut m = tiny_map();
+        m.insert("hidden_dropout_prob".into(), 0.0.into());
+        m.insert("attention_probs_dropout_prob".into(), 0.9.into());
+        m.insert("classifier_dropout".into(), Value::Null);
+        m.insert("initializer_range".into(), 1e-30.into());
+        m.insert("layer_norm_eps".into(), 1e-30.into());
+        let c = BertConfig::from_map(m).expect("valid");
+        assert_eq!(c.classifier_dropout, None);
     }
 
     #[test]
