@@ -331,6 +331,11 @@ impl SparseDiff {
                 "diff format version {version}; this finesse reads version {DIFF_FORMAT_VERSION}"
             )));
         }
+        let base_sha256 = file.meta_sha256(path, "base_sha256")?.to_string();
+        let result_sha256 = match file.metadata.get("result_sha256") {
+            Some(_) => Some(file.meta_sha256(path, "result_sha256")?.to_string()),
+            None => None,
+        };
         let shapes: BTreeMap<String, Vec<usize>> = serde_json::from_str(file.meta(path, "shapes")?)
             .map_err(|e| bad_file(format!("metadata `shapes` is not valid: {e}")))?;
         let mut changes = BTreeMap::new();
@@ -343,7 +348,10 @@ impl SparseDiff {
                 let shape = shapes
                     .get(name)
                     .ok_or_else(|| bad(name, "no shape in the metadata `shapes`".into()))?;
-                let numel: usize = shape.iter().product();
+                let numel = shape
+                    .iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(d))
+                    .ok_or_else(|| bad(name, format!("shape {shape:?} overflows")))?;
                 let idx = raw.as_i32(path, key)?;
                 let get = |prefix: &str| -> Result<Vec<f32>> {
                     let k = format!("{prefix}.{name}");
@@ -398,8 +406,8 @@ impl SparseDiff {
             }
         }
         Ok(Self {
-            base_sha256: file.meta(path, "base_sha256")?.to_string(),
-            result_sha256: file.metadata.get("result_sha256").cloned(),
+            base_sha256,
+            result_sha256,
             config: file.metadata.get("config").cloned(),
             changes,
             added,
@@ -495,8 +503,12 @@ fn check_shape(name: &str, have: &[usize], want: &[usize]) -> Result<()> {
     }
 }
 
+/// The first 12 characters of a digest (whole characters, whatever the text).
 fn short(digest: &str) -> &str {
-    &digest[..digest.len().min(12)]
+    digest
+        .char_indices()
+        .nth(12)
+        .map_or(digest, |(end, _)| &digest[..end])
 }
 
 #[cfg(test)]
@@ -635,7 +647,7 @@ mod tests {
         let meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("format_version".to_string(), "1".to_string()),
-            ("base_sha256".to_string(), "x".to_string()),
+            ("base_sha256".to_string(), "0".repeat(64)),
             ("shapes".to_string(), r#"{"bert.a":[4]}"#.to_string()),
         ]);
         write_raw(&path, &tensors, &meta).expect("write");
@@ -651,5 +663,33 @@ mod tests {
         write_raw(&path, &plain, &BTreeMap::new()).expect("write");
         let err = SparseDiff::read(&path).expect_err("must fail").to_string();
         assert!(err.contains("not a finesse sparse diff"), "{err}");
+    }
+
+    #[test]
+    fn non_ascii_and_malformed_digests_are_errors_not_panics() {
+        let b = base();
+        let d = SparseDiff::export(&b, &tuned(&b, &[("bert.a", 1, 0.0)]), None).expect("export");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.safetensors");
+        d.write(&path).expect("write");
+        let file = read_raw(&path).expect("raw");
+        for (key, value) in [
+            ("base_sha256", "é".repeat(64)),
+            ("base_sha256", "ab".to_string()),
+            ("result_sha256", "€".repeat(21)),
+            ("result_sha256", "Z".repeat(64)),
+        ] {
+            let mut meta = file.metadata.clone();
+            meta.insert(key.to_string(), value.clone());
+            write_raw(&path, &file.tensors, &meta).expect("write");
+            let err = SparseDiff::read(&path).expect_err(&value).to_string();
+            assert!(
+                err.contains("d.safetensors") && err.contains(&format!("`{key}`")),
+                "{key} = {value:?}: {err}"
+            );
+        }
+        // Digests held in memory are shortened by characters, never split inside one.
+        assert_eq!(short(&"é".repeat(20)), "é".repeat(12));
+        assert_eq!(short("abc"), "abc");
     }
 }

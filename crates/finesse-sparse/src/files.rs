@@ -112,6 +112,35 @@ impl RawFile {
                 problem: format!("metadata has no `{key}`"),
             })
     }
+
+    /// A metadata entry that must be a sha256 digest (64 lowercase hex digits), or an error
+    /// naming the file and the key; any other text (non-ASCII included) is refused here, so
+    /// later code may slice it by bytes.
+    pub fn meta_sha256(&self, path: &Path, key: &str) -> Result<&str> {
+        let value = self.meta(path, key)?;
+        if is_sha256_hex(value) {
+            Ok(value)
+        } else {
+            let shown: String = value.chars().take(80).collect();
+            let more = if value.chars().count() > 80 {
+                "…"
+            } else {
+                ""
+            };
+            Err(SparseError::File {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "metadata `{key}` is not a sha256 digest (64 lowercase hex digits): \
+                     {shown:?}{more}"
+                ),
+            })
+        }
+    }
+}
+
+/// True for exactly 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Reads a safetensors file of any dtypes.
@@ -245,6 +274,35 @@ mod tests {
         );
         assert_ne!(d, tensors_digest(&c), "shape is part of the digest");
         assert_eq!(d, tensors_digest(&a.clone()));
+    }
+
+    #[test]
+    fn sha256_metadata_must_be_64_lowercase_hex_digits() {
+        let good = "0123456789abcdef".repeat(4);
+        let path = Path::new("d.safetensors");
+        for (value, ok) in [
+            (good.clone(), true),
+            (good.to_uppercase(), false),
+            (good[..63].to_string(), false),
+            ("é".repeat(32), false),
+            ("é".repeat(64), false),
+            (String::new(), false),
+        ] {
+            let file = RawFile {
+                tensors: BTreeMap::new(),
+                metadata: BTreeMap::from([("base_sha256".to_string(), value.clone())]),
+            };
+            match file.meta_sha256(path, "base_sha256") {
+                Ok(v) => assert!(ok && v == value, "{value:?} accepted"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(
+                        !ok && msg.contains("d.safetensors") && msg.contains("`base_sha256`"),
+                        "{value:?}: {msg}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
