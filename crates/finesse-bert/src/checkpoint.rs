@@ -33,6 +33,24 @@ const TOKENIZER_SIDE_FILES: &[&str] = &[
     "vocab.txt",
 ];
 
+/// Every file finesse reads from or writes into an HF model folder.
+pub const MODEL_FOLDER_FILES: &[&str] = &[
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
+
+/// `dir` itself followed by the paths of [`MODEL_FOLDER_FILES`] in it: what a command that reads
+/// or writes the folder touches (for [`crate::io::check_outputs_distinct`]).
+pub fn model_folder_paths(dir: &Path) -> Vec<PathBuf> {
+    std::iter::once(dir.to_path_buf())
+        .chain(MODEL_FOLDER_FILES.iter().map(|f| dir.join(f)))
+        .collect()
+}
+
 /// What loading a checkpoint found besides the tensors it used.
 #[derive(Clone, Debug, Default)]
 pub struct LoadReport {

@@ -76,6 +76,74 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Checks that no output path names one of the inputs, so a command never overwrites what it
+/// reads (`diff apply --out` = the base folder, `mask --out` = the Fisher file, …). Paths are
+/// compared after resolving symlinks, `.` and `..`, also for outputs that do not exist yet (the
+/// longest existing ancestor is resolved), and on Unix hard links to one file count as equal.
+/// The error names the output and the input as given.
+pub fn check_outputs_distinct(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+    for output in outputs {
+        let out = resolved(output);
+        for input in inputs {
+            if out == resolved(input) || same_file(output, input) {
+                return Err(BertError::OutputIsInput {
+                    output: output.to_path_buf(),
+                    input: input.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with symlinks resolved in its longest existing ancestor; the rest of it
+/// (which does not exist, so holds no symlink) resolved lexically.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let components: Vec<Component<'_>> = absolute.components().collect();
+    for split in (0..=components.len()).rev() {
+        let prefix: PathBuf = components[..split].iter().collect();
+        let Ok(mut out) = prefix.canonicalize() else {
+            continue;
+        };
+        for c in &components[split..] {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        return out;
+    }
+    absolute
+}
+
+/// True when both paths exist and are one file (Unix: same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| BertError::io("reading", path, e))
 }
@@ -266,6 +334,55 @@ pub fn write_f32_tensors(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_equal_to_an_input_under_any_spelling_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("fisher.safetensors");
+        std::fs::write(&input, b"x").expect("write");
+        let other = dir.path().join("mask.safetensors");
+        check_outputs_distinct(&[&other], &[&input]).expect("distinct");
+        let dotted = dir.path().join("sub/../fisher.safetensors");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        for spelling in [
+            input.clone(),
+            dir.path().join("./fisher.safetensors"),
+            dotted,
+        ] {
+            let err = check_outputs_distinct(&[&spelling], &[&input]).expect_err("same file");
+            let msg = err.to_string();
+            assert!(
+                matches!(err, BertError::OutputIsInput { .. })
+                    && msg.contains("fisher.safetensors")
+                    && msg.contains("overwrite"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_folder_equal_to_an_input_folder_through_a_link_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("base");
+        std::fs::create_dir(&base).expect("mkdir");
+        check_outputs_distinct(&[&dir.path().join("out")], &[&base]).expect("new folder");
+        check_outputs_distinct(&[&dir.path().join("no/such/out")], &[&base]).expect("deep");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&base, &link).expect("symlink");
+            check_outputs_distinct(&[&link], &[&base]).expect_err("same folder");
+            // A new file below the link is the same path as one below the folder.
+            let weights = base.join("model.safetensors");
+            check_outputs_distinct(&[&link.join("model.safetensors")], &[&weights])
+                .expect_err("same file, not yet written");
+            // Hard links are one file.
+            std::fs::write(&weights, b"w").expect("write");
+            let hard = dir.path().join("hard.safetensors");
+            std::fs::hard_link(&weights, &hard).expect("hard link");
+            check_outputs_distinct(&[&hard], &[&weights]).expect_err("hard link");
+        }
+    }
 
     #[test]
     fn metadata_is_written_in_key_order_so_files_are_reproducible() {

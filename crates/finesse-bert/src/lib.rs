@@ -6,14 +6,16 @@
 //!   PyTorch-layout shape, layer and kind (WQ, WK, WV, WD, WI, WO, …), keyed by `ParamId`.
 //! - [`checkpoint`]: load from / save to an HF model folder (safetensors only).
 //! - [`tokenizer`]: `tokenizer.json` via the `tokenizers` crate.
-//! - [`hub`]: the local model cache and fetching of known models.
-//! - [`io`]: host tensors, safetensors read/write, atomic writes.
+//! - [`hub`]: the local model cache (sha256-pinned known models, offline mode) and fetching.
+//! - [`limits`]: a tokenizer and maximum length checked against a model's embedding tables.
+//! - [`io`]: host tensors, safetensors read/write, atomic writes, outputs kept off inputs.
 
 pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod hub;
 pub mod io;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod registry;
@@ -26,6 +28,7 @@ pub use checkpoint::{
 pub use config::{BertConfig, HiddenAct};
 pub use error::{BertError, Result};
 pub use io::HostTensor;
+pub use limits::check_model_limits;
 pub use model::{BertForSequenceClassification, BertInput, BertModel, BertOutputs};
 pub use registry::{ParamInfo, ParamKind, ParamRegistry, ParamRole};
 pub use tokenizer::{BertTokenizer, EncodedBatch, EncodedRow, TextInput};

@@ -70,6 +70,8 @@ pub struct BertTokenizer {
     path: PathBuf,
     max_len: usize,
     pad_id: u32,
+    /// Largest id of the vocabulary, added tokens included (`None` for an empty vocabulary).
+    max_token_id: Option<usize>,
 }
 
 /// One example's tokens, unpadded.
@@ -133,18 +135,35 @@ impl BertTokenizer {
             pad_type_id,
             pad_token,
         }));
+        let max_token_id = inner
+            .get_vocab(true)
+            .into_values()
+            .max()
+            .map(|id| id as usize);
         Ok(Self {
             inner,
             unpadded,
             path: path.to_path_buf(),
             max_len,
             pad_id,
+            max_token_id,
         })
     }
 
     /// Maximum sequence length, special tokens included.
     pub fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// The `tokenizer.json` this was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Largest token id the tokenizer can produce (added tokens included); `None` for an empty
+    /// vocabulary. Ids need not be contiguous, so this can exceed [`Self::vocab_size`] − 1.
+    pub fn max_token_id(&self) -> Option<usize> {
+        self.max_token_id
     }
 
     /// Id of the padding token.

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Tensor};
 use clap::Args;
+use finesse_bert::checkpoint::model_folder_paths;
 use finesse_bert::hub::{ModelSource, resolve_model};
-use finesse_bert::io::{read_float_tensors, read_int_tensors, write_f32_tensors};
+use finesse_bert::io::{
+    check_outputs_distinct, read_float_tensors, read_int_tensors, write_f32_tensors,
+};
 use finesse_bert::{
     BertConfig, BertForSequenceClassification, BertInput, BertModel, BertTokenizer, HostTensor,
-    TextInput, load_bert,
+    TextInput, check_model_limits, load_bert,
 };
 
 use crate::device::DeviceChoice;
@@ -56,6 +59,12 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         eprintln!("fetched {} into {}", args.model, dir.display());
     }
     let dir = source.dir().to_path_buf();
+    if let Some(out) = &args.out {
+        let mut inputs = model_folder_paths(&dir);
+        inputs.extend(args.inputs.iter().chain(&args.head).cloned());
+        let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        check_outputs_distinct(&[out.as_path()], &inputs)?;
+    }
     let (bert, config, report) =
         load_bert(&dir, &device).with_context(|| format!("loading model {}", dir.display()))?;
     // The folder's own classifier head (a fine-tuned model) is used unless --head is given.
@@ -94,17 +103,13 @@ pub fn run(args: ForwardArgs) -> Result<()> {
         (None, Some(text)) => {
             let tok = BertTokenizer::from_file(&dir.join("tokenizer.json"), args.max_seq_len)
                 .context("loading the tokenizer")?;
+            // Truncation to --max-seq-len then keeps every id and position in range.
+            check_model_limits(&config, &tok, &dir)?;
             let item = match &args.pair {
                 Some(p) => TextInput::pair(text.clone(), p.clone()),
                 None => TextInput::single(text.clone()),
             };
             let enc = tok.encode_batch(&[item])?;
-            ensure!(
-                enc.seq <= config.max_position_embeddings,
-                "{} tokens exceed max_position_embeddings {}",
-                enc.seq,
-                config.max_position_embeddings
-            );
             let real = enc.real_tokens();
             let input = BertInput::from_host(
                 enc.input_ids,

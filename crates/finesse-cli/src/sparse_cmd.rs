@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use finesse_bert::checkpoint::model_folder_paths;
 use finesse_bert::hub::resolve_model;
-use finesse_bert::io::write_f32_tensors;
+use finesse_bert::io::{check_outputs_distinct, write_f32_tensors};
 use finesse_bert::{
-    BertForSequenceClassification, BertTokenizer, HostTensor, ModelFolder, load_bert,
-    load_classifier, write_hf_folder,
+    BertForSequenceClassification, BertTokenizer, HostTensor, ModelFolder, check_model_limits,
+    load_bert, load_classifier, write_hf_folder,
 };
+use finesse_glue::data::split_path;
 use finesse_glue::{GlueTask, HostBatch, SplitKind, encode_split, load_split, make_batch};
 use finesse_sparse::files::read_model_tensors;
 use finesse_sparse::fisher::{estimate, pick_samples};
@@ -81,7 +83,12 @@ pub fn fisher(args: FisherArgs) -> Result<()> {
     let order: SampleOrder = args.order.parse().map_err(anyhow::Error::msg)?;
     let device = args.device.device()?.autodiff();
     let dir = resolve_model(&args.model, true)?.dir().to_path_buf();
-    let model = match &args.head {
+    let (_, train_file, _) = split_path(task, &args.data_dir, SplitKind::Train);
+    let mut inputs = model_folder_paths(&dir);
+    inputs.extend(args.head.iter().cloned());
+    inputs.extend([args.data_dir.clone(), train_file]);
+    check_distinct(&[&args.out], &inputs)?;
+    let (model, config) = match &args.head {
         Some(head) => {
             let (bert, config, _) = load_bert(&dir, &device)?;
             let (w, b) = read_head(head, &config)?;
@@ -93,21 +100,24 @@ pub fn fisher(args: FisherArgs) -> Result<()> {
                     task.num_outputs()
                 );
             }
-            BertForSequenceClassification::with_head(bert, &config, w, b, &device)
-                .context("the head does not fit the model")?
+            let model = BertForSequenceClassification::with_head(bert, &config, w, b, &device)
+                .context("the head does not fit the model")?;
+            (model, config)
         }
         None => {
-            let (model, _, report) = load_classifier(&dir, task.num_outputs(), args.seed, &device)?;
+            let (model, config, report) =
+                load_classifier(&dir, task.num_outputs(), args.seed, &device)?;
             if !report.head_from_checkpoint {
                 eprintln!(
                     "note: the model has no {task} head; using a fresh one (seed {})",
                     args.seed
                 );
             }
-            model
+            (model, config)
         }
     };
     let tokenizer = BertTokenizer::from_file(&dir.join("tokenizer.json"), args.max_seq_len)?;
+    check_model_limits(&config, &tokenizer, &dir)?;
     let split = load_split(task, &args.data_dir, SplitKind::Train, false)?;
     let data = encode_split(&split, &tokenizer)?;
     let picked = pick_samples(data.len(), args.samples, order, args.seed);
@@ -298,6 +308,7 @@ pub fn mask(args: MaskArgs) -> Result<()> {
     let (Some(fisher), Some(out)) = (args.fisher, args.out) else {
         bail!("give --fisher F and --out MASK (or a subcommand: stats, overlap)");
     };
+    check_distinct(&[&out], &[&fisher])?;
     let scores = finesse_bert::io::read_float_tensors(&fisher)?.tensors;
     let selection = args.budget.selection(None)?;
     let mask = select(&scores, &selection)?;
@@ -430,6 +441,13 @@ fn model_folder(spec: &str) -> Result<PathBuf> {
     Ok(resolve_model(spec, true)?.dir().to_path_buf())
 }
 
+/// Refuses outputs that would overwrite one of the inputs (compared as resolved paths).
+fn check_distinct<O: AsRef<Path>, I: AsRef<Path>>(outputs: &[O], inputs: &[I]) -> Result<()> {
+    let outputs: Vec<&Path> = outputs.iter().map(AsRef::as_ref).collect();
+    let inputs: Vec<&Path> = inputs.iter().map(AsRef::as_ref).collect();
+    Ok(check_outputs_distinct(&outputs, &inputs)?)
+}
+
 fn tensors_of(folder: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let f = ModelFolder::open(folder)?;
     Ok(read_model_tensors(&f.weights())?)
@@ -441,6 +459,9 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         DiffCommand::Export { base, model, out } => {
             let base_dir = model_folder(&base)?;
             let model_dir = model_folder(&model.display().to_string())?;
+            let mut inputs = model_folder_paths(&base_dir);
+            inputs.extend(model_folder_paths(&model_dir));
+            check_distinct(&[&out], &inputs)?;
             let config = std::fs::read_to_string(model_dir.join("config.json")).ok();
             let d = SparseDiff::export(&tensors_of(&base_dir)?, &tensors_of(&model_dir)?, config)?;
             d.write(&out)?;
@@ -448,6 +469,9 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         }
         DiffCommand::Apply { base, diff, out } => {
             let base_dir = model_folder(&base)?;
+            let mut inputs = model_folder_paths(&base_dir);
+            inputs.push(diff.clone());
+            check_distinct(&model_folder_paths(&out), &inputs)?;
             let d = SparseDiff::read(&diff)?;
             let tensors = d.apply(&tensors_of(&base_dir)?)?;
             let config = match &d.config {
@@ -460,6 +484,9 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         }
         DiffCommand::Revert { model, diff, out } => {
             let model_dir = model_folder(&model.display().to_string())?;
+            let mut inputs = model_folder_paths(&model_dir);
+            inputs.push(diff.clone());
+            check_distinct(&model_folder_paths(&out), &inputs)?;
             let d = SparseDiff::read(&diff)?;
             let tensors = d.revert(&tensors_of(&model_dir)?)?;
             // The base's config: the fine-tuned one without the head's label count.
@@ -481,6 +508,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
             println!("reverted {} → {}", diff.display(), out.display());
         }
         DiffCommand::Compose { first, second, out } => {
+            check_distinct(&[&out], &[&first, &second])?;
             let c = SparseDiff::read(&first)?.compose(&SparseDiff::read(&second)?)?;
             c.write(&out)?;
             report(&c, &out);
