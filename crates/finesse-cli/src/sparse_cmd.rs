@@ -288,18 +288,12 @@ pub fn mask(args: MaskArgs) -> Result<()> {
                     100.0 * r.overall.of_first,
                     r.overall.jaccard
                 );
-                println!(
-                    "layer {}",
-                    r.matrices
-                        .iter()
-                        .map(|m| format!("{m:>8}"))
-                        .collect::<String>()
+                crate::grid_print::print_grid(
+                    "share of the first mask's dropped entries also dropped by the second",
+                    &r.grid,
+                    8,
+                    |o| format!("{:.3}", o.of_first),
                 );
-                for (l, row) in r.layers.iter().enumerate() {
-                    let cells: String =
-                        row.iter().map(|o| format!("{:>8.3}", o.of_first)).collect();
-                    println!("{l:>5} {cells}");
-                }
             }
             return Ok(());
         }
@@ -334,23 +328,9 @@ fn print_stats(s: &finesse_sparse::MaskStats) {
         s.overall.total,
         100.0 * s.overall.fraction
     );
-    if !s.layers.is_empty() {
-        println!("kept % per layer × matrix:");
-        println!(
-            "layer {}",
-            s.matrices
-                .iter()
-                .map(|m| format!("{m:>8}"))
-                .collect::<String>()
-        );
-        for (l, row) in s.layers.iter().enumerate() {
-            let cells: String = row
-                .iter()
-                .map(|c| format!("{:>8.3}", 100.0 * c.fraction))
-                .collect();
-            println!("{l:>5} {cells}");
-        }
-    }
+    crate::grid_print::print_grid("kept % per layer × matrix (and group)", &s.grid, 8, |c| {
+        format!("{:.3}", 100.0 * c.fraction)
+    });
     for (kind, c) in &s.per_kind {
         println!(
             "{kind:>22}: {:>9} of {:>9} ({:.3}%)",

@@ -9,14 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use finesse_bert::{HostTensor, ParamKind};
+use finesse_bert::HostTensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
-use crate::mask::{grid_cell, grid_rows, matrix_labels};
+use crate::grid::{CellParams, GridSums, LayerGrid};
 
 /// Sums from which every distance follows; they add up across tensors of a group.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -121,12 +121,10 @@ pub struct DistanceReport {
     pub overall: Distances,
     /// Per tensor by HF name.
     pub per_tensor: BTreeMap<String, Distances>,
-    /// `layers[l][m]`: the weight of matrix `matrices[m]` in layer `l`.
-    pub layers: Vec<Vec<Distances>>,
-    /// WQ, WK, WV, WD, WI, WO.
-    pub matrices: Vec<String>,
-    /// Groups outside the layers: `embeddings`, `pooler`, `layer-norms`.
-    pub groups: BTreeMap<String, Distances>,
+    /// Per layer × matrix (the weight of each matrix) and per group outside the layers
+    /// (`embeddings`, `pooler`, `layer-norms`, `classifier`).
+    #[serde(flatten)]
+    pub grid: LayerGrid<Distances>,
     /// Tensors only one of the models has (e.g. the task head), not compared.
     pub not_compared: Vec<String>,
 }
@@ -165,41 +163,15 @@ fn report(
     not_compared: Vec<String>,
 ) -> DistanceReport {
     let mut overall = Sums::default();
-    let mut grid: BTreeMap<(usize, usize), Sums> = BTreeMap::new();
-    let mut groups: BTreeMap<String, Sums> = BTreeMap::new();
+    let mut grid = GridSums::<Sums>::new(CellParams::WeightOnly);
     for (name, s) in sums {
         overall.add(s);
-        let kind = ParamKind::of_hf_name(name);
-        match grid_cell(name) {
-            Some(cell) if name.ends_with(".weight") => {
-                grid.entry(cell).or_default().add(s);
-            }
-            _ => {
-                let group = match kind {
-                    Some(
-                        ParamKind::WordEmbedding
-                        | ParamKind::PositionEmbedding
-                        | ParamKind::TokenTypeEmbedding,
-                    ) => Some("embeddings"),
-                    Some(ParamKind::Pooler) => Some("pooler"),
-                    Some(ParamKind::LayerNorm) => Some("layer-norms"),
-                    _ => None,
-                };
-                if let Some(g) = group {
-                    groups.entry(g.to_string()).or_default().add(s);
-                }
-            }
-        }
+        grid.add(name, |g| g.add(s));
     }
     DistanceReport {
         overall: overall.distances(),
         per_tensor,
-        layers: grid_rows(&grid, |s| s.distances()),
-        matrices: matrix_labels(),
-        groups: groups
-            .into_iter()
-            .map(|(k, s)| (k, s.distances()))
-            .collect(),
+        grid: grid.finish(Sums::distances),
         not_compared,
     }
 }
@@ -269,7 +241,7 @@ mod tests {
             (d.l1, d.mean_abs, d.angular, d.l0, d.relative_l2),
             (0.0, 0.0, 0.0, 0, 0.0)
         );
-        assert_eq!(r.layers[0][0], d);
+        assert_eq!(r.grid.layers[0][0], d);
     }
 
     #[test]
@@ -288,7 +260,7 @@ mod tests {
         assert_eq!(d.mean_abs, 0.25);
         assert_eq!(d.l0, 1);
         assert!((d.relative_l2 - 1.0 / 5f64.sqrt()).abs() < 1e-12);
-        assert_eq!(r.groups["pooler"], d);
+        assert_eq!(r.grid.groups["pooler"], d);
         assert_eq!(r.not_compared, vec!["classifier.weight".to_string()]);
     }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`fisher`]: diagonal Fisher estimators (empirical, expected, sampled; classification and
 //!   regression) from per-sample gradients.
+//! - [`fisher_file`]: the Fisher file (scores + how they were estimated), one writer and reader.
 //! - [`freeze`]: L0-close fine-tuning: `--freeze` specs (matrix × layers, deepest N, embeddings,
 //!   regex).
 //! - [`mask`]: top-k selection (global or per tensor, head always kept, deterministic ties),
@@ -14,13 +15,17 @@
 //! - [`distance`]: L1, mean absolute, angular, L0 and relative L2 distances per tensor and per
 //!   layer × matrix, and the same between two random initialisations.
 //! - [`files`]: raw safetensors I/O, canonical names, content digests.
+//! - [`grid`]: the layer × WQ…WO grid ([`LayerGrid`]) shared by mask statistics, overlaps and
+//!   distances.
 
 pub mod diff;
 pub mod distance;
 pub mod error;
 pub mod files;
 pub mod fisher;
+pub mod fisher_file;
 pub mod freeze;
+pub mod grid;
 pub mod mask;
 pub mod optim;
 pub mod prune;
@@ -29,5 +34,7 @@ pub mod supermask;
 pub use diff::{DiffInfo, SparseDiff, TensorMap};
 pub use error::{Result, SparseError};
 pub use fisher::{FisherKind, SampleOrder};
+pub use fisher_file::{FisherFile, FisherMeta};
+pub use grid::LayerGrid;
 pub use mask::{Budget, Mask, MaskStats, MaskTensor, Scope, Selection};
 pub use optim::{Algorithm, OptimizerConfig, SparseOptimizer, UpdateRule};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
 use crate::files::{RawTensor, read_raw, write_raw};
+use crate::grid::{CellParams, GridSums, LayerGrid};
 
 /// Version of the mask file format (`format_version` in the metadata).
 pub const MASK_FORMAT_VERSION: &str = "1";
@@ -580,60 +581,17 @@ pub struct MaskStats {
     pub overall: KeptCount,
     /// Per parameter, by HF name.
     pub per_tensor: BTreeMap<String, KeptCount>,
-    /// `layers[l][m]`: layer `l`, matrix `matrices[m]`.
-    pub layers: Vec<Vec<KeptCount>>,
-    /// Column labels of `layers`: WQ, WK, WV, WD, WI, WO.
-    pub matrices: Vec<String>,
+    /// Per layer × matrix (weight and bias together) and per group outside the layers.
+    #[serde(flatten)]
+    pub grid: LayerGrid<KeptCount>,
     /// Per parameter kind (word-embedding, layer-norm, classifier, …).
     pub per_kind: BTreeMap<String, KeptCount>,
-}
-
-/// The six per-layer matrices in the papers' order (WQ, WK, WV, WD, WI, WO).
-pub(crate) const MATRICES: [ParamKind; 6] = [
-    ParamKind::Query,
-    ParamKind::Key,
-    ParamKind::Value,
-    ParamKind::AttentionOutput,
-    ParamKind::Intermediate,
-    ParamKind::Output,
-];
-
-/// The cell (layer, column of [`MATRICES`]) of a parameter in the layer × WQ…WO grid.
-pub(crate) fn grid_cell(name: &str) -> Option<(usize, usize)> {
-    let kind = ParamKind::of_hf_name(name)?;
-    Some((
-        finesse_bert::registry::layer_index(name)?,
-        MATRICES.iter().position(|&k| k == kind)?,
-    ))
-}
-
-/// The grid's column labels: WQ, WK, WV, WD, WI, WO.
-pub(crate) fn matrix_labels() -> Vec<String> {
-    MATRICES
-        .iter()
-        .filter_map(|k| k.matrix_label().map(str::to_string))
-        .collect()
-}
-
-/// `rows[l][m]` from per-cell sums (empty cells get the default sum), through `f`.
-pub(crate) fn grid_rows<T: Copy + Default, U>(
-    cells: &BTreeMap<(usize, usize), T>,
-    f: impl Fn(T) -> U,
-) -> Vec<Vec<U>> {
-    let n_layers = cells.keys().map(|(l, _)| l + 1).max().unwrap_or(0);
-    (0..n_layers)
-        .map(|l| {
-            (0..MATRICES.len())
-                .map(|m| f(cells.get(&(l, m)).copied().unwrap_or_default()))
-                .collect()
-        })
-        .collect()
 }
 
 /// Statistics of a mask; the layer × matrix grid is built from the parameter names.
 pub fn stats(mask: &Mask) -> MaskStats {
     let mut per_tensor = BTreeMap::new();
-    let mut grid: BTreeMap<(usize, usize), (usize, usize)> = BTreeMap::new();
+    let mut grid = GridSums::<(usize, usize)>::new(CellParams::WeightAndBias);
     let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (name, t) in &mask.tensors {
         per_tensor.insert(name.clone(), KeptCount::new(t.kept.len(), t.numel()));
@@ -650,17 +608,15 @@ pub fn stats(mask: &Mask) -> MaskStats {
         let e = kinds.entry(kind_name).or_default();
         e.0 += t.kept.len();
         e.1 += t.numel();
-        if let Some(cell) = grid_cell(name) {
-            let e = grid.entry(cell).or_default();
+        grid.add(name, |e| {
             e.0 += t.kept.len();
             e.1 += t.numel();
-        }
+        });
     }
     MaskStats {
         overall: KeptCount::new(mask.kept(), mask.total()),
         per_tensor,
-        layers: grid_rows(&grid, |(k, n)| KeptCount::new(k, n)),
-        matrices: matrix_labels(),
+        grid: grid.finish(|&(k, n)| KeptCount::new(k, n)),
         per_kind: kinds
             .into_iter()
             .map(|(k, (kept, total))| (k, KeptCount::new(kept, total)))
@@ -842,11 +798,11 @@ mod tests {
             },
         );
         let s = stats(&Mask { tensors });
-        assert_eq!(s.layers.len(), 2);
-        assert_eq!(s.matrices[1], "WK");
-        assert_eq!(s.layers[1][1].kept, 3);
-        assert_eq!(s.layers[1][1].total, 6);
-        assert_eq!(s.layers[0][1].total, 0);
+        assert_eq!(s.grid.num_layers(), 2);
+        assert_eq!(s.grid.matrices[1], "WK");
+        assert_eq!(s.grid.layers[1][1].kept, 3);
+        assert_eq!(s.grid.layers[1][1].total, 6);
+        assert_eq!(s.grid.layers[0][1].total, 0);
         assert_eq!(s.overall.kept, 3);
     }
 }
@@ -894,16 +850,15 @@ pub struct OverlapReport {
     pub overall: Overlap,
     /// Per tensor by HF name.
     pub per_tensor: BTreeMap<String, Overlap>,
-    /// `layers[l][m]` over `matrices`.
-    pub layers: Vec<Vec<Overlap>>,
-    /// WQ … WO.
-    pub matrices: Vec<String>,
+    /// Per layer × matrix (weights only) and per group outside the layers.
+    #[serde(flatten)]
+    pub grid: LayerGrid<Overlap>,
 }
 
 /// Overlap of the dropped entries of `a` and `b` over the tensors both masks have (same shapes).
 pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
     let mut per_tensor = BTreeMap::new();
-    let mut grid: BTreeMap<(usize, usize), (usize, usize, usize)> = BTreeMap::new();
+    let mut grid = GridSums::<(usize, usize, usize)>::new(CellParams::WeightOnly);
     let (mut both_all, mut first_all, mut second_all) = (0, 0, 0);
     for (name, ta) in &a.tensors {
         let Some(tb) = b.tensors.get(name) else {
@@ -928,20 +883,16 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
         both_all += both;
         first_all += first;
         second_all += second;
-        if let Some(cell) = grid_cell(name)
-            && name.ends_with(".weight")
-        {
-            let e = grid.entry(cell).or_default();
+        grid.add(name, |e| {
             e.0 += both;
             e.1 += first;
             e.2 += second;
-        }
+        });
     }
     Ok(OverlapReport {
         overall: Overlap::new(both_all, first_all, second_all),
         per_tensor,
-        layers: grid_rows(&grid, |(b, f, s)| Overlap::new(b, f, s)),
-        matrices: matrix_labels(),
+        grid: grid.finish(|&(b, f, s)| Overlap::new(b, f, s)),
     })
 }
 
@@ -1009,7 +960,7 @@ mod overlap_tests {
         );
         assert!((r.overall.of_first - 2.0 / 3.0).abs() < 1e-12);
         assert!((r.overall.jaccard - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(r.layers[0][0], r.overall);
+        assert_eq!(r.grid.layers[0][0], r.overall);
     }
 
     #[test]
