@@ -1,20 +1,34 @@
 #!/usr/bin/env python3
-"""Prints README table rows from finished run directories.
+"""Formats README table rows from run directories. It only formats: every number comes from
+`finesse runs show RUN_DIR --json` (the run directory read through finesse's typed readers) or
+from `finesse distance --json`.
 
     scripts/results-row.py dense RUN_DIR...    # the dense GLUE table
     scripts/results-row.py sparse RUN_DIR...   # the sparse-methods table
     scripts/results-row.py freeze RUN_DIR...   # the Table-3-like L0-close table
     scripts/results-row.py lr RUN_DIR...       # learning-rate sweep: method × lr grid, best in bold
     scripts/results-row.py distance LABEL DISTANCE_JSON   # `finesse distance --vs-random --json`
-    scripts/results-row.py sparsity LABEL MASK_STATS_JSON  # layer × matrix sparsity of a mask
+    scripts/results-row.py sparsity LABEL RUN_DIR          # layer × matrix sparsity of a run's mask
+
+The binary is $FINESSE (default: `finesse` on PATH).
 """
 import json
+import os
 import re
+import subprocess
 import sys
 
 
+def show(d):
+    """The run through the typed readers: {status, info, metrics, analysis, mask_stats, progress}."""
+    out = subprocess.run([os.environ.get("FINESSE", "finesse"), "runs", "show", "--json", d],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def load(d):
-    return json.load(open(f"{d}/metrics.json")), json.load(open(f"{d}/run.json"))["config"]
+    s = show(d)
+    return s["metrics"], s["info"]["config"], s
 
 
 def metric_text(m):
@@ -23,7 +37,7 @@ def metric_text(m):
 
 
 def dense(d):
-    m, c = load(d)
+    m, c, _ = load(d)
     ep = c["epochs"] if c["max_steps"] is None else f'{c["max_steps"]} steps'
     print(f'| {c["task"].upper()} | {metric_text(m)} | {ep} | {c["batch_size"]} | {c["lr"]:g} '
           f'| {c["max_seq_len"]} | {m["steps"]} | {m["duration_secs"] / 60:.1f} min | flex (2 cores) '
@@ -32,7 +46,7 @@ def dense(d):
 
 
 def sparse(d):
-    m, c = load(d)
+    m, c, s_all = load(d)
     method = c["method"]
     kind = method["kind"]
     keep, fisher = "all", ""
@@ -46,7 +60,7 @@ def sparse(d):
     if kind == "bitfit":
         keep = "biases"
     if kind == "prune":
-        a = json.load(open(f"{d}/analysis.json"))["prune_sparsity"]
+        a = s_all["analysis"]["prune_sparsity"]
         keep = f'WQ…WO {100 * sum(a.values()) / len(a):.0f}% pruned'
     if kind == "supermask":
         sm = m["supermask"]
@@ -63,11 +77,10 @@ def sparse(d):
 
 
 def freeze(d):
-    m, c = load(d)
-    start = next(json.loads(line) for line in open(f"{d}/events.jsonl") if '"start"' in line)
+    m, c, s = load(d)
     method = c["method"]
     excluded = ", ".join(method["groups"]) if method["kind"] == "freeze" else "none (dense)"
-    trainable, total = start["trainable_params"], start["total_params"]
+    trainable, total = s["progress"]["trainable_params"], s["progress"]["total_params"]
     print(f'| {excluded} | {trainable:,} ({100 * trainable / total:.1f}%) | {metric_text(m)} '
           f'| {m["duration_secs"] / 60:.1f} min |')
 
@@ -85,7 +98,7 @@ def lr_grid(runs):
     main = ("accuracy", "f1", "matthews", "pearson")
     cells = {}
     for d in runs:
-        m, c = load(d)
+        m, c, _ = load(d)
         key = next(k for k in main if k in m)
         cells[(variant(c["method"]), c["lr"])] = (key, m[key])
     lrs = sorted({lr for _, lr in cells})
@@ -122,8 +135,8 @@ def distance(label, path):
               f'| {o["relative_l2"]:.4f} |')
 
 
-def sparsity(label, path):
-    st = json.load(open(path))
+def sparsity(label, run):
+    st = show(run)["mask_stats"]
     print(f"| {label}: sparsity | " + " | ".join(st["matrices"]) + " | layer |")
     print("|---" * (len(st["matrices"]) + 2) + "|")
     for i, layer in enumerate(st["layers"]):

@@ -2,26 +2,24 @@
 //! optionally beside two random initialisations (the paper's Table 2).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use finesse_bert::hub::resolve_model;
-use finesse_bert::{HostTensor, ModelFolder};
-use finesse_sparse::SparseDiff;
+use finesse_bert::ModelFolder;
 use finesse_sparse::distance::{DistanceReport, RandomInit, distances, vs_random};
-use finesse_sparse::files::read_model_tensors;
+use finesse_train::models::model_tensors;
 
 /// Arguments of `finesse distance`.
 #[derive(Debug, Args)]
 pub struct DistanceArgs {
-    /// The base model (folder or cached name).
+    /// The base model: a known name, an HF folder, or a run directory (its model).
     #[arg(long)]
     base: String,
-    /// The other model: a folder, or a run directory (its model/, or its diff applied to the
-    /// base).
+    /// The other model: a known name, an HF folder, or a run directory (its model/, or its diff
+    /// applied to the base it was trained from).
     #[arg(long)]
-    other: PathBuf,
+    other: String,
     /// Also measure two independent random initialisations (uniform and normal, ±1/√H).
     #[arg(long)]
     vs_random: bool,
@@ -36,41 +34,16 @@ pub struct DistanceArgs {
     out: Option<PathBuf>,
 }
 
-fn tensors(folder: &Path) -> Result<BTreeMap<String, HostTensor>> {
-    Ok(read_model_tensors(&ModelFolder::open(folder)?.weights())?)
-}
-
-/// The other model's tensors: a folder, a run's `model/`, or a run's diff applied to `base`.
-fn other_tensors(
-    other: &Path,
-    base: &BTreeMap<String, HostTensor>,
-) -> Result<BTreeMap<String, HostTensor>> {
-    if other.join("run.json").is_file() {
-        if other.join("model/config.json").is_file() {
-            return tensors(&other.join("model"));
-        }
-        let diff = other.join("diff.safetensors");
-        if diff.is_file() {
-            return Ok(SparseDiff::read(&diff)?.apply(base)?);
-        }
-        bail!(
-            "{} is a run directory without model/ or diff.safetensors (dense runs need --save-model)",
-            other.display()
-        );
-    }
-    tensors(other)
-}
-
 /// Runs `finesse distance`.
 pub fn run(args: DistanceArgs) -> Result<()> {
-    let base_dir = resolve_model(&args.base, true)?.dir().to_path_buf();
-    let base = tensors(&base_dir)?;
-    let other = other_tensors(&args.other, &base)?;
+    let base = model_tensors(&args.base)?;
+    let other = model_tensors(&args.other)?;
     let mut out = serde_json::Map::new();
     let report = distances(&base, &other)?;
     out.insert("distance".into(), serde_json::to_value(&report)?);
     let mut randoms = Vec::new();
     if args.vs_random {
+        let base_dir = finesse_train::models::model_folder(&args.base)?;
         let hidden = ModelFolder::open(&base_dir)?.config()?.hidden_size;
         let shapes: BTreeMap<String, Vec<usize>> = base
             .iter()
@@ -110,19 +83,10 @@ fn print_table(title: &str, r: &DistanceReport) {
         100.0 * r.overall.l0_fraction,
         r.overall.relative_l2
     );
-    let header: String = r.matrices.iter().map(|m| format!("{m:>20}")).collect();
-    println!("layer{header}   (mean |Δ| / angular)");
-    for (l, row) in r.layers.iter().enumerate() {
-        let cells: String = row
-            .iter()
-            .map(|d| format!("{:>20}", format!("{:.2e} / {:.4}", d.mean_abs, d.angular)))
-            .collect();
-        println!("{l:>5}{cells}");
-    }
-    for (g, d) in &r.groups {
-        println!(
-            "{g:>12}: mean |Δ| {:.3e}, angular {:.4}",
-            d.mean_abs, d.angular
-        );
-    }
+    crate::grid_print::print_grid(
+        "mean |Δ| / angular per layer × matrix (and group)",
+        &r.grid,
+        20,
+        |d| format!("{:.2e} / {:.4}", d.mean_abs, d.angular),
+    );
 }

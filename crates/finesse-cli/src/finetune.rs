@@ -8,8 +8,11 @@ use clap::Args;
 use finesse_glue::GlueTask;
 use finesse_train::config::OptimizerChoice;
 use finesse_train::method::FisherSettings;
+use finesse_train::progress::Phase;
 use finesse_train::trainer::{EvalRequest, evaluate_folder};
-use finesse_train::{Event, MethodConfig, RunConfig, RunDir, RunOutcome, start_run};
+use finesse_train::{
+    Event, MethodConfig, ResumeRequest, RunConfig, RunDir, RunOutcome, RunProgress, start_run,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
@@ -18,9 +21,10 @@ use crate::sparse_cmd::{BudgetArgs, fisher_kind};
 /// Arguments of `finesse finetune`.
 #[derive(Debug, Args)]
 pub struct FinetuneArgs {
-    /// Model folder (HF layout) or cached model name.
-    #[arg(long, default_value = finesse_bert::hub::DEFAULT_MODEL)]
-    model: String,
+    /// Model: a known name (cached, fetched on first use), an HF folder, or a run directory
+    /// (its model/). With --resume: the run's model moved elsewhere (same sha256).
+    #[arg(long)]
+    model: Option<String>,
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (any case, dash optional).
     #[arg(long, required_unless_present = "resume")]
     task: Option<String>,
@@ -72,10 +76,22 @@ pub struct FinetuneArgs {
     /// Do not group examples of similar length into batches.
     #[arg(long)]
     no_bucketing: bool,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
-    device: DeviceChoice,
-    /// The run directory (default: runs/<task>-<unix time>).
+    /// Backend (default: the first compiled in, flex in a default build; with --resume, the
+    /// run's own).
+    #[arg(long, value_enum)]
+    device: Option<DeviceChoice>,
+    /// With --resume: continue on another --device than the run's (results then differ in
+    /// rounding from an uninterrupted run).
+    #[arg(long, requires = "resume")]
+    force_device: bool,
+    /// Write a resumable checkpoint every N steps (besides on Ctrl-C and SIGTERM), so a crash
+    /// or SIGKILL loses at most N steps: `--resume DIR` continues from it.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Keep the model of the best evaluation (main dev metric) as an HF folder `best/`.
+    #[arg(long)]
+    save_best: bool,
+    /// The run directory, new or empty (default: runs/<task>-<unix time>).
     #[arg(long)]
     output_dir: Option<PathBuf>,
     /// Write the fine-tuned model as an HF folder `model/` in the run directory.
@@ -140,10 +156,22 @@ pub struct FinetuneArgs {
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
-    /// Continue the cancelled run in DIR (its run.json gives every other setting).
+    /// Continue the cancelled or interrupted run in DIR from its checkpoint. Its run.json gives
+    /// every setting; only --device (checked), --force-device, --model / --data-dir (moved
+    /// files, sha256-checked) and --checkpoint-every may be given.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["task", "output_dir"])]
     resume: Option<PathBuf>,
 }
+
+/// The flags `--resume` accepts; any other flag given with it is refused.
+const RESUME_FLAGS: [&str; 6] = [
+    "resume",
+    "device",
+    "force_device",
+    "model",
+    "data_dir",
+    "checkpoint_every",
+];
 
 fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
     let task: GlueTask = args.task.as_deref().unwrap_or_default().parse()?;
@@ -158,8 +186,18 @@ fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
             .unwrap_or(0);
         PathBuf::from("runs").join(format!("{}-{secs}", task.spec().name.to_lowercase()))
     });
-    let mut c = RunConfig::new(args.model.clone(), task, data_dir, output_dir);
-    c.device = args.device.name().into();
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| finesse_bert::hub::DEFAULT_MODEL.to_string());
+    let mut c = RunConfig::new(model, task, data_dir, output_dir);
+    c.device = args
+        .device
+        .unwrap_or_else(DeviceChoice::default_choice)
+        .name()
+        .into();
+    c.checkpoint_every = args.checkpoint_every;
+    c.save_best = args.save_best;
     c.seed = args.seed;
     c.epochs = args.epochs;
     c.max_steps = args.max_steps;
@@ -265,25 +303,136 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
 /// FISH's default budget: 0.5% of the parameters.
 pub const DEFAULT_KEEP_RATIO: f64 = 0.005;
 
-/// Runs `finesse finetune`.
-pub fn run(args: FinetuneArgs) -> Result<()> {
-    let (config, resume) = match &args.resume {
-        Some(dir) => {
-            let info = RunDir::new(dir)
-                .read_info()
-                .with_context(|| format!("reading the run in {}", dir.display()))?;
-            let mut c = info.config;
-            c.output_dir = dir.clone();
-            (c, true)
-        }
-        None => (config_from(&args)?, false),
+/// Runs `finesse finetune`; `matches` tells which flags were given on the command line.
+pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
+    let Some(dir) = &args.resume else {
+        let config = config_from(&args)?;
+        let device = args.device.unwrap_or_else(DeviceChoice::default_choice);
+        return drive(&config, device.device()?, device.name(), false);
     };
-    let device = args.device.device()?;
-    drive(&config, device, args.device.name(), resume)
+    let given: Vec<String> = matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+                && !RESUME_FLAGS.contains(&id.as_str())
+        })
+        .map(|id| format!("--{}", id.as_str().replace('_', "-")))
+        .collect();
+    if !given.is_empty() {
+        bail!(
+            "{} cannot change a resumed run: its settings come from {}. Drop {}, or start a \
+             new run with them",
+            given.join(", "),
+            RunDir::new(dir).run_json().display(),
+            if given.len() == 1 { "it" } else { "them" }
+        );
+    }
+    let request = ResumeRequest {
+        device: args.device.map(|d| d.name().to_string()),
+        force_device: args.force_device,
+        model: args.model.clone(),
+        data_dir: matches
+            .value_source("data_dir")
+            .is_some_and(|s| s == clap::parser::ValueSource::CommandLine)
+            .then(|| args.data_dir.clone())
+            .flatten(),
+        checkpoint_every: args.checkpoint_every,
+    };
+    let run = RunDir::open(dir).with_context(|| format!("reading the run in {}", dir.display()))?;
+    let config = run.resume_config(&request)?;
+    let device = <DeviceChoice as clap::ValueEnum>::from_str(&config.device, true)
+        .map_err(|_| anyhow::anyhow!("run.json names an unknown device `{}`", config.device))?;
+    drive(&config, device.device()?, device.name(), true)
 }
 
-/// Runs (or resumes) `config` through the public run API with a progress bar, then prints
-/// the summary. Shared by `finesse finetune` and `finesse demo`.
+/// The one-line state of a run for the progress bar.
+fn progress_message(p: &RunProgress) -> String {
+    match &p.phase {
+        Phase::Preparing => "loading the model and data…".into(),
+        Phase::Fisher { done, total } => format!("Fisher information: {done}/{total} samples"),
+        Phase::Training | Phase::Ended => {
+            let mut parts = vec![format!("epoch {:.2}", p.epoch())];
+            if let Some(loss) = p.last_loss() {
+                parts.push(format!("loss {loss:.4}"));
+            }
+            if let Some(lr) = p.losses.last().map(|l| l.lr) {
+                parts.push(format!("lr {lr:.2e}"));
+            }
+            if p.examples_per_sec > 0.0 {
+                parts.push(format!("{:.1} ex/s", p.examples_per_sec));
+            }
+            if let Some(eta) = p.eta_secs() {
+                parts.push(format!("ETA {}", format_secs(eta)));
+            }
+            parts.join("  ")
+        }
+    }
+}
+
+/// `1h02m`, `3m05s`, `42s`.
+fn format_secs(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, _) => format!("{h}h{m:02}m"),
+    }
+}
+
+/// A line worth printing above the bar for an event, if any.
+fn event_line(event: &Event, config: &RunConfig) -> Option<String> {
+    Some(match event {
+        Event::Start {
+            total_steps,
+            start_step,
+            train_examples,
+            trainable_params,
+            total_params,
+            ..
+        } => {
+            let from = if *start_step > 0 {
+                format!(", resuming at step {start_step}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{train_examples} training examples, {total_steps} steps{from}, {trainable_params} of {total_params} parameters trained"
+            )
+        }
+        Event::Eval {
+            step,
+            split,
+            loss,
+            metrics,
+            ..
+        } => {
+            let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            format!("step {step} {split}: loss {loss:.4}  {}", m.join("  "))
+        }
+        Event::Mask {
+            method,
+            kept,
+            total,
+            frozen_tensors,
+            duration_secs,
+        } => format!(
+            "{method} mask: {kept} of {total} entries ({:.3}%), {frozen_tensors} tensors frozen, {duration_secs:.1}s",
+            100.0 * *kept as f64 / (*total).max(1) as f64
+        ),
+        Event::Prune { step, sparsity } => {
+            format!("step {step}: pruned to {:.1}% sparsity", 100.0 * sparsity)
+        }
+        Event::Cancelled { step } => format!(
+            "cancelled after step {step}; resume with: finesse finetune --resume {}",
+            config.output_dir.display()
+        ),
+        Event::Error { message, .. } => format!("error: {message}"),
+        _ => return None,
+    })
+}
+
+/// Runs (or resumes) `config` through the public run API with a progress bar fed by a
+/// [`RunProgress`], then prints the summary. Shared by `finesse finetune` and `finesse demo`.
 pub fn drive(
     config: &RunConfig,
     device: burn::tensor::Device,
@@ -300,8 +449,9 @@ pub fn drive(
     );
     let handle = start_run(config.clone(), device, resume);
     let flag = handle.cancel_flag();
-    // Ctrl-C: finish the current step, write a checkpoint, exit cleanly. A second Ctrl-C while
-    // that happens is ignored (the checkpoint is written atomically either way).
+    // Ctrl-C and SIGTERM (the ctrlc crate's `termination` feature): finish the current step,
+    // write a checkpoint, exit cleanly. A second signal while that happens is ignored (the
+    // checkpoint is written atomically either way).
     let _ = ctrlc::set_handler(move || {
         eprintln!("\ninterrupt: finishing the current step and writing a checkpoint…");
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -309,125 +459,74 @@ pub fn drive(
 
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(500));
+    let mut progress = RunProgress::default();
     for event in handle.events.iter() {
-        match &event {
-            Event::Start {
-                total_steps,
-                start_step,
-                train_examples,
-                trainable_params,
-                total_params,
-                ..
-            } => {
-                bar.set_length(*total_steps as u64);
-                bar.set_position(*start_step as u64);
-                bar.println(format!(
-                    "{train_examples} training examples, {total_steps} steps, {trainable_params} of {total_params} parameters trained"
-                ));
-            }
-            Event::Step {
-                step,
-                loss,
-                examples_per_sec,
-                lr,
-                ..
-            } => {
-                bar.set_position(*step as u64);
-                bar.set_message(format!(
-                    "loss {loss:.4}  lr {lr:.2e}  {examples_per_sec:.1} ex/s"
-                ));
-            }
-            Event::Eval {
-                step,
-                split,
-                loss,
-                metrics,
-                ..
-            } => {
-                let m: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                bar.println(format!(
-                    "step {step} {split}: loss {loss:.4}  {}",
-                    m.join("  ")
-                ));
-            }
-            Event::Fisher { done, total } => {
-                bar.set_message(format!("Fisher information: {done}/{total} samples"));
-            }
-            Event::Mask {
-                method,
-                kept,
-                total,
-                frozen_tensors,
-                duration_secs,
-            } => bar.println(format!(
-                "{method} mask: {kept} of {total} entries ({:.3}%), {frozen_tensors} tensors frozen, {duration_secs:.1}s",
-                100.0 * *kept as f64 / (*total).max(1) as f64
-            )),
-            Event::Prune { step, sparsity } => {
-                bar.println(format!("step {step}: pruned to {:.1}% sparsity", 100.0 * sparsity))
-            }
-            Event::Cancelled { step } => bar.println(format!(
-                "cancelled after step {step}; resume with: finesse finetune --resume {}",
-                config.output_dir.display()
-            )),
-            _ => {}
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        progress.apply(now, &event);
+        if let Some(line) = event_line(&event, config) {
+            bar.println(line);
         }
+        bar.set_length(progress.total_steps as u64);
+        bar.set_position(progress.step as u64);
+        bar.set_message(progress_message(&progress));
     }
     bar.finish_and_clear();
     match handle.join()? {
-        RunOutcome::Finished(m) => {
-            let summary: Vec<String> = m
-                .final_metrics
-                .iter()
-                .map(|(k, v)| format!("{k} {v:.4}"))
-                .collect();
-            println!("final {}: {}", config.task, summary.join("  "));
-            println!(
-                "{} steps in {:.0}s, {:.1} examples/s, {:.0} tokens/s, peak memory {} MiB",
-                m.steps,
-                m.duration_secs,
-                m.train_examples_per_sec,
-                m.train_tokens_per_sec,
-                m.peak_rss_mib.map_or("?".into(), |x| format!("{x:.0}"))
-            );
-            if let Some(s) = &m.sparse {
-                println!(
-                    "{}: {} entries trained, {} changed; diff {:.2} MB vs dense model {:.1} MB; optimizer state {} entries",
-                    s.method,
-                    s.kept,
-                    s.diff_changed_entries,
-                    s.diff_bytes as f64 / 1e6,
-                    s.dense_model_bytes as f64 / 1e6,
-                    m.optimizer_state_entries
-                );
-            }
-            if let Some(s) = &m.supermask {
-                let main = s.sampled_mean.keys().next().cloned().unwrap_or_default();
-                println!(
-                    "supermask: sparsity {:.2}% (σ(v) > 0.5); {} sampled masks: {main} {:.4} ± {:.4}",
-                    100.0 * s.sparsity,
-                    s.sampled.len(),
-                    s.sampled_mean.get(&main).copied().unwrap_or(f64::NAN),
-                    s.sampled_std.get(&main).copied().unwrap_or(f64::NAN)
-                );
-            }
-            println!("run directory: {}", config.output_dir.display());
-        }
+        RunOutcome::Finished(m) => print_summary(config, &m),
         RunOutcome::Cancelled { .. } => {}
     }
     Ok(())
 }
 
+fn print_summary(config: &RunConfig, m: &finesse_train::MetricsFile) {
+    let summary: Vec<String> = m
+        .final_metrics
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    println!("final {}: {}", config.task, summary.join("  "));
+    println!(
+        "{} steps in {:.0}s, {:.1} examples/s, {:.0} tokens/s, peak memory {} MiB",
+        m.steps,
+        m.duration_secs,
+        m.train_examples_per_sec,
+        m.train_tokens_per_sec,
+        m.peak_rss_mib.map_or("?".into(), |x| format!("{x:.0}"))
+    );
+    if let Some(s) = &m.sparse {
+        println!(
+            "{}: {} entries trained, {} changed; diff {:.2} MB vs dense model {:.1} MB; optimizer state {} entries",
+            s.method,
+            s.kept,
+            s.diff_changed_entries,
+            s.diff_bytes as f64 / 1e6,
+            s.dense_model_bytes as f64 / 1e6,
+            m.optimizer_state_entries
+        );
+    }
+    if let Some(s) = &m.supermask {
+        let main = s.sampled_mean.keys().next().cloned().unwrap_or_default();
+        println!(
+            "supermask: sparsity {:.2}% (σ(v) > 0.5); {} sampled masks: {main} {:.4} ± {:.4}",
+            100.0 * s.sparsity,
+            s.sampled.len(),
+            s.sampled_mean.get(&main).copied().unwrap_or(f64::NAN),
+            s.sampled_std.get(&main).copied().unwrap_or(f64::NAN)
+        );
+    }
+    println!("run directory: {}", config.output_dir.display());
+}
+
 /// Arguments of `finesse eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model folder, cached name, or a run directory (its `model/` is used).
+    /// Model: a known name, an HF folder, or a run directory (its `model/`).
     #[arg(long)]
     model: String,
     /// GLUE task.
@@ -459,20 +558,7 @@ pub struct EvalArgs {
 /// Runs `finesse eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
     let task: GlueTask = args.task.parse()?;
-    let as_run = RunDir::new(&args.model);
-    let folder = if as_run.run_json().is_file() {
-        if !as_run.model().join("config.json").is_file() {
-            bail!(
-                "{} is a run directory without model/: re-run with --save-model",
-                args.model
-            );
-        }
-        as_run.model()
-    } else {
-        finesse_bert::hub::resolve_model(&args.model, true)?
-            .dir()
-            .to_path_buf()
-    };
+    let folder = finesse_train::models::model_folder(&args.model)?;
     let device = args.device.device()?;
     let req = EvalRequest {
         task,

@@ -6,12 +6,14 @@ mod device;
 mod distance_cmd;
 mod finetune;
 mod forward;
+mod grid_print;
 mod model_cmd;
+mod runs_cmd;
 mod sparse_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Sparse fine-tuning of BERT-family models (FISH masks and friends) on Burn.
 #[derive(Debug, Parser)]
@@ -40,6 +42,8 @@ enum Command {
     Mask(sparse_cmd::MaskArgs),
     /// Sparse diffs: export, apply, revert, compose, info.
     Diff(sparse_cmd::DiffArgs),
+    /// Run directories: list a folder of runs, show one (status, progress, metrics; --json).
+    Runs(runs_cmd::RunsArgs),
     /// Distances between a base and a fine-tuned model per layer × matrix (L1, angular, L0).
     Distance(distance_cmd::DistanceArgs),
 }
@@ -69,17 +73,22 @@ fn main() -> ExitCode {
     static LOGGER: StderrLogger = StderrLogger;
     // Only fails if a logger is already set, which cannot happen at the top of main.
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Forward(args) => forward::run(args),
-        Command::Finetune(args) => finetune::run(*args),
+        Command::Finetune(args) => match matches.subcommand_matches("finetune") {
+            Some(m) => finetune::run(*args, m),
+            None => unreachable!("clap matched the finetune subcommand"),
+        },
         Command::Eval(args) => finetune::eval(args),
         Command::Fisher(args) => sparse_cmd::fisher(*args),
         Command::Mask(args) => sparse_cmd::mask(args),
         Command::Diff(args) => sparse_cmd::diff(args),
         Command::Distance(args) => distance_cmd::run(args),
+        Command::Runs(args) => runs_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,13 @@ pub struct RunConfig {
     /// SGD momentum (ignored by AdamW).
     #[serde(default)]
     pub sgd_momentum: f64,
+    /// Write a resumable checkpoint every this many steps (besides on cancel and SIGTERM), so a
+    /// crash loses at most that many steps.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// Keep the model of the best evaluation (main metric of the first dev split) in `best/`.
+    #[serde(default)]
+    pub save_best: bool,
 }
 
 /// The optimizer of a run.
@@ -118,6 +125,8 @@ impl RunConfig {
             method: MethodConfig::Dense,
             optimizer: OptimizerChoice::Adamw,
             sgd_momentum: 0.0,
+            checkpoint_every: None,
+            save_best: false,
         }
     }
 
@@ -171,6 +180,9 @@ impl RunConfig {
                 "max-seq-len",
                 format!("{} leaves no room for [CLS] and [SEP]", self.max_seq_len),
             );
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint-every", "must be at least 1".into());
         }
         if self.eval_every == Some(0) || self.log_every == 0 {
             return bad("eval-every", "intervals must be at least 1".into());

@@ -42,6 +42,37 @@ pub enum TrainError {
         #[source]
         source: serde_json::Error,
     },
+    /// A folder that is not a run directory.
+    #[error("{path} is not a finesse run directory (no run.json or events.jsonl)")]
+    NotARun {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A run directory that holds no fine-tuned model folder.
+    #[error("{path} is a run directory without model/: {hint}")]
+    NoModel {
+        /// The run directory.
+        path: PathBuf,
+        /// How to get the model.
+        hint: String,
+    },
+    /// A line of `events.jsonl` that is not an event.
+    #[error("{path}:{line}: not a finesse event: {source}")]
+    Event {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The training thread panicked (a bug); the message of the panic.
+    #[error("the training thread panicked (a bug in finesse, please report it): {message}")]
+    Panic {
+        /// The panic message.
+        message: String,
+    },
     /// The loss became NaN or infinite.
     #[error(
         "loss is {loss} at step {step} (lr {lr:.3e}); the run stopped. Try a lower --lr, \

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use finesse_bert::hub::{resolve_model, sha256_file};
+use finesse_bert::hub::sha256_file;
 use finesse_bert::{
     BertForSequenceClassification, BertTokenizer, ParamRegistry, load_classifier, load_into,
     model_tensors, save_hf_folder,
@@ -34,8 +34,8 @@ use crate::error::{Result, TrainError};
 use crate::events::{Event, EventLog, peak_rss_mib};
 use crate::method::{MethodConfig, UpdateRule, rule_of};
 use crate::rundir::{
-    BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir, RunInfo,
-    SparseSummary, SupermaskSummary, write_json,
+    Analysis, BestValue, CheckpointState, DataFile, MetricsFile, RUN_FORMAT_VERSION, RunDir,
+    RunInfo, SparseSummary, SupermaskSummary, main_metric, write_json,
 };
 use crate::schedule::LinearSchedule;
 
@@ -67,32 +67,43 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> Result<RunOutcome> {
     let dir = RunDir::new(&config.output_dir);
-    if resume {
-        if !dir.checkpoint().join("state.json").is_file() {
+    // The lock is held until this function returns (a crash releases it with the process).
+    let _lock = if resume {
+        let lock = dir.lock()?;
+        if dir.recover_checkpoint()?.is_none() {
             return Err(TrainError::Resume {
                 path: dir.root.clone(),
-                problem: "no checkpoint/ in it (only cancelled runs leave one)".into(),
+                problem: "no complete checkpoint/ in it (runs checkpoint when cancelled, on \
+                          SIGTERM and every --checkpoint-every steps)"
+                    .into(),
             });
         }
+        lock
     } else {
         dir.create()?;
-    }
+        dir.lock()?
+    };
     let mut log = EventLog::open(&dir.events())?;
+    let started = std::cell::Cell::new(false);
     let mut emit = |e: Event, log: &mut EventLog| -> Result<()> {
+        started.set(started.get() || matches!(e, Event::Start { .. }));
         sink(&e);
         log.append(&e)
     };
     let mut step_reached = 0;
-    let result = train(
-        &config,
-        &device,
-        resume,
-        &dir,
-        &mut log,
-        &mut emit,
-        cancel,
-        &mut step_reached,
-    );
+    // A panic (a bug) becomes an error event and an error, not a silent dead thread.
+    let result = guarded(|| {
+        train(
+            &config,
+            &device,
+            resume,
+            &dir,
+            &mut log,
+            &mut emit,
+            cancel,
+            &mut step_reached,
+        )
+    });
     if let Err(e) = &result {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(e);
@@ -100,16 +111,38 @@ pub fn run(
             message.push_str(&format!(": {s}"));
             source = s.source();
         }
-        // The error itself is what the caller needs; a failure to log it must not hide it.
-        let _ = emit(
-            Event::Error {
-                step: step_reached,
-                message,
-            },
-            &mut log,
-        );
+        let error = Event::Error {
+            step: step_reached,
+            message,
+        };
+        if resume && !started.get() {
+            // A resume refused or failed before it started (changed data, missing files): the
+            // run is as it was, still resumable, so its log does not record a failure.
+            sink(&error);
+        } else {
+            // The error itself is what the caller needs; a failure to log it must not hide it.
+            let _ = emit(error, &mut log);
+        }
     }
     result
+}
+
+/// Runs `f`, turning a panic into [`TrainError::Panic`] with its message.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(TrainError::Panic {
+            message: panic_message(panic.as_ref()),
+        })
+    })
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -126,8 +159,7 @@ fn train(
     config.validate()?;
     let started = Instant::now();
     let task = config.task;
-    let source = resolve_model(&config.model, true)?;
-    let model_dir = source.dir().to_path_buf();
+    let model_dir = crate::models::model_folder(&config.model)?;
     let tokenizer =
         BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
 
@@ -170,6 +202,20 @@ fn train(
         });
     }
     let registry = ParamRegistry::of(&model);
+    let model_sha256 = sha256_file(&model_dir.join("model.safetensors"))?;
+    if resume {
+        check_inputs(dir, &model_sha256, &data_files)?;
+    } else {
+        let info = RunInfo {
+            format_version: RUN_FORMAT_VERSION,
+            finesse_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: config.clone(),
+            model_dir: model_dir.clone(),
+            model_sha256,
+            data_files,
+        };
+        write_json(&dir.run_json(), &info)?;
+    }
     let mask_started = Instant::now();
     let mask = prepare_mask(
         config,
@@ -259,17 +305,6 @@ fn train(
             })?;
         start_step = state.step;
         best = state.best;
-    } else {
-        // (The mask, when there is one, was written by `prepare_mask` before this.)
-        let info = RunInfo {
-            format_version: RUN_FORMAT_VERSION,
-            finesse_version: env!("CARGO_PKG_VERSION").to_string(),
-            config: config.clone(),
-            model_dir: model_dir.clone(),
-            model_sha256: sha256_file(&model_dir.join("model.safetensors"))?,
-            data_files,
-        };
-        write_json(&dir.run_json(), &info)?;
     }
     // Parameters with nothing to train compute no weight gradient.
     let mut model = freeze(model, &frozen);
@@ -419,11 +454,22 @@ fn train(
                 log,
                 emit,
             )?;
+            if config.save_best && improved_main_metric(&metrics, &evals, &best, done) {
+                save_best(
+                    &eval_view(&model, supermask.as_ref()),
+                    &bert_config,
+                    config,
+                    &model_dir,
+                    dir,
+                )?;
+            }
             last_metrics = Some(metrics);
             last_eval_step = Some(done);
             window_start = Instant::now();
         }
-        if cancel.load(Ordering::SeqCst) && done < total_steps {
+        let cancelled = cancel.load(Ordering::SeqCst) && done < total_steps;
+        let periodic = config.checkpoint_every.is_some_and(|n| done % n == 0);
+        if cancelled || (periodic && done < total_steps) {
             let state = CheckpointState {
                 format_version: RUN_FORMAT_VERSION,
                 step: done,
@@ -435,6 +481,8 @@ fn train(
             }
             let path = dir.write_checkpoint(&state, &model_tensors(&model), &opt_state)?;
             emit(Event::Checkpoint { step: done, path }, log)?;
+        }
+        if cancelled {
             emit(Event::Cancelled { step: done }, log)?;
             return Ok(RunOutcome::Cancelled { step: done });
         }
@@ -511,8 +559,8 @@ fn train(
         )?),
         None => None,
     };
-    // A finished run's checkpoint (from an earlier cancel) is stale; keep the directory clean.
-    let _ = std::fs::remove_dir_all(dir.checkpoint());
+    // A finished run's checkpoint is stale: its files go (never anything else).
+    dir.remove_checkpoint();
     let first = evals.first().map(|e| e.name.clone()).unwrap_or_default();
     let metrics = MetricsFile {
         format_version: RUN_FORMAT_VERSION,
@@ -602,16 +650,18 @@ fn prepare_mask(
                     if let Some(e) = progress_error {
                         return Err(e);
                     }
-                    let meta = BTreeMap::from([
-                        ("format".to_string(), "finesse-fisher".to_string()),
-                        ("kind".to_string(), fisher.kind.name().to_string()),
-                        ("samples".to_string(), samples.len().to_string()),
-                        ("task".to_string(), config.task.to_string()),
-                        ("seed".to_string(), config.seed.to_string()),
-                    ]);
-                    let tensors: Vec<(String, finesse_bert::HostTensor)> =
-                        scores.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
-                    finesse_bert::io::write_f32_tensors(&dir.fisher(), &tensors, meta)?;
+                    let file = finesse_sparse::FisherFile {
+                        scores,
+                        meta: finesse_sparse::FisherMeta::new(
+                            fisher.kind,
+                            samples.len(),
+                            &config.task.to_string(),
+                            fisher.order,
+                            config.seed,
+                        ),
+                    };
+                    file.write(&dir.fisher())?;
+                    let scores = file.scores;
                     let selection = selection.as_ref().ok_or(TrainError::Config {
                         field: "keep-ratio",
                         problem: "FISH needs a budget (--keep-ratio or --keep-count) or --mask"
@@ -754,14 +804,90 @@ fn supermask_eval(
     })
 }
 
-/// `analysis.json`: how far the run moved the model from its base.
-#[derive(serde::Serialize)]
-struct Analysis {
-    /// Distances per tensor, per layer × matrix and overall.
-    distance: finesse_sparse::distance::DistanceReport,
-    /// Final sparsity of each pruned matrix (`--method prune`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prune_sparsity: Option<BTreeMap<String, f64>>,
+/// Refuses to resume when the model or a data file is not the one the run started with.
+fn check_inputs(dir: &RunDir, model_sha256: &str, data_files: &[DataFile]) -> Result<()> {
+    let info = dir.read_info()?;
+    let refuse = |problem: String| TrainError::Resume {
+        path: dir.root.clone(),
+        problem,
+    };
+    if info.model_sha256 != model_sha256 {
+        return Err(refuse(format!(
+            "the model changed: {} has sha256 {model_sha256}, the run started from {} ({})",
+            info.config.model,
+            info.model_sha256,
+            info.model_dir.display()
+        )));
+    }
+    for now in data_files {
+        match info.data_files.iter().find(|d| d.split == now.split) {
+            Some(then) if then.sha256 == now.sha256 => {}
+            Some(then) => {
+                return Err(refuse(format!(
+                    "the data changed: {} has sha256 {}, the run started from {} with {}",
+                    now.path.display(),
+                    now.sha256,
+                    then.path.display(),
+                    then.sha256
+                )));
+            }
+            None => {
+                return Err(refuse(format!(
+                    "run.json records no `{}` split ({})",
+                    now.split,
+                    now.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Did the evaluation at `step` set a new best of the main metric of the first dev split?
+fn improved_main_metric(
+    metrics: &BTreeMap<String, BTreeMap<String, f64>>,
+    evals: &[EvalSet],
+    best: &BTreeMap<String, BestValue>,
+    step: usize,
+) -> bool {
+    let first = evals.first().and_then(|e| metrics.get(&e.name));
+    first
+        .and_then(|m| main_metric(m))
+        .is_some_and(|(name, _)| best.get(name).is_some_and(|b| b.step == step))
+}
+
+/// Writes the model to `best/` through a staged folder, so `best/` is always a whole model.
+fn save_best(
+    model: &BertForSequenceClassification,
+    bert_config: &finesse_bert::BertConfig,
+    config: &RunConfig,
+    model_dir: &Path,
+    dir: &RunDir,
+) -> Result<()> {
+    let target = dir.best_model();
+    let staged = dir.root.join(".best-staged");
+    let old = dir.root.join(".best-old");
+    for leftover in [&staged, &old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover)
+                .map_err(|e| TrainError::io("removing", leftover.as_path(), e))?;
+        }
+    }
+    save_hf_folder(
+        model,
+        bert_config,
+        Some(config.task.num_outputs()),
+        Some(model_dir),
+        &staged,
+    )?;
+    if target.exists() {
+        std::fs::rename(&target, &old).map_err(|e| TrainError::io("moving aside", &target, e))?;
+    }
+    std::fs::rename(&staged, &target).map_err(|e| TrainError::io("renaming into", &target, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io("removing", &old, e))?;
+    }
+    Ok(())
 }
 
 fn data_file(split: &finesse_glue::Split) -> Result<DataFile> {
@@ -953,4 +1079,20 @@ pub fn evaluate_folder(model: &Path, req: &EvalRequest, device: &Device) -> Resu
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_with_its_message() {
+        let err = guarded::<()>(|| panic!("index 7 out of range")).expect_err("panicked");
+        let text = err.to_string();
+        assert!(
+            text.contains("index 7 out of range") && text.contains("bug"),
+            "{text}"
+        );
+        assert_eq!(guarded(|| Ok(3)).expect("no panic"), 3);
+    }
 }

@@ -311,7 +311,10 @@ fn run_directory_holds_config_events_and_metrics() {
     assert_eq!(info.model_sha256.len(), 64);
     assert_eq!(info.data_files.len(), 2);
     assert_eq!(info.data_files[0].examples, 96);
-    let m = run_dir.read_metrics().expect("metrics.json");
+    let m = run_dir
+        .read_metrics()
+        .expect("metrics.json")
+        .expect("a finished run has metrics.json");
     assert_eq!(m.steps, 24);
     assert!(run_dir.model().join("model.safetensors").is_file());
     assert!(run_dir.model().join("tokenizer.json").is_file());
