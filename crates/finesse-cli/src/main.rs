@@ -19,6 +19,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "finesse", version, about, long_about = None)]
 struct Cli {
+    /// Never touch the network (also FINESSE_OFFLINE=1): known models must already be cached.
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +78,9 @@ fn main() -> ExitCode {
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if cli.offline {
+        finesse_bert::hub::set_offline(true);
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Model(args) => model_cmd::run(args),

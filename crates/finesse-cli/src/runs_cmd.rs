@@ -60,7 +60,7 @@ fn list(dir: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<32} {:<12} {:<6} {:<10} {:>13} {:>24}",
+        "{:<32} {:<23} {:<6} {:<10} {:>13}  {}",
         "run", "status", "task", "method", "steps", "main metric"
     );
     for path in runs {
@@ -81,7 +81,7 @@ fn list(dir: &Path, json: bool) -> Result<()> {
                 .unwrap_or_default(),
         };
         println!(
-            "{:<32} {:<12} {:<6} {:<10} {:>13} {:>24}",
+            "{:<32} {:<23} {:<6} {:<10} {:>13}  {}",
             name,
             status_text(&progress.status),
             info.as_ref()
@@ -96,8 +96,8 @@ fn list(dir: &Path, json: bool) -> Result<()> {
 
 fn status_text(s: &RunStatus) -> String {
     match s {
-        RunStatus::Interrupted { resumable: true } => "interrupted*".into(),
-        RunStatus::Cancelled => "cancelled*".into(),
+        RunStatus::Interrupted { resumable: true } => "interrupted (resumable)".into(),
+        RunStatus::Cancelled => "cancelled (resumable)".into(),
         other => other.name().into(),
     }
 }
@@ -113,8 +113,14 @@ fn show(dir: &Path, json: bool) -> Result<()> {
     if let RunStatus::Failed { message } = &summary.status {
         println!("  error: {message}");
     }
-    if summary.status.is_resumable() {
-        println!("  resume with: finesse finetune --resume {}", dir.display());
+    if summary.status.is_resumable()
+        && let Some(c) = &summary.checkpoint
+    {
+        println!(
+            "  checkpoint at step {}; resume with: finesse finetune --resume {}",
+            c.step,
+            dir.display()
+        );
     }
     if let Some(info) = &summary.info {
         let c = &info.config;

@@ -12,8 +12,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use finesse_bert::hub::sha256_file;
 use finesse_bert::{
-    BertForSequenceClassification, BertTokenizer, ParamRegistry, load_classifier, load_into,
-    model_tensors, save_hf_folder,
+    BertForSequenceClassification, BertTokenizer, ModelFolder, ParamRegistry, check_model_limits,
+    load_classifier, load_into, model_tensors, save_hf_folder,
 };
 use finesse_glue::batch::{BatchPlan, epoch_batches, eval_batches, seeded_subset};
 use finesse_glue::metrics::{Predictions, compute};
@@ -162,6 +162,12 @@ fn train(
     let model_dir = crate::models::model_folder(&config.model)?;
     let tokenizer =
         BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
+    // Token ids and positions must fit the embedding tables before any data is read.
+    check_model_limits(
+        &ModelFolder::open(&model_dir)?.config()?,
+        &tokenizer,
+        &model_dir,
+    )?;
 
     let train_split = load_split(
         task,
@@ -192,15 +198,6 @@ fn train(
     let train_device = device.clone().autodiff();
     let (model, bert_config, _) =
         load_classifier(&model_dir, task.num_outputs(), config.seed, &train_device)?;
-    if config.max_seq_len > bert_config.max_position_embeddings {
-        return Err(TrainError::Config {
-            field: "max-seq-len",
-            problem: format!(
-                "{} exceeds the model's max_position_embeddings {}",
-                config.max_seq_len, bert_config.max_position_embeddings
-            ),
-        });
-    }
     let registry = ParamRegistry::of(&model);
     let model_sha256 = sha256_file(&model_dir.join("model.safetensors"))?;
     if resume {
@@ -1056,6 +1053,7 @@ pub struct SplitEval {
 pub fn evaluate_folder(model: &Path, req: &EvalRequest, device: &Device) -> Result<Vec<SplitEval>> {
     let task = req.task;
     let tokenizer = BertTokenizer::from_file(&model.join("tokenizer.json"), req.max_seq_len)?;
+    check_model_limits(&ModelFolder::open(model)?.config()?, &tokenizer, model)?;
     let (model, _, report) = load_classifier(model, task.num_outputs(), req.seed, device)?;
     if !report.head_from_checkpoint {
         log::warn!(
