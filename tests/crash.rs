@@ -152,7 +152,7 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
         !cut.join("checkpoint").exists(),
         "a finished run keeps no checkpoint"
     );
-    for file in ["model/model.safetensors"] {
+    for file in ["model/model.safetensors", "analysis.json"] {
         assert_eq!(
             std::fs::read(full.join(file)).expect("full"),
             std::fs::read(cut.join(file)).expect("cut"),

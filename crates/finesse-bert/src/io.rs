@@ -62,8 +62,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| BertError::io("creating folder", dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".finesse-tmp-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".finesse-tmp-");
+    // What a plain file creation gives (0o666 less the umask, usually 0o644), not the
+    // owner-only 0o600 of a temporary file: run directories are shared and read by others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| BertError::io("creating a temporary file in", dir, e))?;
     tmp.write_all(bytes)
@@ -358,6 +366,19 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_are_readable_by_others_like_a_plain_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("metrics.json");
+        write_atomic(&path, b"{}").expect("write");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"{}").expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&plain), "not a temporary file's 0o600");
     }
 
     #[test]

@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Tensor};
 use clap::Args;
 use finesse_bert::checkpoint::model_folder_paths;
-use finesse_bert::hub::{ModelSource, resolve_model};
 use finesse_bert::io::{
     check_outputs_distinct, read_float_tensors, read_int_tensors, write_f32_tensors,
 };
@@ -23,7 +22,7 @@ use crate::device::DeviceChoice;
 /// Arguments of `finesse forward`.
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Model folder (HF layout) or cached model name; a missing default model is fetched.
+    /// Model: a known name (fetched on first use), an HF folder, or a run directory (its model/).
     #[arg(long, default_value = finesse_bert::hub::DEFAULT_MODEL)]
     model: String,
     /// safetensors file with int tensors `input_ids`, `token_type_ids`, `attention_mask`
@@ -54,11 +53,7 @@ pub struct ForwardArgs {
 /// Runs `finesse forward`.
 pub fn run(args: ForwardArgs) -> Result<()> {
     let device = args.device.device()?;
-    let source = resolve_model(&args.model, true).context("resolving --model")?;
-    if let ModelSource::Fetched(dir) = &source {
-        eprintln!("fetched {} into {}", args.model, dir.display());
-    }
-    let dir = source.dir().to_path_buf();
+    let dir = finesse_train::models::model_folder(&args.model).context("resolving --model")?;
     if let Some(out) = &args.out {
         let mut inputs = model_folder_paths(&dir);
         inputs.extend(args.inputs.iter().chain(&args.head).cloned());

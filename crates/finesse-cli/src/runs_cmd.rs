@@ -54,14 +54,14 @@ fn list(dir: &Path, json: bool) -> Result<()> {
     if json {
         let all = runs
             .iter()
-            .map(|p| RunDir::open(p)?.summary())
-            .collect::<finesse_train::Result<Vec<_>>>()?;
+            .map(|p| -> Result<_> { Ok(RunDir::open(p)?.summary()?) })
+            .collect::<Result<Vec<_>>>()?;
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     println!(
-        "{:<32} {:<23} {:<6} {:<10} {:>13}  {}",
-        "run", "status", "task", "method", "steps", "main metric"
+        "{:<32} {:<23} {:<6} {:<10} {:>13}  main metric",
+        "run", "status", "task", "method", "steps"
     );
     for path in runs {
         let run = RunDir::open(&path)?;

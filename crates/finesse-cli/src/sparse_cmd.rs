@@ -7,8 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use finesse_bert::checkpoint::model_folder_paths;
-use finesse_bert::hub::resolve_model;
-use finesse_bert::io::{check_outputs_distinct, write_f32_tensors};
+use finesse_bert::io::check_outputs_distinct;
 use finesse_bert::{
     BertForSequenceClassification, BertTokenizer, HostTensor, ModelFolder, check_model_limits,
     load_bert, load_classifier, write_hf_folder,
@@ -18,7 +17,9 @@ use finesse_glue::{GlueTask, HostBatch, SplitKind, encode_split, load_split, mak
 use finesse_sparse::files::read_model_tensors;
 use finesse_sparse::fisher::{estimate, pick_samples};
 use finesse_sparse::mask::{magnitude_like, overlap, select, stats};
-use finesse_sparse::{Budget, FisherKind, Mask, SampleOrder, Scope, Selection, SparseDiff};
+use finesse_sparse::{
+    Budget, FisherFile, FisherKind, FisherMeta, Mask, SampleOrder, Scope, Selection, SparseDiff,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
@@ -27,7 +28,7 @@ use crate::forward::read_head;
 /// Arguments of `finesse fisher`.
 #[derive(Debug, Args)]
 pub struct FisherArgs {
-    /// Model folder (HF layout) or cached model name.
+    /// Model: a known name, an HF folder, or a run directory (its model/).
     #[arg(long, default_value = finesse_bert::hub::DEFAULT_MODEL)]
     model: String,
     /// GLUE task whose training set supplies the samples.
@@ -82,7 +83,7 @@ pub fn fisher(args: FisherArgs) -> Result<()> {
     let kind = fisher_kind(&args.kind, args.draws)?;
     let order: SampleOrder = args.order.parse().map_err(anyhow::Error::msg)?;
     let device = args.device.device()?.autodiff();
-    let dir = resolve_model(&args.model, true)?.dir().to_path_buf();
+    let dir = model_folder(&args.model)?;
     let (_, train_file, _) = split_path(task, &args.data_dir, SplitKind::Train);
     let mut inputs = model_folder_paths(&dir);
     inputs.extend(args.head.iter().cloned());
@@ -128,16 +129,11 @@ pub fn fisher(args: FisherArgs) -> Result<()> {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
-    let meta = BTreeMap::from([
-        ("format".to_string(), "finesse-fisher".to_string()),
-        ("kind".to_string(), kind.name().to_string()),
-        ("samples".to_string(), samples.len().to_string()),
-        ("task".to_string(), task.to_string()),
-        ("order".to_string(), args.order.to_ascii_lowercase()),
-        ("seed".to_string(), args.seed.to_string()),
-    ]);
-    let tensors: Vec<(String, HostTensor)> = scores.into_iter().collect();
-    write_f32_tensors(&args.out, &tensors, meta)?;
+    FisherFile {
+        scores,
+        meta: FisherMeta::new(kind, samples.len(), &task.to_string(), order, args.seed),
+    }
+    .write(&args.out)?;
     eprintln!(
         "{} Fisher over {} samples in {:.1}s → {}",
         kind.name(),
@@ -406,19 +402,9 @@ enum DiffCommand {
     },
 }
 
-/// A model folder given directly, as a run directory (its `model/`) or as a cached name.
+/// The model folder of a model spec: a known name, an HF folder or a run directory.
 fn model_folder(spec: &str) -> Result<PathBuf> {
-    let p = Path::new(spec);
-    if p.join("run.json").is_file() {
-        let m = p.join("model");
-        if !m.join("config.json").is_file() {
-            bail!(
-                "{spec} is a run directory without model/ (train with --save-model, or use its diff.safetensors)"
-            );
-        }
-        return Ok(m);
-    }
-    Ok(resolve_model(spec, true)?.dir().to_path_buf())
+    Ok(finesse_train::models::model_folder(spec)?)
 }
 
 /// Refuses outputs that would overwrite one of the inputs (compared as resolved paths).

@@ -139,8 +139,15 @@ impl RunDir {
         model: &[(String, HostTensor)],
         optimizer: &[(String, HostTensor)],
     ) -> Result<PathBuf> {
-        let staged = tempfile::Builder::new()
-            .prefix(STAGED_PREFIX)
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(STAGED_PREFIX);
+        // A plain folder's permissions (0o777 less the umask), not a temporary one's 0o700.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o777));
+        }
+        let staged = builder
             .tempdir_in(&self.root)
             .map_err(|e| TrainError::io("creating a checkpoint folder in", &self.root, e))?;
         write_f32_tensors(

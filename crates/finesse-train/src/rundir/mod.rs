@@ -231,7 +231,7 @@ impl RunDir {
         if info.model_dir.join("model.safetensors").is_file() {
             return Ok(info.model_dir);
         }
-        Ok(crate::models::model_folder(&info.config.model)?)
+        crate::models::model_folder(&info.config.model)
     }
 
     /// The fine-tuned model's tensors (canonical HF names): `model/`, or the run's diff applied
