@@ -115,6 +115,7 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
         "--checkpoint-every",
         "10",
         "--save-model",
+        "--save-best",
     ];
     let full = dir.path().join("full");
     let o = finetune(&model, &data, &full, &flags)
@@ -122,6 +123,7 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
         .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
 
+    assert!(full.join("best/model.safetensors").is_file());
     let cut = dir.path().join("cut");
     let mut child = finetune(&model, &data, &cut, &flags)
         .stdout(Stdio::null())
@@ -152,7 +154,11 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
         !cut.join("checkpoint").exists(),
         "a finished run keeps no checkpoint"
     );
-    for file in ["model/model.safetensors", "analysis.json"] {
+    for file in [
+        "model/model.safetensors",
+        "best/model.safetensors",
+        "analysis.json",
+    ] {
         assert_eq!(
             std::fs::read(full.join(file)).expect("full"),
             std::fs::read(cut.join(file)).expect("cut"),

@@ -70,6 +70,7 @@ pub fn run(
     // The lock is held until this function returns (a crash releases it with the process).
     let _lock = if resume {
         let lock = dir.lock()?;
+        dir.clean_leftovers()?;
         if dir.recover_checkpoint()?.is_none() {
             return Err(TrainError::Resume {
                 path: dir.root.clone(),

@@ -191,6 +191,30 @@ impl RunDir {
         })
     }
 
+    /// Cleans what a crash can leave in the run folder besides checkpoints (run before a
+    /// resume): temporary files of interrupted atomic writes, and a `best/` swap cut in half
+    /// (`.best-old` goes back into place when `best/` is missing).
+    pub fn clean_leftovers(&self) -> Result<()> {
+        let best = self.best_model();
+        let (staged, old) = (self.root.join(".best-staged"), self.root.join(".best-old"));
+        if old.is_dir() && !best.exists() {
+            std::fs::rename(&old, &best).map_err(|e| TrainError::io("renaming into", &best, e))?;
+        }
+        for dir in [staged, old] {
+            if dir.is_dir() {
+                std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io("removing", &dir, e))?;
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".finesse-tmp-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes the run's checkpoint once the run has finished: only the files a checkpoint
     /// holds, and the folder if nothing else is in it.
     pub(crate) fn remove_checkpoint(&self) {
@@ -277,6 +301,26 @@ mod tests {
         );
         assert_eq!(run.read_checkpoint().expect("read").state.step, 6);
         assert!(!old.exists() && !partial.exists());
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_cleaned_and_a_half_swapped_best_model_restored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        std::fs::create_dir(dir.path().join(".best-old")).expect("mkdir");
+        std::fs::write(dir.path().join(".best-old/config.json"), "{}").expect("w");
+        std::fs::create_dir(dir.path().join(".best-staged")).expect("mkdir");
+        std::fs::write(dir.path().join(".finesse-tmp-abc"), "half").expect("w");
+        std::fs::write(dir.path().join("metrics.json"), "{}").expect("w");
+        run.clean_leftovers().expect("clean");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["best", "metrics.json"]);
+        assert!(run.best_model().join("config.json").is_file());
     }
 
     #[test]
