@@ -27,7 +27,7 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// Tokenizer side files copied along when present, so `AutoTokenizer` works on a saved folder.
 const TOKENIZER_SIDE_FILES: &[&str] = &[
-    "tokenizer.json",
+    TOKENIZER_FILE,
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
@@ -37,7 +37,7 @@ const TOKENIZER_SIDE_FILES: &[&str] = &[
 pub const MODEL_FOLDER_FILES: &[&str] = &[
     CONFIG_FILE,
     WEIGHTS_FILE,
-    "tokenizer.json",
+    TOKENIZER_FILE,
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
@@ -107,11 +107,6 @@ impl ModelFolder {
     /// `model.safetensors`.
     pub fn weights(&self) -> PathBuf {
         self.dir.join(WEIGHTS_FILE)
-    }
-
-    /// `tokenizer.json`.
-    pub fn tokenizer(&self) -> PathBuf {
-        self.dir.join(TOKENIZER_FILE)
     }
 }
 
@@ -285,16 +280,35 @@ impl ModuleMapper for Loader<'_> {
 }
 
 /// Every parameter of `model` in PyTorch layout under its HF name, in module order.
-pub fn model_tensors<M: Module>(model: &M) -> Vec<(String, HostTensor)> {
+///
+/// # Errors
+///
+/// [`BertError::Readback`] naming the parameter when the device fails to read it back.
+pub fn try_model_tensors<M: Module>(model: &M) -> Result<Vec<(String, HostTensor)>> {
     let mut collector = Collector::default();
     model.visit(&mut collector);
-    collector.out
+    match collector.failed {
+        Some(e) => Err(e.into()),
+        None => Ok(collector.out),
+    }
+}
+
+/// [`try_model_tensors`] for callers that treat a failed device read as fatal, as Burn's
+/// `into_data` does.
+///
+/// # Panics
+///
+/// When the device fails to read a parameter back (a backend failure, not bad input).
+pub fn model_tensors<M: Module>(model: &M) -> Vec<(String, HostTensor)> {
+    try_model_tensors(model).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[derive(Default)]
 struct Collector {
     at: PathStack,
     out: Vec<(String, HostTensor)>,
+    /// The first parameter that could not be read; the rest are skipped.
+    failed: Option<crate::readback::ReadbackError>,
 }
 
 impl ModuleVisitor for Collector {
@@ -307,6 +321,9 @@ impl ModuleVisitor for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.failed.is_some() {
+            return;
+        }
         let name = self.at.hf_name();
         let transposed = self.at.is_transposed(D);
         let tensor = param.val();
@@ -316,12 +333,10 @@ impl ModuleVisitor for Collector {
             tensor
         };
         let shape = tensor.dims().to_vec();
-        // Reading back a tensor we created as f32 cannot fail short of a backend bug.
-        let data = tensor
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap_or_else(|e| panic!("reading parameter `{name}` back from the device: {e:?}"));
-        self.out.push((name, HostTensor::new(shape, data)));
+        match crate::readback::floats(tensor, format!("parameter `{name}`")) {
+            Ok(data) => self.out.push((name, HostTensor::new(shape, data))),
+            Err(e) => self.failed = Some(e),
+        }
     }
 }
 
@@ -336,7 +351,7 @@ pub fn save_hf_folder<M: Module>(
     out: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| BertError::io("creating folder", out, e))?;
-    let tensors: Vec<(String, HostTensor)> = model_tensors(model)
+    let tensors: Vec<(String, HostTensor)> = try_model_tensors(model)?
         .into_iter()
         .map(|(name, t)| {
             let name = if name.starts_with("classifier.") || name.starts_with(BERT_PREFIX) {

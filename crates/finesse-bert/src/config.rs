@@ -392,7 +392,22 @@ impl BertConfig {
         }
         Value::Object(map)
     }
+
+    /// The `config.json` of the encoder a fine-tuned model came from (`finesse diff revert`):
+    /// the file as read without the head's keys (`num_labels`, `id2label`, `label2id`,
+    /// `problem_type`) and with `architectures` = `["BertModel"]`.
+    pub fn base_model_json(&self) -> Value {
+        let mut map = self.raw.clone();
+        for key in HEAD_KEYS {
+            map.remove(*key);
+        }
+        map.insert("architectures".into(), serde_json::json!(["BertModel"]));
+        Value::Object(map)
+    }
 }
+
+/// The keys of `config.json` that describe a task head rather than the encoder.
+const HEAD_KEYS: &[&str] = &["num_labels", "id2label", "label2id", "problem_type"];
 
 /// The most entries one weight tensor may have: 2³¹ − 1, far above any BERT checkpoint, and
 /// the limit of 32-bit indexing on GPU backends.
@@ -489,6 +504,25 @@ mod tests {
             panic!("object")
         };
         assert_eq!(BertConfig::from_map(map).expect("valid"), c);
+    }
+
+    #[test]
+    fn base_model_json_drops_the_head_and_keeps_everything_else() {
+        let c = BertConfig::tiny(100);
+        let Value::Object(tuned) = c.to_json(Some(3)) else {
+            panic!("object")
+        };
+        let tuned = BertConfig::from_map(tuned).expect("valid");
+        let Value::Object(base) = tuned.base_model_json() else {
+            panic!("object")
+        };
+        for key in HEAD_KEYS {
+            assert!(!base.contains_key(*key), "{key}");
+        }
+        assert_eq!(base["architectures"], serde_json::json!(["BertModel"]));
+        let mut want = c.raw.clone();
+        want.insert("architectures".into(), serde_json::json!(["BertModel"]));
+        assert_eq!(base, want);
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub enum BertError {
         /// The input it coincides with, as given.
         input: PathBuf,
     },
+    /// A tensor could not be read back from the device.
+    #[error(transparent)]
+    Readback(#[from] crate::readback::ReadbackError),
     /// JSON output could not be written.
     #[error("writing {path}: {source}")]
     JsonWrite {

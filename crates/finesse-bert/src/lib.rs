@@ -9,6 +9,7 @@
 //! - [`hub`]: the local model cache (sha256-pinned known models, offline mode) and fetching.
 //! - [`limits`]: a tokenizer and maximum length checked against a model's embedding tables.
 //! - [`io`]: host tensors, safetensors read/write, atomic writes, outputs kept off inputs.
+//! - [`readback`]: device → host reads that return an error naming the tensor.
 
 pub mod checkpoint;
 pub mod config;
@@ -18,17 +19,19 @@ pub mod io;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod readback;
 pub mod registry;
 pub mod tokenizer;
 
 pub use checkpoint::{
     LoadReport, ModelFolder, load_bert, load_classifier, load_into, model_tensors, save_hf_folder,
-    write_hf_folder,
+    try_model_tensors, write_hf_folder,
 };
 pub use config::{BertConfig, HiddenAct};
 pub use error::{BertError, Result};
 pub use io::HostTensor;
 pub use limits::check_model_limits;
 pub use model::{BertForSequenceClassification, BertInput, BertModel, BertOutputs};
+pub use readback::ReadbackError;
 pub use registry::{ParamInfo, ParamKind, ParamRegistry, ParamRole};
 pub use tokenizer::{BertTokenizer, EncodedBatch, EncodedRow, TextInput};

@@ -5,7 +5,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use finesse_bert::{BertTokenizer, TextInput};
+use burn::tensor::Device;
+use finesse_bert::{BertInput, BertTokenizer, TextInput};
 
 use crate::data::{Label, Split};
 use crate::error::Result;
@@ -113,6 +114,20 @@ pub struct HostBatch {
     pub indices: Vec<usize>,
     /// Real (non-padding) tokens.
     pub real_tokens: usize,
+}
+
+impl HostBatch {
+    /// The batch as the model's input on `device` (`[batch, seq]` int tensors).
+    pub fn to_input(&self, device: &Device) -> BertInput {
+        BertInput::from_host(
+            self.input_ids.clone(),
+            self.token_type_ids.clone(),
+            self.attention_mask.clone(),
+            self.batch,
+            self.seq,
+            device,
+        )
+    }
 }
 
 /// Builds the padded batch of the given examples.
