@@ -59,26 +59,25 @@ fn bits_differ(a: f32, b: f32) -> bool {
     a.to_bits() != b.to_bits()
 }
 
-fn mismatch(msg: String) -> SparseError {
-    SparseError::Mismatch(msg)
-}
-
 impl SparseDiff {
     /// The entries of `model` that differ (bitwise) from `base`. Every base tensor must be in
     /// `model` with the same shape; tensors only in `model` are stored whole.
     pub fn export(base: &TensorMap, model: &TensorMap, config: Option<String>) -> Result<Self> {
         let mut changes = BTreeMap::new();
         for (name, b) in base {
-            let m = model.get(name).ok_or_else(|| {
-                mismatch(format!(
-                    "the base has `{name}` and the fine-tuned model does not"
-                ))
+            let m = model.get(name).ok_or_else(|| SparseError::MissingTensor {
+                tensor: name.clone(),
+                missing_from: "the fine-tuned model".into(),
+                present_in: "the base".into(),
             })?;
             if m.shape != b.shape {
-                return Err(mismatch(format!(
-                    "`{name}` has shape {:?} in the fine-tuned model and {:?} in the base",
-                    m.shape, b.shape
-                )));
+                return Err(SparseError::ShapeMismatch {
+                    tensor: name.clone(),
+                    expected: b.shape.clone(),
+                    found: m.shape.clone(),
+                    expected_in: "the base".into(),
+                    found_in: "the fine-tuned model".into(),
+                });
             }
             let mut c = TensorChange {
                 shape: b.shape.clone(),
@@ -125,36 +124,35 @@ impl SparseDiff {
     pub fn apply(&self, base: &TensorMap) -> Result<TensorMap> {
         let digest = tensors_digest(base);
         if digest != self.base_sha256 {
-            return Err(mismatch(format!(
-                "the diff was made against base {}, this model is {digest}",
-                short(&self.base_sha256)
-            )));
+            return Err(SparseError::WrongBase {
+                expected: self.base_sha256.clone(),
+                found: digest,
+            });
         }
         let mut out = base.clone();
         for (name, c) in &self.changes {
-            let t = out
-                .get_mut(name)
-                .ok_or_else(|| mismatch(format!("the base has no `{name}`")))?;
-            check_shape(name, &t.shape, &c.shape)?;
+            let t = out.get_mut(name).ok_or_else(|| missing(name, "the base"))?;
+            check_shape(name, (&t.shape, "the base"), (&c.shape, "the diff"))?;
             for (&i, &v) in c.indices.iter().zip(&c.values) {
                 t.data[i as usize] = v;
             }
         }
         for (name, t) in &self.added {
             if out.insert(name.clone(), t.clone()).is_some() {
-                return Err(mismatch(format!(
-                    "the diff adds `{name}`, which the base already has"
-                )));
+                return Err(SparseError::AddedTensorExists {
+                    tensor: name.clone(),
+                });
             }
         }
         if let Some(want) = &self.result_sha256 {
             let got = tensors_digest(&out);
             if &got != want {
-                return Err(mismatch(format!(
-                    "applying the diff gave {}, not the recorded {}",
-                    short(&got),
-                    short(want)
-                )));
+                return Err(SparseError::WrongOutcome {
+                    operation: "applying the diff",
+                    expected_what: "the recorded",
+                    expected: want.clone(),
+                    found: got,
+                });
             }
         }
         Ok(out)
@@ -166,24 +164,26 @@ impl SparseDiff {
         if let Some(want) = &self.result_sha256 {
             let digest = tensors_digest(model);
             if &digest != want {
-                return Err(mismatch(format!(
-                    "the diff's fine-tuned model is {}, this model is {digest}",
-                    short(want)
-                )));
+                return Err(SparseError::WrongModel {
+                    expected: want.clone(),
+                    found: digest,
+                });
             }
         }
         let mut out = model.clone();
         for (name, c) in &self.changes {
             let t = out
                 .get_mut(name)
-                .ok_or_else(|| mismatch(format!("the model has no `{name}`")))?;
-            check_shape(name, &t.shape, &c.shape)?;
+                .ok_or_else(|| missing(name, "the model"))?;
+            check_shape(name, (&t.shape, "the model"), (&c.shape, "the diff"))?;
             for ((&i, &v), &b) in c.indices.iter().zip(&c.values).zip(&c.base_values) {
                 if bits_differ(t.data[i as usize], v) {
-                    return Err(mismatch(format!(
-                        "`{name}` entry {i} is {}, the diff says {v}: not this diff's model",
-                        t.data[i as usize]
-                    )));
+                    return Err(SparseError::EntryMismatch {
+                        tensor: name.clone(),
+                        index: i,
+                        expected: v,
+                        found: t.data[i as usize],
+                    });
                 }
                 t.data[i as usize] = b;
             }
@@ -193,11 +193,12 @@ impl SparseDiff {
         }
         let got = tensors_digest(&out);
         if got != self.base_sha256 {
-            return Err(mismatch(format!(
-                "reverting gave {}, not the diff's base {}",
-                short(&got),
-                short(&self.base_sha256)
-            )));
+            return Err(SparseError::WrongOutcome {
+                operation: "reverting",
+                expected_what: "the diff's base",
+                expected: self.base_sha256.clone(),
+                found: got,
+            });
         }
         Ok(out)
     }
@@ -215,19 +216,21 @@ impl SparseDiff {
     pub fn compose(&self, second: &Self) -> Result<Self> {
         let sequential = self.result_sha256.as_deref() == Some(second.base_sha256.as_str());
         if !sequential && second.base_sha256 != self.base_sha256 {
-            return Err(mismatch(format!(
-                "the second diff was made against {}, which is neither the first diff's base {} \
-                 nor its result",
-                short(&second.base_sha256),
-                short(&self.base_sha256)
-            )));
+            return Err(SparseError::UnrelatedDiffs {
+                first_base: self.base_sha256.clone(),
+                second_base: second.base_sha256.clone(),
+            });
         }
         let mut added = self.added.clone();
         let mut changes = self.changes.clone();
         for (name, c2) in &second.changes {
             if let Some(t) = added.get_mut(name) {
                 // A change to a tensor the first diff added: fold it into the added tensor.
-                check_shape(name, &t.shape, &c2.shape)?;
+                check_shape(
+                    name,
+                    (&t.shape, "the first diff"),
+                    (&c2.shape, "the second diff"),
+                )?;
                 for (&i, &v) in c2.indices.iter().zip(&c2.values) {
                     t.data[i as usize] = v;
                 }
@@ -236,7 +239,11 @@ impl SparseDiff {
             let merged = match changes.remove(name) {
                 None => c2.clone(),
                 Some(c1) => {
-                    check_shape(name, &c1.shape, &c2.shape)?;
+                    check_shape(
+                        name,
+                        (&c1.shape, "the first diff"),
+                        (&c2.shape, "the second diff"),
+                    )?;
                     merge(&c1, c2)
                 }
             };
@@ -493,27 +500,35 @@ fn merge(c1: &TensorChange, c2: &TensorChange) -> TensorChange {
     out
 }
 
-fn check_shape(name: &str, have: &[usize], want: &[usize]) -> Result<()> {
-    if have == want {
-        Ok(())
-    } else {
-        Err(mismatch(format!(
-            "`{name}` has shape {have:?}, the diff expects {want:?}"
-        )))
+/// `name`, which the diff changes, is not in `what`.
+fn missing(name: &str, what: &str) -> SparseError {
+    SparseError::MissingTensor {
+        tensor: name.to_string(),
+        missing_from: what.to_string(),
+        present_in: "the diff".into(),
     }
 }
 
-/// The first 12 characters of a digest (whole characters, whatever the text).
-fn short(digest: &str) -> &str {
-    digest
-        .char_indices()
-        .nth(12)
-        .map_or(digest, |(end, _)| &digest[..end])
+/// The shape `name` has in one thing (`have`, e.g. the base) must be the shape the diff
+/// records (`want`); each comes with what it is in, for the error.
+fn check_shape(name: &str, have: (&[usize], &str), want: (&[usize], &str)) -> Result<()> {
+    if have.0 == want.0 {
+        Ok(())
+    } else {
+        Err(SparseError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: want.0.to_vec(),
+            found: have.0.to_vec(),
+            expected_in: want.1.to_string(),
+            found_in: have.1.to_string(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::short;
 
     fn t(v: &[f32]) -> HostTensor {
         HostTensor::new(vec![v.len()], v.to_vec())

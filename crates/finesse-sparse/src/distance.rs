@@ -144,10 +144,13 @@ pub fn distances(
             continue;
         };
         if a.shape != b.shape {
-            return Err(SparseError::Mismatch(format!(
-                "`{name}` has shape {:?} in the base and {:?} in the other model",
-                a.shape, b.shape
-            )));
+            return Err(SparseError::ShapeMismatch {
+                tensor: name.clone(),
+                expected: a.shape.clone(),
+                found: b.shape.clone(),
+                expected_in: "the base".into(),
+                found_in: "the other model".into(),
+            });
         }
         let s = Sums::of(&a.data, &b.data);
         per_tensor.insert(name.clone(), s.distances());

@@ -17,63 +17,15 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use finesse_bert::io::transpose_2d;
+use finesse_bert::readback::floats;
 use finesse_bert::{BertForSequenceClassification, BertInput, HostTensor, ParamRegistry};
 use finesse_glue::{BatchLabels, HostBatch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
 
-/// Which diagonal Fisher to estimate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum FisherKind {
-    /// Squared gradient of log p(y_i | x_i) at the true label (the FISH paper's default).
-    Empirical,
-    /// Σ_y p(y|x) (∇ log p(y|x))², exact over classes.
-    Expected,
-    /// y drawn from p(y|x), `draws` times per sample.
-    Sampled {
-        /// Draws per sample.
-        draws: usize,
-    },
-}
-
-impl FisherKind {
-    /// Short name (`empirical`, `expected`, `sampled`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Empirical => "empirical",
-            Self::Expected => "expected",
-            Self::Sampled { .. } => "sampled",
-        }
-    }
-}
-
-/// Which training examples the estimate uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum SampleOrder {
-    /// The first N examples of the file.
-    File,
-    /// N examples after a seeded shuffle.
-    #[default]
-    Shuffled,
-}
-
-impl std::str::FromStr for SampleOrder {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "file" => Ok(Self::File),
-            "shuffled" | "shuffle" => Ok(Self::Shuffled),
-            other => Err(format!(
-                "unknown sample order `{other}` (expected file or shuffled)"
-            )),
-        }
-    }
-}
+pub use crate::options::{FisherKind, FisherKindName, SampleOrder};
 
 /// Indices of the `n` examples (of `len`) that the estimate uses.
 pub fn pick_samples(len: usize, n: usize, order: SampleOrder, seed: u64) -> Vec<usize> {
@@ -134,7 +86,7 @@ pub fn estimate(
         }
         let passes = plan_passes(&model, sample, kind, &device, &mut rng, i)?;
         for pass in passes {
-            let logits = model.forward(input_of(sample, &device));
+            let logits = model.forward(sample.to_input(&device));
             let objective = match pass.label {
                 PassLabel::Class(c) => log_softmax(logits, 1).narrow(1, c, 1).reshape([1]),
                 PassLabel::Residual(y) => (logits.reshape([1]).neg().add_scalar(y))
@@ -151,11 +103,7 @@ pub fn estimate(
     let mut out = BTreeMap::new();
     for p in registry.iter() {
         let data: Vec<f32> = match acc.remove(&p.id) {
-            Some(t) => t
-                .div_scalar(n)
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .unwrap_or_else(|e| panic!("reading the Fisher of `{}`: {e:?}", p.name)),
+            Some(t) => floats(t.div_scalar(n), format!("the Fisher of `{}`", p.name))?,
             // No gradient reaches this parameter (e.g. an unused token type): zero information.
             None => vec![0.0; p.numel],
         };
@@ -176,16 +124,10 @@ pub fn estimate(
     Ok(out)
 }
 
-/// The model input of a host batch.
+/// The model input of a host batch; the same as [`HostBatch::to_input`], which new code should
+/// call (this name stays until the trainer has switched).
 pub fn input_of(b: &HostBatch, device: &Device) -> BertInput {
-    BertInput::from_host(
-        b.input_ids.clone(),
-        b.token_type_ids.clone(),
-        b.attention_mask.clone(),
-        b.batch,
-        b.seq,
-        device,
-    )
+    b.to_input(device)
 }
 
 /// The backward passes one sample needs, with their weights.
@@ -213,7 +155,7 @@ fn plan_passes(
             }]
         }
         (BatchLabels::Classes(_), FisherKind::Expected) => {
-            let p = probabilities(model, sample, device);
+            let p = probabilities(model, sample, device)?;
             p.into_iter()
                 .enumerate()
                 .filter(|(_, w)| *w > 0.0)
@@ -224,7 +166,7 @@ fn plan_passes(
                 .collect()
         }
         (BatchLabels::Classes(_), FisherKind::Sampled { draws }) => {
-            let p = probabilities(model, sample, device);
+            let p = probabilities(model, sample, device)?;
             let mut counts = vec![0usize; p.len()];
             for _ in 0..draws {
                 let u: f64 = rng.random();
@@ -275,16 +217,12 @@ fn probabilities(
     model: &BertForSequenceClassification,
     sample: &HostBatch,
     device: &Device,
-) -> Vec<f64> {
-    let logits: Vec<f32> = model
-        .forward(input_of(sample, device))
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap_or_else(|e| panic!("reading logits: {e:?}"));
+) -> Result<Vec<f64>> {
+    let logits = floats(model.forward(sample.to_input(device)), "logits")?;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
     let sum: f64 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
+    Ok(exp.into_iter().map(|e| e / sum).collect())
 }
 
 fn accumulate(
@@ -402,7 +340,7 @@ mod tests {
         let device = model.classifier.weight.val().device();
         let mut want = [0.0f64; 3];
         for s in &samples {
-            let p = probabilities(&model.clone().without_dropout(), s, &device);
+            let p = probabilities(&model.clone().without_dropout(), s, &device).expect("p");
             for c in 0..3 {
                 want[c] += p[c] * (1.0 - p[c]) / 2.0;
             }

@@ -17,6 +17,8 @@
 //! - [`files`]: raw safetensors I/O, canonical names, content digests.
 //! - [`grid`]: the layer × WQ…WO grid ([`LayerGrid`]) shared by mask statistics, overlaps and
 //!   distances.
+//! - [`options`]: the vocabulary of the sparse options (mask scope, Fisher sample order and
+//!   kind, prune scope) as enums; with the `clap` feature they derive `clap::ValueEnum`.
 
 pub mod diff;
 pub mod distance;
@@ -28,13 +30,15 @@ pub mod freeze;
 pub mod grid;
 pub mod mask;
 pub mod optim;
+pub mod options;
 pub mod prune;
 pub mod supermask;
 
 pub use diff::{DiffInfo, SparseDiff, TensorMap};
-pub use error::{Result, SparseError};
-pub use fisher::{FisherKind, SampleOrder};
+pub use error::{Result, SparseError, UnknownName};
+pub use fisher::{FisherKind, FisherKindName, SampleOrder};
 pub use fisher_file::{FisherFile, FisherMeta};
 pub use grid::LayerGrid;
 pub use mask::{Budget, Mask, MaskStats, MaskTensor, Scope, Selection};
 pub use optim::{Algorithm, OptimizerConfig, SparseOptimizer, UpdateRule};
+pub use options::PruneScope;

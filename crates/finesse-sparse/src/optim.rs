@@ -13,8 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use finesse_bert::readback::floats;
 use finesse_bert::{HostTensor, ParamInfo, ParamKind, ParamRegistry, ParamRole};
 use serde::{Deserialize, Serialize};
+
+use crate::error::SparseError;
 
 /// How one parameter is trained.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,11 +144,6 @@ impl SparseOptimizer {
         }
     }
 
-    /// Optimizer steps taken.
-    pub fn steps(&self) -> u64 {
-        self.step
-    }
-
     /// Entries of optimizer state held, counted from the state tensors themselves.
     pub fn state_entries(&self) -> usize {
         self.state
@@ -157,11 +155,6 @@ impl SparseOptimizer {
     /// Kept-entry indices held for masked parameters.
     pub fn index_entries(&self) -> usize {
         self.index_entries
-    }
-
-    /// The trained parameters' ids.
-    pub fn trained(&self) -> impl Iterator<Item = &ParamId> {
-        self.slots.keys()
     }
 
     /// Global L2 norm of the gradients of the trained entries (one host sync): for masked
@@ -220,29 +213,64 @@ impl SparseOptimizer {
     }
 
     /// The optimizer state as host tensors, `<state>.<name>` (flat, kept entries only).
-    pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Readback`] when the device fails to read a state tensor back.
+    pub fn try_state_tensors(&self) -> Result<Vec<(String, HostTensor)>, SparseError> {
         let mut out = Vec::new();
         let names: BTreeMap<&String, &Vec<Tensor<1>>> = self.state.iter().collect();
         for (name, tensors) in names {
             for (prefix, t) in self.state_names().iter().zip(tensors) {
                 let n = t.dims()[0];
-                let data = t
-                    .to_data()
-                    .try_into_vec_as::<f32>()
-                    .unwrap_or_else(|e| panic!("optimizer state of {name}: {e:?}"));
-                out.push((format!("{prefix}.{name}"), HostTensor::new(vec![n], data)));
+                let key = format!("{prefix}.{name}");
+                let data = floats(t.clone(), format!("optimizer state `{key}`"))?;
+                out.push((key, HostTensor::new(vec![n], data)));
             }
         }
-        out
+        Ok(out)
     }
 
-    /// Restores state written by [`SparseOptimizer::state_tensors`] after `steps` steps.
+    /// [`SparseOptimizer::try_state_tensors`], treating a failed device read as fatal.
+    ///
+    /// # Panics
+    ///
+    /// When the device fails to read a state tensor back (a backend failure).
+    pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+        self.try_state_tensors().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SparseOptimizer::try_load_state`] with the error as text.
+    ///
+    /// Deprecated, to be removed once the trainer calls `try_load_state` (kept only so that
+    /// `finesse-train` compiles while it is restructured).
+    ///
+    /// # Errors
+    ///
+    /// The message of [`SparseOptimizer::try_load_state`]'s error.
     pub fn load_state(
         &mut self,
         steps: u64,
         tensors: &BTreeMap<String, HostTensor>,
         device: &Device,
     ) -> Result<(), String> {
+        self.try_load_state(steps, tensors, device)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Restores state written by [`SparseOptimizer::try_state_tensors`] after `steps` steps.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::MissingTensor`] for a state tensor the checkpoint lacks (after a first
+    /// step) and [`SparseError::ShapeMismatch`] for one whose length is not the parameter's
+    /// number of trained entries.
+    pub fn try_load_state(
+        &mut self,
+        steps: u64,
+        tensors: &BTreeMap<String, HostTensor>,
+        device: &Device,
+    ) -> Result<(), SparseError> {
         self.step = steps;
         self.state.clear();
         let prefixes = self.state_names();
@@ -260,12 +288,25 @@ impl SparseOptimizer {
             }
             let mut loaded = Vec::new();
             for (prefix, t) in prefixes.iter().zip(found) {
-                let ok = t.filter(|t| t.shape == [want]);
-                let Some(t) = ok else {
-                    return Err(format!(
-                        "optimizer state `{prefix}.{}` is missing or has the wrong size",
-                        slot.name
-                    ));
+                let key = || format!("{prefix}.{}", slot.name);
+                let t = match t {
+                    None => {
+                        return Err(SparseError::MissingTensor {
+                            tensor: key(),
+                            missing_from: "the checkpoint".into(),
+                            present_in: "the optimizer".into(),
+                        });
+                    }
+                    Some(t) if t.shape != [want] => {
+                        return Err(SparseError::ShapeMismatch {
+                            tensor: key(),
+                            expected: vec![want],
+                            found: t.shape.clone(),
+                            expected_in: "the optimizer".into(),
+                            found_in: "the checkpoint".into(),
+                        });
+                    }
+                    Some(t) => t,
                 };
                 loaded.push(Tensor::<1>::from_data(
                     TensorData::new(t.data.clone(), t.shape.clone()),
@@ -518,12 +559,35 @@ mod tests {
         let _ = opt.step(model, grads, 0.01, 1.0);
         let state: BTreeMap<String, HostTensor> = opt.state_tensors().into_iter().collect();
         let mut again = SparseOptimizer::new(adamw(1e-8, 0.0), &registry, every_third, &device);
-        again.load_state(1, &state, &device).expect("load");
+        again.try_load_state(1, &state, &device).expect("load");
         assert_eq!(again.state_entries(), opt.state_entries());
         let mut dense =
             SparseOptimizer::new(adamw(1e-8, 0.0), &registry, |_| UpdateRule::All, &device);
-        let err = dense.load_state(1, &state, &device).expect_err("must fail");
-        assert!(err.contains("wrong size"), "{err}");
+        let err = dense
+            .try_load_state(1, &state, &device)
+            .expect_err("must fail");
+        // The masked state holds k entries where the dense optimizer wants every entry.
+        assert!(
+            matches!(&err, SparseError::ShapeMismatch { found_in, .. } if found_in == "the checkpoint"),
+            "{err:?}"
+        );
+        // The deprecated text form says the same.
+        let text = dense.load_state(1, &state, &device).expect_err("must fail");
+        assert!(
+            text.contains("has shape") && text.contains("in the checkpoint"),
+            "{text}"
+        );
+        // A missing tensor is named.
+        let mut partial = state.clone();
+        let key = partial.keys().next().expect("a state tensor").clone();
+        partial.remove(&key);
+        let err = again
+            .try_load_state(1, &partial, &device)
+            .expect_err("must fail");
+        assert!(
+            matches!(&err, SparseError::MissingTensor { tensor, .. } if *tensor == key),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -80,16 +80,7 @@ impl CubicSchedule {
     }
 }
 
-/// Where the magnitude threshold is taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum PruneScope {
-    /// The same sparsity in every matrix (the paper).
-    #[default]
-    PerMatrix,
-    /// One magnitude threshold over all target matrices.
-    Global,
-}
+pub use crate::options::PruneScope;
 
 /// Indices (into `scores`) of the `count` smallest scores, ties broken by lower index.
 fn smallest(scores: &[f32], count: usize) -> Vec<usize> {

@@ -14,7 +14,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::Gradients;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use finesse_bert::{HostTensor, ParamInfo, ParamRegistry, ParamRole, model_tensors};
+use finesse_bert::readback::floats;
+use finesse_bert::{HostTensor, ParamInfo, ParamRegistry, ParamRole, try_model_tensors};
 
 use crate::error::{Result, SparseError};
 use crate::mask::{Mask, MaskTensor};
@@ -65,7 +66,7 @@ impl Supermask {
                 problem: format!("{initial_sparsity} is not within [0, 1)"),
             });
         }
-        let values: BTreeMap<String, HostTensor> = model_tensors(model).into_iter().collect();
+        let values: BTreeMap<String, HostTensor> = try_model_tensors(model)?.into_iter().collect();
         let targets: Vec<ParamInfo> = registry
             .iter()
             .filter(|p| p.kind.matrix_label().is_some() && p.role == ParamRole::Weight)
@@ -162,10 +163,14 @@ impl Supermask {
     }
 
     /// The deterministic mask σ(v) > 0.5 over the targets (HF names, PyTorch layout).
-    pub fn final_mask(&self) -> Mask {
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Readback`] when the device fails to read the scores back.
+    pub fn try_final_mask(&self) -> Result<Mask> {
         let mut tensors = BTreeMap::new();
         for (p, v) in self.targets.iter().zip(&self.scores.v) {
-            let host = host_layout(p, v.val());
+            let host = host_layout(p, v.val(), "supermask scores")?;
             let kept = host
                 .iter()
                 .enumerate()
@@ -180,17 +185,42 @@ impl Supermask {
                 },
             );
         }
-        Mask { tensors }
+        Ok(Mask { tensors })
+    }
+
+    /// [`Supermask::try_final_mask`], treating a failed device read as fatal.
+    ///
+    /// # Panics
+    ///
+    /// When the device fails to read the scores back (a backend failure).
+    pub fn final_mask(&self) -> Mask {
+        self.try_final_mask().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Supermask::try_state_tensors`], treating a failed device read as fatal.
+    ///
+    /// # Panics
+    ///
+    /// When the device fails to read the state back (a backend failure).
+    pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+        self.try_state_tensors().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The scores and their Adam moments as host tensors (PyTorch layout), for checkpoints:
     /// `supermask_scores.<name>`, `supermask_exp_avg.<name>`, `supermask_exp_avg_sq.<name>`.
-    pub fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Readback`] when the device fails to read the state back.
+    pub fn try_state_tensors(&self) -> Result<Vec<(String, HostTensor)>> {
         let mut out = Vec::new();
         for ((p, v), mo) in self.targets.iter().zip(&self.scores.v).zip(&self.moments) {
             out.push((
                 format!("supermask_scores.{}", p.name),
-                HostTensor::new(p.shape.clone(), host_layout(p, v.val())),
+                HostTensor::new(
+                    p.shape.clone(),
+                    host_layout(p, v.val(), "supermask scores")?,
+                ),
             ));
             if let Some((m, s)) = mo {
                 for (prefix, t) in [("supermask_exp_avg", m), ("supermask_exp_avg_sq", s)] {
@@ -198,16 +228,21 @@ impl Supermask {
                         format!("{prefix}.{}", p.name),
                         HostTensor::new(
                             p.shape.clone(),
-                            host_layout(p, Tensor::from_inner(t.clone())),
+                            host_layout(p, Tensor::from_inner(t.clone()), prefix)?,
                         ),
                     ));
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Restores state written by [`Supermask::state_tensors`] after `steps` score steps.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::MissingTensor`] or [`SparseError::ShapeMismatch`] naming the first state
+    /// tensor the checkpoint lacks or holds in another shape.
     pub fn load_state(
         &mut self,
         tensors: &BTreeMap<String, HostTensor>,
@@ -216,12 +251,21 @@ impl Supermask {
     ) -> Result<()> {
         self.steps = steps;
         let get = |key: String, p: &ParamInfo| -> Result<&HostTensor> {
-            tensors
-                .get(&key)
-                .filter(|t| t.shape == p.shape)
-                .ok_or_else(|| {
-                    SparseError::Mismatch(format!("checkpoint: `{key}` is missing or misshaped"))
-                })
+            match tensors.get(&key) {
+                None => Err(SparseError::MissingTensor {
+                    tensor: key,
+                    missing_from: "the checkpoint".into(),
+                    present_in: "the supermask".into(),
+                }),
+                Some(t) if t.shape != p.shape => Err(SparseError::ShapeMismatch {
+                    tensor: key,
+                    expected: p.shape.clone(),
+                    found: t.shape.clone(),
+                    expected_in: "the supermask".into(),
+                    found_in: "the checkpoint".into(),
+                }),
+                Some(t) => Ok(t),
+            }
         };
         for (i, p) in self.targets.iter().enumerate() {
             let v = get(format!("supermask_scores.{}", p.name), p)?;
@@ -255,23 +299,23 @@ fn burn_layout(p: &ParamInfo, data: &[f32], device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(data, shape), device)
 }
 
-/// A Burn-layout tensor back to a PyTorch-layout host vector.
-fn host_layout(p: &ParamInfo, t: Tensor<2>) -> Vec<f32> {
-    let data = t
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap_or_else(|e| panic!("reading scores of `{}`: {e:?}", p.name));
-    if p.transposed {
+/// A Burn-layout tensor of `p` (its `what`: scores, a moment) back to a PyTorch-layout host
+/// vector.
+fn host_layout(p: &ParamInfo, t: Tensor<2>, what: &str) -> Result<Vec<f32>> {
+    let data = floats(t, format!("{what} of `{}`", p.name))?;
+    Ok(if p.transposed {
         finesse_bert::io::transpose_2d(&data, p.shape[1], p.shape[0])
     } else {
         data
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use finesse_bert::{BertConfig, BertForSequenceClassification, BertInput, BertModel};
+    use finesse_bert::{
+        BertConfig, BertForSequenceClassification, BertInput, BertModel, model_tensors,
+    };
 
     fn tiny() -> (BertForSequenceClassification, Device) {
         let device = Device::flex().autodiff();
@@ -339,8 +383,15 @@ mod tests {
             let gv = host_layout(
                 p,
                 Tensor::from_inner(g.get::<2>(sm.scores.v[i].id).expect("gv")),
-            );
-            let gw = host_layout(p, Tensor::from_inner(grads_ref.get::<2>(p.id).expect("gw")));
+                "gv",
+            )
+            .expect("gv");
+            let gw = host_layout(
+                p,
+                Tensor::from_inner(grads_ref.get::<2>(p.id).expect("gw")),
+                "gw",
+            )
+            .expect("gw");
             let theta = &values[&p.name].data;
             for j in 0..p.numel {
                 let want = gw[j] * theta[j] * 0.25;
