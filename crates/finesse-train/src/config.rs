@@ -193,28 +193,7 @@ impl RunConfig {
                 "subsets must hold at least one example".into(),
             );
         }
-        if let MethodConfig::Fish {
-            selection,
-            mask_file,
-            ..
-        } = &self.method
-            && selection.is_some() == mask_file.is_some()
-        {
-            return bad(
-                "mask",
-                "FISH takes either a budget (--keep-ratio/--keep-count) or a --mask file".into(),
-            );
-        }
-        if let MethodConfig::Fish {
-            selection: Some(selection),
-            ..
-        }
-        | MethodConfig::Random { selection } = &self.method
-            && let Err(e) = finesse_sparse::freeze::parse_all(&selection.exclude)
-        {
-            return bad("exclude", e.to_string());
-        }
-        Ok(())
+        self.method.validate()
     }
 }
 
@@ -245,6 +224,59 @@ mod tests {
                 .to_string()
                 .contains("warmup-ratio")
         );
+    }
+
+    #[test]
+    fn every_method_setting_is_checked_before_any_work_naming_its_flag() {
+        use finesse_sparse::mask::{Budget, Scope, Selection};
+        let mut c = RunConfig::new("m", GlueTask::Sst2, "d", "o");
+        let selection = |budget| Selection {
+            budget,
+            scope: Scope::Global,
+            head_in_budget: true,
+            exclude: Vec::new(),
+        };
+        let cases = [
+            (
+                MethodConfig::Random {
+                    selection: selection(Budget::Ratio(1.5)),
+                },
+                "keep-ratio",
+            ),
+            (
+                MethodConfig::Fish {
+                    selection: Some(selection(Budget::Count(0))),
+                    fisher: crate::method::FisherSettings::default(),
+                    mask_file: None,
+                },
+                "keep-count",
+            ),
+            (
+                MethodConfig::Prune {
+                    initial: 0.0,
+                    final_sparsity: 1.5,
+                    start_step: None,
+                    interval: None,
+                    events: 10,
+                    scope: finesse_sparse::prune::PruneScope::PerMatrix,
+                },
+                "final-sparsity",
+            ),
+            (
+                MethodConfig::Supermask {
+                    initial_sparsity: 0.05,
+                    score_lr: -1.0,
+                    eval_samples: 10,
+                },
+                "score-lr",
+            ),
+            (MethodConfig::Freeze { groups: vec![] }, "freeze"),
+        ];
+        for (method, flag) in cases {
+            c.method = method;
+            let err = c.validate().expect_err(flag).to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ pub enum TrainError {
     /// GLUE data or metrics.
     #[error(transparent)]
     Glue(#[from] finesse_glue::GlueError),
-    /// Fisher estimation, mask selection or a mask/diff file failed.
+    /// Fisher estimation, mask selection or a mask/diff file failed (boxed: its structured
+    /// variants are large, and every `Result` of this crate carries this type).
     #[error(transparent)]
-    Sparse(#[from] finesse_sparse::SparseError),
+    Sparse(Box<finesse_sparse::SparseError>),
     /// An invalid run configuration.
     #[error("invalid run configuration: `{field}`: {problem}")]
     Config {
@@ -94,6 +95,12 @@ pub enum TrainError {
         /// Why.
         problem: String,
     },
+}
+
+impl From<finesse_sparse::SparseError> for TrainError {
+    fn from(e: finesse_sparse::SparseError) -> Self {
+        Self::Sparse(Box::new(e))
+    }
 }
 
 impl TrainError {

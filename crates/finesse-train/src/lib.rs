@@ -1,6 +1,12 @@
-//! Fine-tuning runs: [`RunConfig`], the training loop ([`trainer`]), the BERT schedule
-//! (optimizers and masks come from `finesse-sparse`), the run directory ([`rundir`]), events ([`events`]), and the public handle
-//! ([`start_run`] → [`RunHandle`]) every front-end uses.
+//! Fine-tuning runs: [`RunConfig`], the training methods and their hooks ([`method`]), the
+//! training loop ([`trainer`]), the BERT schedule (optimizers and masks come from
+//! `finesse-sparse`), the run directory ([`rundir`]), events ([`events`]) and progress
+//! ([`progress`]), and the public handle ([`start_run`] → [`RunHandle`]) every front-end uses.
+//!
+//! No function here is longer than 80 lines: `clippy::too_many_lines` is on for this crate
+//! (threshold in the workspace's `clippy.toml`).
+
+#![warn(clippy::too_many_lines)]
 
 pub mod config;
 pub mod error;

@@ -132,33 +132,7 @@ impl RunProgress {
     pub fn apply(&mut self, time: f64, event: &Event) {
         self.updated_at = Some(time);
         match event {
-            Event::Start {
-                total_steps,
-                steps_per_epoch,
-                train_examples,
-                start_step,
-                trainable_params,
-                total_params,
-                ..
-            } => {
-                self.status = RunStatus::Running;
-                self.phase = Phase::Training;
-                self.total_steps = *total_steps;
-                self.steps_per_epoch = *steps_per_epoch;
-                self.train_examples = *train_examples;
-                self.trainable_params = *trainable_params;
-                self.total_params = *total_params;
-                self.start_step = *start_step;
-                self.step = *start_step;
-                // A resume replays the steps after its checkpoint: drop what they replace.
-                self.losses.retain(|p| p.step <= *start_step);
-                self.evals.retain(|e| e.step <= *start_step);
-                self.best = best_of(&self.evals);
-                self.started_at = Some(time);
-                self.last_step_at = Some((time, *start_step));
-                self.steps_per_sec = None;
-                self.duration_secs = None;
-            }
+            Event::Start { .. } => self.on_start(time, event),
             Event::Fisher { done, total } => {
                 self.phase = Phase::Fisher {
                     done: *done,
@@ -171,35 +145,7 @@ impl RunProgress {
                 total,
                 ..
             } => self.mask = Some((method.clone(), *kept, *total)),
-            Event::Step {
-                step,
-                loss,
-                lr,
-                examples_per_sec,
-                grad_norm,
-                ..
-            } => {
-                self.phase = Phase::Training;
-                self.step = *step;
-                self.losses.push(LossPoint {
-                    step: *step,
-                    loss: *loss,
-                    lr: *lr,
-                });
-                self.examples_per_sec = *examples_per_sec;
-                self.grad_norm = *grad_norm;
-                if let Some((t0, s0)) = self.last_step_at
-                    && time > t0
-                    && *step > s0
-                {
-                    let rate = (*step - s0) as f64 / (time - t0);
-                    self.steps_per_sec = Some(match self.steps_per_sec {
-                        Some(r) => 0.7 * r + 0.3 * rate,
-                        None => rate,
-                    });
-                }
-                self.last_step_at = Some((time, *step));
-            }
+            Event::Step { .. } => self.on_step(time, event),
             Event::Eval {
                 step,
                 split,
@@ -219,26 +165,94 @@ impl RunProgress {
             Event::Checkpoint { step, .. } => self.checkpoint_step = Some(*step),
             Event::Cancelled { step } => {
                 self.step = *step;
-                self.phase = Phase::Ended;
-                self.status = RunStatus::Cancelled;
+                self.end(RunStatus::Cancelled);
             }
-            Event::Error { message, .. } => {
-                self.phase = Phase::Ended;
-                self.status = RunStatus::Failed {
-                    message: message.clone(),
-                };
-            }
+            Event::Error { message, .. } => self.end(RunStatus::Failed {
+                message: message.clone(),
+            }),
             Event::End {
                 steps,
                 duration_secs,
                 ..
             } => {
                 self.step = *steps;
-                self.phase = Phase::Ended;
-                self.status = RunStatus::Finished;
                 self.duration_secs = Some(*duration_secs);
+                self.end(RunStatus::Finished);
             }
         }
+    }
+
+    fn end(&mut self, status: RunStatus) {
+        self.phase = Phase::Ended;
+        self.status = status;
+    }
+
+    /// A (re)start: a resume replays the steps after its checkpoint, so what they replace
+    /// goes.
+    fn on_start(&mut self, time: f64, event: &Event) {
+        let Event::Start {
+            total_steps,
+            steps_per_epoch,
+            train_examples,
+            start_step,
+            trainable_params,
+            total_params,
+            ..
+        } = event
+        else {
+            return;
+        };
+        self.status = RunStatus::Running;
+        self.phase = Phase::Training;
+        self.total_steps = *total_steps;
+        self.steps_per_epoch = *steps_per_epoch;
+        self.train_examples = *train_examples;
+        self.trainable_params = *trainable_params;
+        self.total_params = *total_params;
+        self.start_step = *start_step;
+        self.step = *start_step;
+        self.losses.retain(|p| p.step <= *start_step);
+        self.evals.retain(|e| e.step <= *start_step);
+        self.best = best_of(&self.evals);
+        self.started_at = Some(time);
+        self.last_step_at = Some((time, *start_step));
+        self.steps_per_sec = None;
+        self.duration_secs = None;
+    }
+
+    /// A logged step: the loss curve, and the speed behind the ETA (smoothed over windows).
+    fn on_step(&mut self, time: f64, event: &Event) {
+        let Event::Step {
+            step,
+            loss,
+            lr,
+            examples_per_sec,
+            grad_norm,
+            ..
+        } = event
+        else {
+            return;
+        };
+        self.phase = Phase::Training;
+        self.step = *step;
+        self.losses.push(LossPoint {
+            step: *step,
+            loss: *loss,
+            lr: *lr,
+        });
+        self.examples_per_sec = *examples_per_sec;
+        self.grad_norm = *grad_norm;
+        if let Some((t0, s0)) = self.last_step_at
+            && time > t0
+            && *step > s0
+        {
+            let rate = (*step - s0) as f64 / (time - t0);
+            self.steps_per_sec = Some(match self.steps_per_sec {
+                Some(r) => 0.7 * r + 0.3 * rate,
+                None => rate,
+            });
+        }
+        self.last_step_at = Some((time, *step));
     }
 }
 

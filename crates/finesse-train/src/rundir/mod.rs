@@ -165,6 +165,17 @@ impl RunDir {
         Ok(info)
     }
 
+    /// Writes a method's mask: `mask.safetensors` (readable form, or bit-packed with
+    /// `packed`; metadata `method`) and its statistics `mask_stats.json`.
+    ///
+    /// # Errors
+    /// A file that cannot be written.
+    pub fn write_mask(&self, mask: &Mask, packed: bool, method: &str) -> Result<()> {
+        let meta = BTreeMap::from([("method".to_string(), method.to_string())]);
+        mask.write(&self.mask(), packed, &meta)?;
+        write_json(&self.mask_stats(), &finesse_sparse::mask::stats(mask))
+    }
+
     /// Reads `metrics.json` (`None` until the run has finished).
     pub fn read_metrics(&self) -> Result<Option<MetricsFile>> {
         read_optional_json(&self.metrics())
@@ -372,10 +383,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_file_round_trips_through_its_reader() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let run = RunDir::new(tmp.path().join("run"));
+    /// A new run folder in `tmp` with its `run.json`.
+    fn new_run(tmp: &Path) -> (RunDir, RunInfo) {
+        let run = RunDir::new(tmp.join("run"));
         run.create().expect("create");
         let info = RunInfo {
             format_version: RUN_FORMAT_VERSION,
@@ -392,6 +402,13 @@ mod tests {
             }],
         };
         write_json(&run.run_json(), &info).expect("write");
+        (run, info)
+    }
+
+    #[test]
+    fn every_json_file_round_trips_through_its_reader() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (run, info) = new_run(tmp.path());
         assert_eq!(run.read_info().expect("read"), info);
 
         let metrics = MetricsFile {
@@ -440,7 +457,12 @@ mod tests {
         write_json(&run.mask_stats(), &st).expect("write");
         assert_eq!(run.read_mask_stats().expect("read"), Some(st.clone()));
         assert_eq!(st.grid.groups["pooler"].kept, 1);
+    }
 
+    #[test]
+    fn every_tensor_file_and_the_events_round_trip_through_their_readers() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (run, info) = new_run(tmp.path());
         mask()
             .write(&run.mask(), true, &BTreeMap::new())
             .expect("write");

@@ -1,0 +1,412 @@
+//! [`Trainer`]: the model, optimizer, schedule and position of a run, with one training
+//! [`Trainer::step`] and the loop around it (logging, evaluation, checkpoints, cancellation),
+//! in the manner of burn-train's `Learner` and its single-device epoch strategy. Methods shape
+//! the loop through their hooks ([`crate::method::Method`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use finesse_bert::{BertConfig, ParamRegistry, load_classifier, load_into, model_tensors};
+use finesse_glue::batch::epoch_batches;
+use finesse_glue::{HostBatch, make_batch};
+use finesse_sparse::fisher::input_of;
+use finesse_sparse::optim::freeze;
+use finesse_sparse::{Algorithm, Mask, OptimizerConfig, SparseOptimizer, UpdateRule};
+
+use super::Emitter;
+use super::eval::{SplitMetrics, loss_of};
+use super::meter::Meter;
+use super::setup::RunData;
+use crate::config::{OptimizerChoice, RunConfig};
+use crate::error::{Result, TrainError};
+use crate::events::Event;
+use crate::method::{Method, Model, PrepareCtx, StartCtx};
+use crate::rundir::{BestValue, CheckpointState, RUN_FORMAT_VERSION, RunDir};
+use crate::schedule::LinearSchedule;
+
+/// How many steps, and when to log, evaluate and checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct StepPlan {
+    /// Steps per epoch over the training pool.
+    pub steps_per_epoch: usize,
+    /// Steps of the whole run.
+    pub total_steps: usize,
+    /// Evaluate every this many steps (and at the end).
+    pub eval_every: usize,
+}
+
+/// What one training step measured.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    /// Training loss of the batch.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// A run in training.
+pub struct Trainer<'r> {
+    pub(super) config: &'r RunConfig,
+    pub(super) dir: &'r RunDir,
+    pub(super) data: &'r RunData,
+    pub(super) device: Device,
+    pub(super) train_device: Device,
+    /// Taken out for the duration of an optimizer step (so its tensors are uniquely owned and
+    /// can be updated in place); always present between steps.
+    pub(super) model: Option<Model>,
+    pub(super) bert_config: BertConfig,
+    pub(super) registry: ParamRegistry,
+    pub(super) optimizer: SparseOptimizer,
+    pub(super) schedule: LinearSchedule,
+    pub(super) plan: StepPlan,
+    pub(super) pool: Vec<usize>,
+    pub(super) method: Box<dyn Method>,
+    pub(super) mask: Option<Mask>,
+    pub(super) mask_secs: f64,
+    pub(super) step: usize,
+    pub(super) best: BTreeMap<String, BestValue>,
+    pub(super) meter: Meter,
+    pub(super) last_eval: Option<(usize, SplitMetrics)>,
+    epoch: Option<(usize, Vec<Vec<usize>>)>,
+}
+
+impl<'r> Trainer<'r> {
+    /// Loads the model, lets the method prepare its mask, builds the optimizer and, on
+    /// resume, restores the checkpoint; then starts the method.
+    ///
+    /// # Errors
+    /// Loading, the method's preparation or the checkpoint fails.
+    pub fn new(
+        config: &'r RunConfig,
+        dir: &'r RunDir,
+        data: &'r RunData,
+        device: &Device,
+        mut method: Box<dyn Method>,
+        resume: bool,
+        emitter: &mut Emitter<'_>,
+    ) -> Result<Self> {
+        let train_device = device.clone().autodiff();
+        let (model, bert_config, _) = load_classifier(
+            &data.model_dir,
+            config.task.num_outputs(),
+            config.seed,
+            &train_device,
+        )?;
+        let registry = ParamRegistry::of(&model);
+        super::setup::record_or_check(config, dir, data, resume)?;
+        let mask_started = Instant::now();
+        let mask = method.prepare(&mut PrepareCtx {
+            config,
+            model: &model,
+            registry: &registry,
+            train_data: &data.train,
+            dir,
+            resume,
+            emitter,
+        })?;
+        let mask_secs = mask_started.elapsed().as_secs_f64();
+        let optimizer = SparseOptimizer::new(
+            optimizer_config(config),
+            &registry,
+            |p| method.rule(mask.as_ref(), p),
+            device,
+        );
+        let pool = finesse_glue::batch::seeded_subset(
+            data.train.len(),
+            config.max_train_examples,
+            config.seed,
+        );
+        let steps_per_epoch = pool.len().div_ceil(config.batch_size);
+        let total_steps = config
+            .max_steps
+            .unwrap_or_else(|| ((config.epochs * steps_per_epoch as f64).ceil() as usize).max(1));
+        let mut trainer = Self {
+            config,
+            dir,
+            data,
+            device: device.clone(),
+            train_device,
+            model: Some(model),
+            bert_config,
+            registry,
+            optimizer,
+            schedule: LinearSchedule::new(config.lr, config.warmup_ratio, total_steps),
+            plan: StepPlan {
+                steps_per_epoch,
+                total_steps,
+                eval_every: config.eval_every.unwrap_or(steps_per_epoch),
+            },
+            pool,
+            method,
+            mask,
+            mask_secs,
+            step: 0,
+            best: BTreeMap::new(),
+            meter: Meter::new(),
+            last_eval: None,
+            epoch: None,
+        };
+        trainer.restore_and_start(resume)?;
+        Ok(trainer)
+    }
+
+    /// On resume loads the checkpoint's model, optimizer state and best values; freezes the
+    /// parameters with nothing to train; starts the method.
+    fn restore_and_start(&mut self, resume: bool) -> Result<()> {
+        let mut resumed = None;
+        if resume {
+            let checkpoint = self.dir.read_checkpoint()?;
+            let model = self.take_model();
+            self.model = Some(load_into(model, checkpoint.model, &self.train_device)?.0);
+            self.optimizer
+                .load_state(
+                    checkpoint.state.step as u64,
+                    &checkpoint.optimizer,
+                    &self.device,
+                )
+                .map_err(|problem| TrainError::Resume {
+                    path: self.dir.root.clone(),
+                    problem,
+                })?;
+            self.step = checkpoint.state.step;
+            self.best = checkpoint.state.best;
+            resumed = Some(checkpoint.optimizer);
+        }
+        // Parameters with nothing to train compute no weight gradient.
+        let frozen: HashSet<_> = self
+            .registry
+            .iter()
+            .filter(|p| self.method.rule(self.mask.as_ref(), p) == UpdateRule::Frozen)
+            .map(|p| p.id)
+            .collect();
+        let model = self.take_model();
+        self.model = Some(freeze(model, &frozen));
+        let model = self.model.as_ref().expect("the model was just set");
+        self.method.start(&StartCtx {
+            config: self.config,
+            model,
+            registry: &self.registry,
+            device: &self.device,
+            train_device: &self.train_device,
+            total_steps: self.plan.total_steps,
+            start_step: self.step,
+            resumed: resumed.as_ref(),
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        self.model
+            .as_ref()
+            .expect("the model is only taken out within an optimizer step")
+    }
+
+    fn take_model(&mut self) -> Model {
+        self.model
+            .take()
+            .expect("the model is only taken out within an optimizer step")
+    }
+
+    /// Optimizer steps done.
+    pub fn step_reached(&self) -> usize {
+        self.step
+    }
+
+    /// Parameter entries the optimizer updates.
+    pub fn trainable_params(&self) -> usize {
+        self.registry
+            .iter()
+            .map(|p| match self.method.rule(self.mask.as_ref(), p) {
+                UpdateRule::All => p.numel,
+                UpdateRule::Masked(k) => k.len(),
+                UpdateRule::Frozen => 0,
+            })
+            .sum()
+    }
+
+    /// The `start` event of this (re)start.
+    pub fn start_event(&self) -> Event {
+        Event::Start {
+            total_steps: self.plan.total_steps,
+            steps_per_epoch: self.plan.steps_per_epoch,
+            train_examples: self.pool.len(),
+            eval_examples: self.data.dev.sets.first().map_or(0, |e| e.pool.len()),
+            start_step: self.step,
+            trainable_params: self.trainable_params(),
+            total_params: self.registry.total_numel(),
+        }
+    }
+
+    /// The batch of the current step: the epoch's seeded order, a function of (seed, epoch).
+    fn next_batch(&mut self) -> HostBatch {
+        let epoch = self.step / self.plan.steps_per_epoch;
+        if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let plan = self.data.dev.plan;
+            let batches =
+                epoch_batches(&self.data.train, &self.pool, plan, self.config.seed, epoch);
+            self.epoch = Some((epoch, batches));
+        }
+        let batches = self.epoch.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
+        make_batch(
+            &self.data.train,
+            &batches[self.step % self.plan.steps_per_epoch],
+        )
+    }
+
+    /// One optimizer step on `batch`: forward (through the method's view), loss, backward,
+    /// the method's gradient hook, clipping over the trained entries, the masked update and
+    /// the method's after-step hook.
+    ///
+    /// # Errors
+    /// A non-finite loss, or a hook that fails.
+    pub fn step(&mut self, batch: &HostBatch, emitter: &mut Emitter<'_>) -> Result<StepReport> {
+        let step = self.step;
+        // Dropout masks depend on (seed, step) only, so a resumed run draws what an
+        // uninterrupted one would.
+        self.train_device.seed(
+            self.config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(step as u64),
+        );
+        let lr = self.schedule.lr(step);
+        let view = self.method.forward_view(self.model());
+        let logits = view
+            .as_ref()
+            .unwrap_or(self.model())
+            .forward(input_of(batch, &self.train_device));
+        drop(view);
+        let loss = loss_of(logits, &batch.labels, &self.train_device);
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step: step + 1,
+                loss: loss_value,
+                lr,
+            });
+        }
+        let mut raw_grads = loss.backward();
+        self.method.after_backward(&mut raw_grads, lr);
+        let grads = GradientsParams::from_grads(raw_grads, self.model());
+        let grad_norm = self
+            .optimizer
+            .grad_norm(&grads, &self.registry, &self.device)
+            .sqrt();
+        let scale = match self.config.max_grad_norm {
+            Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
+            _ => 1.0,
+        };
+        let model = self.take_model();
+        let model = self.optimizer.step(model, grads, lr, scale);
+        self.model = Some(self.method.after_step(model, step + 1, emitter)?);
+        self.step = step + 1;
+        Ok(StepReport {
+            loss: loss_value,
+            lr,
+            grad_norm,
+        })
+    }
+
+    /// Trains to the end or until `cancel` is set; returns the step it stopped at when
+    /// cancelled.
+    ///
+    /// # Errors
+    /// A step, an evaluation, a checkpoint or an event that fails.
+    pub fn fit(&mut self, cancel: &AtomicBool, emitter: &mut Emitter<'_>) -> Result<Option<usize>> {
+        let total = self.plan.total_steps;
+        while self.step < total {
+            let batch = self.next_batch();
+            let started = Instant::now();
+            let report = self.step(&batch, emitter)?;
+            self.meter
+                .record(&batch, report.loss, started.elapsed().as_secs_f64());
+            emitter.reached(self.step);
+            let done = self.step;
+            if done.is_multiple_of(self.config.log_every) || done == total {
+                let w = self.meter.take_window();
+                emitter.emit(Event::Step {
+                    step: done,
+                    epoch: done as f64 / self.plan.steps_per_epoch as f64,
+                    loss: w.loss,
+                    lr: report.lr,
+                    examples_per_sec: w.examples_per_sec,
+                    tokens_per_sec: w.tokens_per_sec,
+                    grad_norm: report.grad_norm,
+                })?;
+            }
+            if done.is_multiple_of(self.plan.eval_every) || done == total {
+                self.evaluate(emitter)?;
+                self.meter.restart_clock();
+            }
+            let cancelled = cancel.load(Ordering::SeqCst) && done < total;
+            let periodic = self
+                .config
+                .checkpoint_every
+                .is_some_and(|n| done.is_multiple_of(n));
+            if cancelled || (periodic && done < total) {
+                let path = self.checkpoint()?;
+                emitter.emit(Event::Checkpoint { step: done, path })?;
+            }
+            if cancelled {
+                emitter.emit(Event::Cancelled { step: done })?;
+                return Ok(Some(done));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Evaluates the model (as the method shows it) on the dev splits; keeps the best model
+    /// in `best/` with `--save-best`.
+    fn evaluate(&mut self, emitter: &mut Emitter<'_>) -> Result<()> {
+        let view = self.method.eval_view(self.model());
+        let metrics =
+            self.data
+                .dev
+                .evaluate(&view, &self.device, self.step, &mut self.best, emitter)?;
+        if self.config.save_best
+            && self
+                .data
+                .dev
+                .improved_main_metric(&metrics, &self.best, self.step)
+        {
+            super::finish::save_best(self, &view)?;
+        }
+        self.last_eval = Some((self.step, metrics));
+        Ok(())
+    }
+
+    /// Writes a resumable checkpoint of the current step.
+    fn checkpoint(&self) -> Result<std::path::PathBuf> {
+        let state = CheckpointState {
+            format_version: RUN_FORMAT_VERSION,
+            step: self.step,
+            best: self.best.clone(),
+        };
+        let mut optimizer = self.optimizer.state_tensors();
+        optimizer.extend(self.method.state_tensors());
+        self.dir
+            .write_checkpoint(&state, &model_tensors(self.model()), &optimizer)
+    }
+}
+
+/// The optimizer a configuration asks for.
+fn optimizer_config(config: &RunConfig) -> OptimizerConfig {
+    OptimizerConfig {
+        algorithm: match config.optimizer {
+            OptimizerChoice::Adamw => Algorithm::Adamw {
+                beta1: config.adam_beta1,
+                beta2: config.adam_beta2,
+                eps: config.adam_eps,
+            },
+            OptimizerChoice::Sgd => Algorithm::Sgd {
+                momentum: config.sgd_momentum,
+            },
+        },
+        weight_decay: config.weight_decay,
+    }
+}
