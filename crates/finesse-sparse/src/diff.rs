@@ -75,7 +75,7 @@ impl SparseDiff {
                     tensor: name.clone(),
                     expected: b.shape.clone(),
                     found: m.shape.clone(),
-                    expected_in: "the base".into(),
+                    expected_in: "the base",
                     found_in: "the fine-tuned model".into(),
                 });
             }
@@ -511,7 +511,7 @@ fn missing(name: &str, what: &str) -> SparseError {
 
 /// The shape `name` has in one thing (`have`, e.g. the base) must be the shape the diff
 /// records (`want`); each comes with what it is in, for the error.
-fn check_shape(name: &str, have: (&[usize], &str), want: (&[usize], &str)) -> Result<()> {
+fn check_shape(name: &str, have: (&[usize], &str), want: (&[usize], &'static str)) -> Result<()> {
     if have.0 == want.0 {
         Ok(())
     } else {
@@ -519,7 +519,7 @@ fn check_shape(name: &str, have: (&[usize], &str), want: (&[usize], &str)) -> Re
             tensor: name.to_string(),
             expected: want.0.to_vec(),
             found: have.0.to_vec(),
-            expected_in: want.1.to_string(),
+            expected_in: want.1,
             found_in: have.1.to_string(),
         })
     }

@@ -148,7 +148,7 @@ pub fn distances(
                 tensor: name.clone(),
                 expected: a.shape.clone(),
                 found: b.shape.clone(),
-                expected_in: "the base".into(),
+                expected_in: "the base",
                 found_in: "the other model".into(),
             });
         }

@@ -52,7 +52,7 @@ pub enum SparseError {
         /// The shape in `found_in`.
         found: Vec<usize>,
         /// What gives the expected shape ("the model", "the base", …).
-        expected_in: String,
+        expected_in: &'static str,
         /// What has the other shape ("the mask m.safetensors", "the checkpoint", …).
         found_in: String,
     },
@@ -159,3 +159,33 @@ pub(crate) fn short(digest: &str) -> &str {
 
 /// `Result` with [`SparseError`].
 pub type Result<T> = std::result::Result<T, SparseError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Below clippy's `result_large_err` threshold, so every `Result<_, SparseError>` (here and
+    /// in the crates above) stays cheap to return.
+    #[test]
+    fn the_error_stays_small() {
+        assert!(std::mem::size_of::<SparseError>() < 128);
+    }
+
+    #[test]
+    fn digests_are_shortened_by_characters() {
+        assert_eq!(short(&"é".repeat(20)), "é".repeat(12));
+        assert_eq!(short("abc"), "abc");
+        let e = SparseError::WrongBase {
+            expected: "a".repeat(64),
+            found: "b".repeat(64),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the diff was made against base {}, this model is {}",
+                "a".repeat(12),
+                "b".repeat(64)
+            )
+        );
+    }
+}

@@ -302,7 +302,7 @@ impl SparseOptimizer {
                             tensor: key(),
                             expected: vec![want],
                             found: t.shape.clone(),
-                            expected_in: "the optimizer".into(),
+                            expected_in: "the optimizer",
                             found_in: "the checkpoint".into(),
                         });
                     }

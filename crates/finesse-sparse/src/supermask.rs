@@ -261,7 +261,7 @@ impl Supermask {
                     tensor: key,
                     expected: p.shape.clone(),
                     found: t.shape.clone(),
-                    expected_in: "the supermask".into(),
+                    expected_in: "the supermask",
                     found_in: "the checkpoint".into(),
                 }),
                 Some(t) => Ok(t),

@@ -141,7 +141,7 @@ impl Mask {
                         tensor: p.name.clone(),
                         expected: p.shape.clone(),
                         found: t.shape.clone(),
-                        expected_in: "the model".into(),
+                        expected_in: "the model",
                         found_in: mask(),
                     });
                 }

@@ -72,7 +72,7 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
                 tensor: name.clone(),
                 expected: ta.shape.clone(),
                 found: tb.shape.clone(),
-                expected_in: "the first mask".into(),
+                expected_in: "the first mask",
                 found_in: "the second mask".into(),
             });
         }
@@ -118,7 +118,7 @@ pub fn magnitude_like(like: &Mask, weights: &BTreeMap<String, HostTensor>) -> Re
                 tensor: name.clone(),
                 expected: t.shape.clone(),
                 found: w.shape.clone(),
-                expected_in: "the mask".into(),
+                expected_in: "the mask",
                 found_in: "the weights".into(),
             });
         }
