@@ -3,10 +3,13 @@
 
 mod demo;
 mod device;
+mod diff_cmd;
 mod distance_cmd;
 mod finetune;
+mod fisher_cmd;
 mod forward;
 mod grid_print;
+mod mask_cmd;
 mod model_cmd;
 mod runs_cmd;
 mod sparse_cmd;
@@ -40,11 +43,11 @@ enum Command {
     /// Evaluate a model (folder, cached name or run directory) on a GLUE task's dev set.
     Eval(finetune::EvalArgs),
     /// Estimate the diagonal Fisher information of every parameter on a task's training set.
-    Fisher(Box<sparse_cmd::FisherArgs>),
+    Fisher(Box<fisher_cmd::FisherArgs>),
     /// Select a top-k mask from Fisher scores.
-    Mask(sparse_cmd::MaskArgs),
+    Mask(mask_cmd::MaskArgs),
     /// Sparse diffs: export, apply, revert, compose, info.
-    Diff(sparse_cmd::DiffArgs),
+    Diff(diff_cmd::DiffArgs),
     /// Run directories: list a folder of runs, show one (status, progress, metrics; --json).
     Runs(runs_cmd::RunsArgs),
     /// Distances between a base and a fine-tuned model per layer × matrix (L1, angular, L0).
@@ -90,9 +93,9 @@ fn main() -> ExitCode {
             None => unreachable!("clap matched the finetune subcommand"),
         },
         Command::Eval(args) => finetune::eval(args),
-        Command::Fisher(args) => sparse_cmd::fisher(*args),
-        Command::Mask(args) => sparse_cmd::mask(args),
-        Command::Diff(args) => sparse_cmd::diff(args),
+        Command::Fisher(args) => fisher_cmd::run(*args),
+        Command::Mask(args) => mask_cmd::run(args),
+        Command::Diff(args) => diff_cmd::run(args),
         Command::Distance(args) => distance_cmd::run(args),
         Command::Runs(args) => runs_cmd::run(args),
     };
