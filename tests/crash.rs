@@ -2,65 +2,16 @@
 //! SIGKILL after a periodic checkpoint resumes bit-identically, SIGTERM leaves a resumable run,
 //! a resume that would change the run is refused (naming why) and a user's folder is never used.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::tensor::Device;
-use finesse_bert::{BertConfig, BertModel, save_hf_folder};
+use finesse_testkit::{ToySst2, events, finesse, stderr, tiny_glue, tiny_model};
 use finesse_train::{RunDir, RunStatus};
-
-fn finesse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_finesse"))
-}
-
-fn root() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let assets = root().join("assets/tiny-bert");
-    let model = dir.join("tiny-model");
-    let config = BertConfig::from_file(&assets.join("config.json")).expect("config");
-    save_hf_folder(
-        &BertModel::init(&config, &Device::flex()),
-        &config,
-        None,
-        Some(&assets),
-        &model,
-    )
-    .expect("save");
-    model
-}
-
-fn tiny_glue(dir: &Path, name: &str) -> PathBuf {
-    let sst = dir.join(name).join("SST-2");
-    std::fs::create_dir_all(&sst).expect("mkdir");
-    let rows = |n: usize| {
-        let mut rows = String::from("sentence\tlabel\n");
-        for i in 0..n {
-            let (w, l) = if i % 2 == 0 {
-                ("great", 1)
-            } else {
-                ("awful", 0)
-            };
-            rows.push_str(&format!("the film was {w} . \t{l}\n"));
-        }
-        rows
-    };
-    std::fs::write(sst.join("train.tsv"), rows(200)).expect("train");
-    std::fs::write(sst.join("dev.tsv"), rows(50)).expect("dev");
-    dir.join(name)
-}
 
 /// `finesse finetune` of the tiny model on the toy SST-2 into `out`, with `extra` flags.
 fn finetune(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = finesse();
+    let mut c = finesse!();
     c.args([
         "finetune",
         "--task",
@@ -80,18 +31,10 @@ fn finetune(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Command {
     c
 }
 
-fn event_types(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// Waits until `pred` holds for the run's events (at most 120 s).
 fn wait_for(run: &Path, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !event_types(run).iter().any(&pred) {
+    while !events(run).iter().any(&pred) {
         assert!(Instant::now() < deadline, "no {what} within 120 s");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -108,7 +51,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 #[test]
 fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path(), "glue"));
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let flags = [
         "--max-steps",
         "300",
@@ -141,9 +84,9 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
     assert_eq!(status, RunStatus::Interrupted { resumable: true });
     let at = run.checkpoint_state().expect("checkpoint").step;
     assert!(at < 300, "killed at step {at}");
-    assert!(!event_types(&cut).iter().any(|e| e["type"] == "end"));
+    assert!(!events(&cut).iter().any(|e| e["type"] == "end"));
 
-    let o = finesse()
+    let o = finesse!()
         .args(["finetune", "--resume"])
         .arg(&cut)
         .output()
@@ -178,7 +121,7 @@ fn a_sigkilled_run_resumes_from_its_periodic_checkpoint_and_ends_bit_identical()
 #[test]
 fn sigterm_leaves_a_resumable_run_and_a_resume_that_would_change_it_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path(), "glue"));
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let run_dir = dir.path().join("run");
     let mut child = finetune(&model, &data, &run_dir, &["--max-steps", "400"])
         .stdout(Stdio::null())
@@ -193,7 +136,7 @@ fn sigterm_leaves_a_resumable_run_and_a_resume_that_would_change_it_is_refused()
     assert_eq!(run.status(), RunStatus::Cancelled);
 
     let refused = |extra: &[&str], data_dir: Option<&Path>, needles: &[&str]| {
-        let mut c = finesse();
+        let mut c = finesse!();
         c.args(["finetune", "--resume"]).arg(&run_dir).args(extra);
         if let Some(d) = data_dir {
             c.arg("--data-dir").arg(d);
@@ -220,15 +163,15 @@ fn sigterm_leaves_a_resumable_run_and_a_resume_that_would_change_it_is_refused()
         None,
         &["--lr", "--epochs", "cannot change a resumed run"],
     );
-    let other = tiny_glue(dir.path(), "glue2");
+    let other = ToySst2::great_awful().folder("glue2").write(dir.path());
     let train = other.join("SST-2/train.tsv");
     let text = std::fs::read_to_string(&train).expect("read");
     std::fs::write(&train, text.replacen("great", "grand", 1)).expect("write");
     refused(&[], Some(&other), &["train.tsv has sha256"]);
 
     // The same data moved elsewhere is accepted, and the run finishes.
-    let moved = tiny_glue(dir.path(), "glue3");
-    let o = finesse()
+    let moved = ToySst2::great_awful().folder("glue3").write(dir.path());
+    let o = finesse!()
         .args(["finetune", "--resume"])
         .arg(&run_dir)
         .arg("--data-dir")
@@ -237,7 +180,7 @@ fn sigterm_leaves_a_resumable_run_and_a_resume_that_would_change_it_is_refused()
         .expect("resume");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run.status(), RunStatus::Finished);
-    let o = finesse()
+    let o = finesse!()
         .args(["runs", "show", "--json"])
         .arg(&run_dir)
         .output()
@@ -252,7 +195,7 @@ fn sigterm_leaves_a_resumable_run_and_a_resume_that_would_change_it_is_refused()
 #[test]
 fn a_users_folder_is_never_used_for_a_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path(), "glue"));
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let out = dir.path().join("mine");
     std::fs::create_dir_all(out.join("checkpoint")).expect("mkdir");
     std::fs::write(out.join("checkpoint/notes.txt"), "my notes").expect("write");

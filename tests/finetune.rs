@@ -1,82 +1,18 @@
 //! End-to-end fine-tuning through the `finesse` binary: a tiny-model run with eval and resume
 //! after SIGINT, and a short real run of all-MiniLM-L6-v2 on SST-2.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use burn::tensor::Device;
-use finesse_bert::{BertConfig, BertModel, save_hf_folder};
-
-fn finesse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_finesse"))
-}
-
-fn root() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("FINESSE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let assets = root().join("assets/tiny-bert");
-    let model = dir.join("tiny-model");
-    let config = BertConfig::from_file(&assets.join("config.json")).expect("config");
-    let device = Device::flex();
-    save_hf_folder(
-        &BertModel::init(&config, &device),
-        &config,
-        None,
-        Some(&assets),
-        &model,
-    )
-    .expect("save");
-    model
-}
-
-fn tiny_glue(dir: &Path) -> PathBuf {
-    let sst = dir.join("glue/SST-2");
-    std::fs::create_dir_all(&sst).expect("mkdir");
-    let rows = |n: usize| {
-        let mut rows = String::from("sentence\tlabel\n");
-        for i in 0..n {
-            let (w, l) = if i.is_multiple_of(2) {
-                ("great", 1)
-            } else {
-                ("awful", 0)
-            };
-            rows.push_str(&format!("the film was {w} . \t{l}\n"));
-        }
-        rows
-    };
-    std::fs::write(sst.join("train.tsv"), rows(200)).expect("train");
-    std::fs::write(sst.join("dev.tsv"), rows(50)).expect("dev");
-    dir.join("glue")
-}
-
-fn events(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
+use finesse_testkit::{events, finesse, ok, shared, stderr, tiny_glue, tiny_model};
 
 #[test]
 fn tiny_finetune_then_eval_of_the_run_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let run = dir.path().join("run");
-    let o = finesse()
+    let o = finesse!()
         .args([
             "finetune",
             "--task",
@@ -111,7 +47,7 @@ fn tiny_finetune_then_eval_of_the_run_directory() {
     assert_eq!(e.first().map(|v| v["type"].clone()), Some("start".into()));
     assert_eq!(e.last().map(|v| v["type"].clone()), Some("end".into()));
 
-    let o = finesse()
+    let o = finesse!()
         .args(["eval", "--task", "sst2", "--json"])
         .arg("--model")
         .arg(&run)
@@ -137,7 +73,7 @@ fn malformed_training_row_is_reported_with_file_and_line() {
     text.push_str("a row without a label\n");
     std::fs::write(&train, text).expect("write");
     let base = |extra: &[&str], out: &str| {
-        finesse()
+        finesse!()
             .args([
                 "finetune",
                 "--task",
@@ -178,7 +114,7 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let run = dir.path().join("run");
-    let mut child = finesse()
+    let mut child = finesse!()
         .args([
             "finetune",
             "--task",
@@ -224,7 +160,7 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
     assert!(step < 400, "cancelled at {step}");
     assert!(run.join("checkpoint/state.json").is_file());
 
-    let o = finesse()
+    let o = finesse!()
         .args(["finetune", "--resume"])
         .arg(&run)
         .output()
@@ -239,7 +175,7 @@ fn sigint_writes_a_checkpoint_and_resume_finishes_the_run() {
 /// majority class (444/872 = 50.9%).
 #[test]
 fn real_model_learns_sst2_in_a_few_dozen_steps() {
-    let fetch = finesse().args(["model", "fetch"]).output().expect("fetch");
+    let fetch = finesse!().args(["model", "fetch"]).output().expect("fetch");
     if !fetch.status.success() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -254,7 +190,7 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
     }
     let glue = shared().join("data/glue");
     let dir = tempfile::tempdir().expect("tempdir");
-    let before = finesse()
+    let before = finesse!()
         .args([
             "eval",
             "--model",
@@ -272,7 +208,7 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
     assert!(before.status.success(), "{}", stderr(&before));
     let before: serde_json::Value = serde_json::from_slice(&before.stdout).expect("json");
     let run = dir.path().join("run");
-    let o = finesse()
+    let o = finesse!()
         .args([
             "finetune",
             "--task",
@@ -315,11 +251,6 @@ fn real_model_learns_sst2_in_a_few_dozen_steps() {
     );
 }
 
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "{}", stderr(&o));
-    o
-}
-
 fn bits_of(path: &Path) -> std::collections::BTreeMap<String, Vec<u32>> {
     finesse_sparse::files::read_model_tensors(path)
         .expect("model tensors")
@@ -335,7 +266,7 @@ fn fish_pipeline_through_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
     let p = |name: &str| dir.path().join(name);
-    ok(finesse()
+    ok(finesse!()
         .args([
             "fisher",
             "--task",
@@ -367,7 +298,7 @@ fn fish_pipeline_through_the_cli() {
     );
     let total: usize = fisher.tensors.values().map(|t| t.numel()).sum();
 
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["mask", "--keep-ratio", "0.05", "--json"])
         .arg("--fisher")
         .arg(p("fisher.safetensors"))
@@ -379,7 +310,7 @@ fn fish_pipeline_through_the_cli() {
     let k = (0.05 * total as f64).floor() as u64;
     assert_eq!(stats["overall"]["kept"].as_u64(), Some(k), "{stats}");
     assert!(stats["per_tensor"]["classifier.weight"]["fraction"] == 1.0);
-    ok(finesse()
+    ok(finesse!()
         .args(["mask", "--keep-ratio", "0.05", "--packed"])
         .arg("--fisher")
         .arg(p("fisher.safetensors"))
@@ -388,7 +319,7 @@ fn fish_pipeline_through_the_cli() {
         .output()
         .expect("packed mask"));
     // The same command twice writes the same bytes (metadata included).
-    ok(finesse()
+    ok(finesse!()
         .args(["mask", "--keep-ratio", "0.05"])
         .arg("--fisher")
         .arg(p("fisher.safetensors"))
@@ -415,7 +346,7 @@ fn fish_pipeline_through_the_cli() {
     );
 
     // --exclude sets groups aside: same budget, nothing kept in them.
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["mask", "--keep-ratio", "0.05", "--json"])
         .args(["--exclude", "pooler", "--exclude", "wk@0"])
         .arg("--fisher")
@@ -441,7 +372,7 @@ fn fish_pipeline_through_the_cli() {
         header.contains("selection") && header.contains("wk@0"),
         "{header}"
     );
-    let o = finesse()
+    let o = finesse!()
         .args(["mask", "--keep-ratio", "0.05", "--exclude", "wz"])
         .arg("--fisher")
         .arg(p("fisher.safetensors"))
@@ -457,14 +388,14 @@ fn fish_pipeline_through_the_cli() {
     assert!(!p("bad.safetensors").exists());
 
     // Masks can be inspected and compared.
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["mask", "stats", "--json"])
         .arg(p("packed.safetensors"))
         .output()
         .expect("mask stats"));
     let again: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stats json");
     assert_eq!(again["overall"], stats["overall"]);
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["mask", "overlap", "--json"])
         .arg(p("mask.safetensors"))
         .arg(p("packed.safetensors"))
@@ -472,7 +403,7 @@ fn fish_pipeline_through_the_cli() {
         .expect("overlap"));
     let same: serde_json::Value = serde_json::from_slice(&o.stdout).expect("overlap json");
     assert_eq!(same["overall"]["jaccard"].as_f64(), Some(1.0), "{same}");
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["mask", "overlap", "--json"])
         .arg(p("mask.safetensors"))
         .arg("--magnitude-of")
@@ -484,7 +415,7 @@ fn fish_pipeline_through_the_cli() {
     assert!((0.0..=1.0).contains(&of_first), "{mag}");
 
     let run = p("run");
-    ok(finesse()
+    ok(finesse!()
         .args([
             "finetune",
             "--task",
@@ -518,7 +449,7 @@ fn fish_pipeline_through_the_cli() {
         method["mask_file"].is_string() && method.get("selection").is_none(),
         "{method}"
     );
-    let o = finesse()
+    let o = finesse!()
         .args([
             "finetune",
             "--task",
@@ -545,7 +476,7 @@ fn fish_pipeline_through_the_cli() {
         String::from_utf8_lossy(&o.stderr)
     );
     let diff = run.join("diff.safetensors");
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["diff", "info", "--json"])
         .arg(&diff)
         .output()
@@ -556,7 +487,7 @@ fn fish_pipeline_through_the_cli() {
         "{info}"
     );
 
-    ok(finesse()
+    ok(finesse!()
         .args(["diff", "apply"])
         .arg("--base")
         .arg(&model)
@@ -570,7 +501,7 @@ fn fish_pipeline_through_the_cli() {
         bits_of(&p("applied/model.safetensors")),
         bits_of(&run.join("model/model.safetensors"))
     );
-    ok(finesse()
+    ok(finesse!()
         .args(["diff", "revert"])
         .arg("--model")
         .arg(&run)
@@ -585,7 +516,7 @@ fn fish_pipeline_through_the_cli() {
         bits_of(&model.join("model.safetensors"))
     );
     // The applied folder is a usable model: eval reads it with its head.
-    ok(finesse()
+    ok(finesse!()
         .args(["eval", "--task", "sst2"])
         .arg("--model")
         .arg(p("applied"))
@@ -595,7 +526,7 @@ fn fish_pipeline_through_the_cli() {
         .expect("eval applied"));
 
     // export from the folders gives the same diff; composing two diffs of one base works.
-    ok(finesse()
+    ok(finesse!()
         .args(["diff", "export"])
         .arg("--base")
         .arg(&model)
@@ -608,7 +539,7 @@ fn fish_pipeline_through_the_cli() {
     let a = finesse_sparse::SparseDiff::read(&diff).expect("run diff");
     let b = finesse_sparse::SparseDiff::read(&p("exported.safetensors")).expect("exported");
     assert_eq!(a.changes, b.changes);
-    ok(finesse()
+    ok(finesse!()
         .args(["diff", "compose"])
         .arg(&diff)
         .arg(p("exported.safetensors"))
@@ -627,7 +558,7 @@ fn fish_pipeline_through_the_cli() {
         changed > 0 && changed <= k,
         "{changed} entries changed, k = {k}"
     );
-    let o = ok(finesse()
+    let o = ok(finesse!()
         .args(["distance", "--json", "--vs-random"])
         .arg("--base")
         .arg(&model)
@@ -652,7 +583,7 @@ fn fish_pipeline_through_the_cli() {
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).expect("mkdir");
     let other_model = tiny_model(&other);
-    let o = finesse()
+    let o = finesse!()
         .args(["diff", "apply"])
         .arg("--base")
         .arg(&other_model)
@@ -666,7 +597,7 @@ fn fish_pipeline_through_the_cli() {
     assert!(stderr(&o).contains("made against base"), "{}", stderr(&o));
     assert!(!p("bad").exists(), "nothing written on failure");
 
-    let o = finesse()
+    let o = finesse!()
         .args([
             "finetune",
             "--task",

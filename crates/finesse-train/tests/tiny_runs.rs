@@ -6,69 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::Device;
 use finesse_bert::io::read_float_tensors;
-use finesse_bert::{BertConfig, BertModel, save_hf_folder};
 use finesse_glue::GlueTask;
 use finesse_sparse::files::read_model_tensors;
 use finesse_sparse::{Budget, FisherKind, Mask, SampleOrder, Scope, Selection, SparseDiff};
+use finesse_testkit::{TinyBert, ToySst2};
 use finesse_train::events::read_events;
 use finesse_train::method::FisherSettings;
 use finesse_train::trainer::{RunOutcome, run};
 use finesse_train::{Event, MethodConfig, RunConfig, TrainError};
 
-fn assets() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
-        .join("../../assets/tiny-bert")
-}
-
-/// A tiny model folder with random weights.
+/// A tiny model folder with random weights, drawn from the generator seeded with 7 (so in
+/// turn with the runs: see `rng_turn`).
 fn tiny_model(dir: &Path) -> PathBuf {
-    let model = dir.join("tiny-model");
-    std::fs::create_dir_all(&model).expect("mkdir");
-    let config = BertConfig::from_file(&assets().join("config.json")).expect("tiny config");
     let _turn = rng_turn();
-    let device = Device::flex();
-    device.seed(7);
-    let bert = BertModel::init(&config, &device);
-    save_hf_folder(&bert, &config, None, Some(&assets()), &model).expect("save");
-    model
-}
-
-/// An SST-2-layout folder: sentences with positive or negative words.
-fn tiny_glue(dir: &Path) -> PathBuf {
-    let root = dir.join("glue");
-    let sst = root.join("SST-2");
-    std::fs::create_dir_all(&sst).expect("mkdir");
-    let pos = ["good", "great", "fun", "best", "love"];
-    let neg = ["bad", "awful", "dull", "worst", "hate"];
-    let filler = [
-        "the film",
-        "this movie",
-        "the story",
-        "the plot",
-        "the acting",
-        "it",
-    ];
-    let rows = |n: usize, offset: usize| {
-        let mut s = String::from("sentence\tlabel\n");
-        for i in 0..n {
-            let j = i + offset;
-            let (word, label) = if j.is_multiple_of(2) {
-                (pos[j % 5], 1)
-            } else {
-                (neg[j % 5], 0)
-            };
-            s.push_str(&format!(
-                "{} was very {} . \t{}\n",
-                filler[j % 6],
-                word,
-                label
-            ));
-        }
-        s
-    };
-    std::fs::write(sst.join("train.tsv"), rows(96, 0)).expect("train");
-    std::fs::write(sst.join("dev.tsv"), rows(24, 1000)).expect("dev");
-    root
+    TinyBert::from_assets()
+        .seed(7)
+        .write(&dir.join("tiny-model"))
 }
 
 fn config(dir: &Path, model: &Path, data: &Path, out: &str) -> RunConfig {
@@ -125,7 +78,7 @@ fn run_collect(
 #[test]
 fn same_seed_gives_the_same_losses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let (a, ea) = run_collect(config(dir.path(), &model, &data, "a"), false, None);
     let (b, eb) = run_collect(config(dir.path(), &model, &data, "b"), false, None);
     a.expect("run a");
@@ -181,7 +134,7 @@ fn fish(ratio: f64) -> MethodConfig {
 
 fn resume_equivalence(method: MethodConfig) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let with = |out: &str| {
         let mut c = config(dir.path(), &model, &data, out);
         c.method = method.clone();
@@ -251,7 +204,7 @@ fn resume_equivalence(method: MethodConfig) {
 #[test]
 fn non_finite_loss_stops_the_run_with_an_error_event() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "nan");
     c.lr = 1e30;
     c.warmup_ratio = 0.0;
@@ -275,7 +228,7 @@ fn non_finite_loss_stops_the_run_with_an_error_event() {
 #[test]
 fn run_directory_holds_config_events_and_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "run");
     c.max_steps = Some(24);
     c.warmup_ratio = 0.0;
@@ -332,7 +285,7 @@ fn bits(t: &finesse_bert::HostTensor) -> Vec<u32> {
 #[test]
 fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "fish");
     c.method = fish(0.02);
     c.weight_decay = 0.1;
@@ -420,7 +373,7 @@ fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
 #[test]
 fn bitfit_and_random_masks_train_what_they_say() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "bitfit");
     c.method = MethodConfig::Bitfit;
     c.max_steps = Some(3);
@@ -459,7 +412,7 @@ fn bitfit_and_random_masks_train_what_they_say() {
 #[test]
 fn frozen_groups_stay_bit_identical() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "freeze");
     c.method = MethodConfig::Freeze {
         groups: vec!["wk".into(), "deepest:1".into(), "word-embeddings".into()],
@@ -492,7 +445,7 @@ fn frozen_groups_stay_bit_identical() {
 #[test]
 fn pruning_reaches_its_final_sparsity_with_exact_zeros() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "prune");
     c.method = MethodConfig::Prune {
         initial: 0.1,
@@ -536,7 +489,7 @@ fn pruning_reaches_its_final_sparsity_with_exact_zeros() {
 #[test]
 fn mismatched_mask_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "good");
     c.method = MethodConfig::Bitfit;
     c.max_steps = Some(1);
@@ -572,7 +525,7 @@ fn mismatched_mask_file_is_refused() {
 #[test]
 fn supermask_run_masks_fixed_weights_and_its_sampled_evaluation_repeats() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let method = MethodConfig::Supermask {
         initial_sparsity: 0.1,
         score_lr: 0.2,
