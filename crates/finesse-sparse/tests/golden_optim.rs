@@ -252,22 +252,22 @@ fn run_case(kind: &str, masked: bool) -> Errors {
             let want = &all[step * numel..(step + 1) * numel];
             let init = &fx.f32s[&format!("init.{name}")];
             let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64));
-            let kept: Vec<u32> = if masked {
-                fx.mask(name)
-            } else {
-                (0..numel as u32).collect()
-            };
-            for i in 0..numel {
-                if !kept.contains(&(i as u32)) {
+            let mut kept = vec![!masked; numel];
+            for i in fx.mask(name) {
+                kept[i as usize] = true;
+            }
+            let entries = got.iter().zip(want).zip(init).zip(&kept).enumerate();
+            for (i, (((&g, &w), &before), &kept)) in entries {
+                if !kept {
                     assert_eq!(
-                        got[i].to_bits(),
-                        init[i].to_bits(),
+                        g.to_bits(),
+                        before.to_bits(),
                         "{case}: {name}[{i}] is not kept but changed at step {}",
                         step + 1
                     );
                     continue;
                 }
-                let (g, w) = (got[i] as f64, want[i] as f64);
+                let (g, w) = (g as f64, w as f64);
                 let abs = (g - w).abs();
                 let rel = abs / scale;
                 errors.abs = errors.abs.max(abs);
