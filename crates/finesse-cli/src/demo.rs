@@ -13,7 +13,8 @@ use finesse_train::method::FisherSettings;
 use finesse_train::{MethodConfig, RunConfig};
 
 use crate::device::DeviceChoice;
-use crate::finetune::{DEFAULT_KEEP_RATIO, drive};
+use crate::finetune::drive;
+use finesse_train::method::DEFAULT_KEEP_RATIO;
 
 /// Arguments of `finesse demo`.
 #[derive(Debug, Args)]

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use clap::parser::ValueSource;
 use finesse_glue::GlueTask;
+use finesse_sparse::prune::PruneScope;
+use finesse_sparse::{FisherKindName, SampleOrder};
 use finesse_train::config::OptimizerChoice;
-use finesse_train::method::FisherSettings;
+use finesse_train::method::{DEFAULT_KEEP_RATIO, FisherSettings, MethodName};
 use finesse_train::progress::Phase;
 use finesse_train::trainer::{EvalRequest, evaluate_folder};
 use finesse_train::{
@@ -16,7 +19,7 @@ use finesse_train::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
-use crate::sparse_cmd::{BudgetArgs, fisher_kind};
+use crate::sparse_cmd::BudgetArgs;
 
 /// Arguments of `finesse finetune`.
 #[derive(Debug, Args)]
@@ -97,10 +100,10 @@ pub struct FinetuneArgs {
     /// Write the fine-tuned model as an HF folder `model/` in the run directory.
     #[arg(long)]
     save_model: bool,
-    /// Training method: dense, fish (top-k by Fisher information), random (a random mask of
-    /// the same size), bitfit (biases only) or freeze (L0-close: everything but --freeze groups).
-    #[arg(long, default_value = "dense")]
-    method: String,
+    /// Training method; the flags marked "With --method X" (and the mask budget flags for fish
+    /// and random) belong to that method only.
+    #[arg(long, value_enum, default_value_t = MethodName::Dense)]
+    method: MethodName,
     /// With --method freeze: a group to keep frozen (repeatable): wq|wk|wv|wd|wi|wo[@LAYERS],
     /// deepest:N, layers:LIST, word-embeddings, embeddings, pooler, layer-norms, regex:PATTERN.
     #[arg(long = "freeze", value_name = "SPEC")]
@@ -111,15 +114,15 @@ pub struct FinetuneArgs {
     /// FISH: training examples for the Fisher information.
     #[arg(long, default_value_t = 1024)]
     fisher_samples: usize,
-    /// FISH: empirical, expected or sampled Fisher.
-    #[arg(long, default_value = "empirical")]
-    fisher_kind: String,
+    /// FISH: which Fisher information.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = FisherKindName::Empirical)]
+    fisher_kind: FisherKindName,
     /// FISH: label draws per sample for --fisher-kind sampled.
     #[arg(long, default_value_t = 1)]
     fisher_draws: usize,
     /// FISH: first N examples of the file, or N after a seeded shuffle.
-    #[arg(long, default_value = "shuffled")]
-    fisher_order: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SampleOrder::Shuffled)]
+    fisher_order: SampleOrder,
     /// FISH: reuse this mask (`finesse mask --out`) instead of computing the Fisher information.
     #[arg(long)]
     mask: Option<PathBuf>,
@@ -138,9 +141,9 @@ pub struct FinetuneArgs {
     /// With --method prune: number of pruning intervals.
     #[arg(long, default_value_t = 10)]
     prune_events: usize,
-    /// With --method prune: per-matrix or global magnitude threshold.
-    #[arg(long, default_value = "per-matrix")]
-    prune_scope: String,
+    /// With --method prune: magnitude threshold per matrix or over all of WQ…WO.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = PruneScope::PerMatrix)]
+    prune_scope: PruneScope,
     /// With --method supermask: initial sparsity of the soft magnitude mask (scores −5 / +5).
     #[arg(long, default_value_t = 0.05)]
     supermask_init_sparsity: f64,
@@ -150,9 +153,9 @@ pub struct FinetuneArgs {
     /// With --method supermask: sampled masks evaluated at the end (mean ± std).
     #[arg(long, default_value_t = 10)]
     supermask_samples: usize,
-    /// Optimizer: adamw or sgd.
-    #[arg(long, default_value = "adamw")]
-    optimizer: String,
+    /// Optimizer.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = OptimizerChoice::Adamw)]
+    optimizer: OptimizerChoice,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
@@ -173,7 +176,7 @@ const RESUME_FLAGS: [&str; 6] = [
     "checkpoint_every",
 ];
 
-fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
+fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunConfig> {
     let task: GlueTask = args.task.as_deref().unwrap_or_default().parse()?;
     let data_dir = args
         .data_dir
@@ -204,7 +207,6 @@ fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
     c.batch_size = args.batch_size;
     c.lr = args.lr;
     c.warmup_ratio = args.warmup_ratio;
-    c.weight_decay = args.weight_decay;
     c.max_grad_norm = (args.max_grad_norm > 0.0).then_some(args.max_grad_norm);
     c.eval_every = args.eval_every;
     c.log_every = args.log_every;
@@ -214,65 +216,63 @@ fn config_from(args: &FinetuneArgs) -> Result<RunConfig> {
     c.skip_bad_rows = args.skip_bad_rows;
     c.bucketing = !args.no_bucketing;
     c.save_model = args.save_model;
-    c.method = method_from(args)?;
-    c.optimizer = match args.optimizer.to_ascii_lowercase().as_str() {
-        "adamw" => OptimizerChoice::Adamw,
-        "sgd" => OptimizerChoice::Sgd,
-        other => bail!("unknown optimizer `{other}` (expected adamw or sgd)"),
-    };
-    c.sgd_momentum = args.momentum;
+    c.method = method_from(args, matches)?;
+    c.optimizer = args.optimizer.config(args.momentum);
+    c.optimizer.weight_decay = args.weight_decay;
+
     c.validate()?;
     Ok(c)
 }
 
-/// The method flags as a [`MethodConfig`].
-fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
-    let method = args.method.to_ascii_lowercase();
-    let masked = matches!(method.as_str(), "fish" | "random");
-    if !masked
-        && (args.budget.keep_ratio.is_some()
-            || args.budget.keep_count.is_some()
-            || args.mask.is_some()
-            || !args.budget.exclude.is_empty())
-    {
-        bail!("--keep-ratio, --keep-count, --exclude and --mask apply to --method fish or random");
+/// The method flags as a [`MethodConfig`]: the flags of other methods are refused (the
+/// vocabulary of which flag belongs to which method is `MethodName::flags`).
+fn method_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<MethodConfig> {
+    let own = args.method.flags();
+    let foreign: std::collections::BTreeSet<&str> = MethodName::ALL
+        .iter()
+        .flat_map(|m| m.flags().iter().copied())
+        .filter(|flag| !own.contains(flag))
+        .filter(|flag| {
+            matches.value_source(&flag.replace('-', "_")) == Some(ValueSource::CommandLine)
+        })
+        .collect();
+    if !foreign.is_empty() {
+        let problems: Vec<String> = foreign
+            .iter()
+            .map(|flag| {
+                let owners: Vec<&str> = MethodName::ALL
+                    .iter()
+                    .filter(|m| m.flags().contains(flag))
+                    .map(|m| m.name())
+                    .collect();
+                format!("--{flag} applies to --method {}", owners.join(" or "))
+            })
+            .collect();
+        bail!("{} (not {})", problems.join("; "), args.method.name());
     }
-    if method != "freeze" && !args.freeze.is_empty() {
-        bail!("--freeze applies to --method freeze");
-    }
-    Ok(match method.as_str() {
-        "dense" => MethodConfig::Dense,
-        "supermask" => MethodConfig::Supermask {
+    Ok(match args.method {
+        MethodName::Dense => MethodConfig::Dense,
+        MethodName::Supermask => MethodConfig::Supermask {
             initial_sparsity: args.supermask_init_sparsity,
             score_lr: args.score_lr,
             eval_samples: args.supermask_samples,
         },
-        "prune" => MethodConfig::Prune {
+        MethodName::Prune => MethodConfig::Prune {
             initial: args.initial_sparsity,
             final_sparsity: args.final_sparsity,
             start_step: args.prune_start,
             interval: args.prune_every,
             events: args.prune_events,
-            scope: match args.prune_scope.to_ascii_lowercase().as_str() {
-                "per-matrix" => finesse_sparse::prune::PruneScope::PerMatrix,
-                "global" => finesse_sparse::prune::PruneScope::Global,
-                other => bail!("unknown prune scope `{other}` (expected per-matrix or global)"),
-            },
+            scope: args.prune_scope,
         },
-        "freeze" => {
-            if args.freeze.is_empty() {
-                bail!("--method freeze needs at least one --freeze SPEC");
-            }
-            finesse_sparse::freeze::parse_all(&args.freeze)?;
-            MethodConfig::Freeze {
-                groups: args.freeze.clone(),
-            }
-        }
-        "bitfit" => MethodConfig::Bitfit,
-        "random" => MethodConfig::Random {
+        MethodName::Freeze => MethodConfig::Freeze {
+            groups: args.freeze.clone(),
+        },
+        MethodName::Bitfit => MethodConfig::Bitfit,
+        MethodName::Random => MethodConfig::Random {
             selection: args.budget.selection(Some(DEFAULT_KEEP_RATIO))?,
         },
-        "fish" => MethodConfig::Fish {
+        MethodName::Fish => MethodConfig::Fish {
             selection: match &args.mask {
                 None => Some(args.budget.selection(Some(DEFAULT_KEEP_RATIO))?),
                 Some(file)
@@ -289,24 +289,18 @@ fn method_from(args: &FinetuneArgs) -> Result<MethodConfig> {
             },
             fisher: FisherSettings {
                 samples: args.fisher_samples,
-                kind: fisher_kind(&args.fisher_kind, args.fisher_draws)?,
-                order: args.fisher_order.parse().map_err(anyhow::Error::msg)?,
+                kind: args.fisher_kind.with_draws(args.fisher_draws),
+                order: args.fisher_order,
             },
             mask_file: args.mask.clone(),
         },
-        other => bail!(
-            "unknown method `{other}` (expected dense, fish, random, bitfit, freeze, prune or supermask)"
-        ),
     })
 }
-
-/// FISH's default budget: 0.5% of the parameters.
-pub const DEFAULT_KEEP_RATIO: f64 = 0.005;
 
 /// Runs `finesse finetune`; `matches` tells which flags were given on the command line.
 pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
     let Some(dir) = &args.resume else {
-        let config = config_from(&args)?;
+        let config = config_from(&args, matches)?;
         let device = args.device.unwrap_or_else(DeviceChoice::default_choice);
         return drive(&config, device.device()?, device.name(), false);
     };

@@ -50,8 +50,8 @@ pub enum Algorithm {
     },
 }
 
-/// Optimizer hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Optimizer hyper-parameters (serialised in a run's `run.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
     /// AdamW or SGD.
     pub algorithm: Algorithm,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use finesse_glue::GlueTask;
 use serde::{Deserialize, Serialize};
 
+use finesse_sparse::{Algorithm, OptimizerConfig};
+
 use crate::error::{Result, TrainError};
 use crate::method::MethodConfig;
 
@@ -32,14 +34,6 @@ pub struct RunConfig {
     pub lr: f64,
     /// Fraction of the steps spent warming up linearly from 0 to `lr`.
     pub warmup_ratio: f64,
-    /// Decoupled weight decay (AdamW), not applied to biases and LayerNorm weights.
-    pub weight_decay: f64,
-    /// Adam β1.
-    pub adam_beta1: f64,
-    /// Adam β2.
-    pub adam_beta2: f64,
-    /// Adam ε.
-    pub adam_eps: f64,
     /// Clip the global gradient L2 norm to this value; `None` disables clipping.
     pub max_grad_norm: Option<f64>,
     /// Evaluate every this many steps (and always at the end); `None`: once per epoch.
@@ -62,12 +56,10 @@ pub struct RunConfig {
     pub save_model: bool,
     /// How parameters are updated (dense, FISH, random mask, BitFit).
     pub method: MethodConfig,
-    /// AdamW (default) or SGD.
-    #[serde(default)]
-    pub optimizer: OptimizerChoice,
-    /// SGD momentum (ignored by AdamW).
-    #[serde(default)]
-    pub sgd_momentum: f64,
+    /// The optimizer: AdamW (β1, β2, ε) or SGD (momentum), and the weight decay (decoupled for
+    /// AdamW; never on biases and LayerNorm weights). Format version 1 kept these flat
+    /// (`optimizer`, `adam_beta1`, …, `weight_decay`); the run-directory reader nests them.
+    pub optimizer: OptimizerConfig,
     /// Write a resumable checkpoint every this many steps (besides on cancel and SIGTERM), so a
     /// crash loses at most that many steps.
     #[serde(default)]
@@ -77,15 +69,34 @@ pub struct RunConfig {
     pub save_best: bool,
 }
 
-/// The optimizer of a run.
+/// The optimizer a user picks (`--optimizer`); its settings are [`OptimizerConfig`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum OptimizerChoice {
-    /// AdamW with `adam_beta1`, `adam_beta2`, `adam_eps`.
+    /// AdamW (torch's), β = (0.9, 0.999), ε = 1e-8 unless set.
     #[default]
     Adamw,
-    /// SGD with `sgd_momentum`.
+    /// SGD, with momentum when set.
     Sgd,
+}
+
+impl OptimizerChoice {
+    /// The optimizer with the BERT recipe's settings: AdamW β = (0.9, 0.999), ε = 1e-8, or
+    /// SGD with `momentum`; weight decay 0.01.
+    pub fn config(self, momentum: f64) -> OptimizerConfig {
+        OptimizerConfig {
+            algorithm: match self {
+                Self::Adamw => Algorithm::Adamw {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                },
+                Self::Sgd => Algorithm::Sgd { momentum },
+            },
+            weight_decay: 0.01,
+        }
+    }
 }
 
 impl RunConfig {
@@ -108,10 +119,6 @@ impl RunConfig {
             batch_size: 32,
             lr: 2e-5,
             warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            adam_beta1: 0.9,
-            adam_beta2: 0.999,
-            adam_eps: 1e-8,
             max_grad_norm: Some(1.0),
             eval_every: None,
             log_every: 10,
@@ -123,8 +130,7 @@ impl RunConfig {
             output_dir: output_dir.into(),
             save_model: false,
             method: MethodConfig::Dense,
-            optimizer: OptimizerChoice::Adamw,
-            sgd_momentum: 0.0,
+            optimizer: OptimizerChoice::Adamw.config(0.0),
             checkpoint_every: None,
             save_best: false,
         }
@@ -156,20 +162,7 @@ impl RunConfig {
                 format!("{} must be in [0, 1]", self.warmup_ratio),
             );
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad("weight-decay", format!("{} must be ≥ 0", self.weight_decay));
-        }
-        for (field, b) in [
-            ("adam-beta1", self.adam_beta1),
-            ("adam-beta2", self.adam_beta2),
-        ] {
-            if !(0.0..1.0).contains(&b) {
-                return bad(field, format!("{b} must be in [0, 1)"));
-            }
-        }
-        if !(self.adam_eps > 0.0 && self.adam_eps.is_finite()) {
-            return bad("adam-eps", format!("{} must be positive", self.adam_eps));
-        }
+        validate_optimizer(&self.optimizer)?;
         if let Some(n) = self.max_grad_norm
             && !(n > 0.0 && n.is_finite())
         {
@@ -195,6 +188,32 @@ impl RunConfig {
         }
         self.method.validate()
     }
+}
+
+/// Weight decay ≥ 0; AdamW β in [0, 1) and ε > 0; SGD momentum in [0, 1).
+fn validate_optimizer(o: &OptimizerConfig) -> Result<()> {
+    let bad = |field, problem: String| Err(TrainError::Config { field, problem });
+    if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+        return bad("weight-decay", format!("{} must be ≥ 0", o.weight_decay));
+    }
+    match o.algorithm {
+        Algorithm::Adamw { beta1, beta2, eps } => {
+            for (field, b) in [("adam-beta1", beta1), ("adam-beta2", beta2)] {
+                if !(0.0..1.0).contains(&b) {
+                    return bad(field, format!("{b} must be in [0, 1)"));
+                }
+            }
+            if !(eps > 0.0 && eps.is_finite()) {
+                return bad("adam-eps", format!("{eps} must be positive"));
+            }
+        }
+        Algorithm::Sgd { momentum } => {
+            if !(0.0..1.0).contains(&momentum) {
+                return bad("momentum", format!("{momentum} must be in [0, 1)"));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use events::Event;
 pub use handle::{RunHandle, start_run};
-pub use method::{MethodConfig, UpdateRule};
+pub use method::{MethodConfig, MethodName, UpdateRule};
 pub use progress::RunProgress;
 pub use resume::ResumeRequest;
 pub use rundir::{MetricsFile, RunDir, RunStatus};

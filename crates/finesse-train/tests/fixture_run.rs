@@ -19,6 +19,11 @@ fn a_version_1_run_directory_opens_through_every_reader() {
     assert_eq!(run.status(), RunStatus::Finished);
     let info = run.read_info().expect("run.json");
     assert_eq!(info.format_version, 1);
+    // Version 1 kept the optimizer settings flat; they read nested.
+    assert_eq!(
+        info.config.optimizer,
+        finesse_train::config::OptimizerChoice::Adamw.config(0.0)
+    );
     assert_eq!(info.config.method.name(), "fish");
     let metrics = run.read_metrics().expect("metrics").expect("finished");
     let (name, value) = metrics.main_metric().expect("main metric");

@@ -288,7 +288,7 @@ fn fish_run_trains_only_its_mask_and_its_diff_rebuilds_the_model() {
     let (model, data) = (tiny_model(dir.path()), ToySst2::varied().write(dir.path()));
     let mut c = config(dir.path(), &model, &data, "fish");
     c.method = fish(0.02);
-    c.weight_decay = 0.1;
+    c.optimizer.weight_decay = 0.1;
     let (r, events) = run_collect(c, false, None);
     let Ok(RunOutcome::Finished(metrics)) = r else {
         panic!("fish run: {r:?}")

@@ -50,6 +50,92 @@ use crate::trainer::{DevSplits, Emitter};
 /// The model a run trains.
 pub type Model = BertForSequenceClassification;
 
+/// FISH's and the random mask's default budget: 0.5% of the parameters (the FISH paper's).
+pub const DEFAULT_KEEP_RATIO: f64 = 0.005;
+
+/// The methods by name: the vocabulary every front-end offers (`--method`, the app's list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodName {
+    /// Ordinary fine-tuning of every parameter.
+    Dense,
+    /// Top-k parameters by Fisher information, fixed (FISH).
+    Fish,
+    /// A seeded random mask of the same budget as FISH.
+    Random,
+    /// Biases and the task head only (BitFit).
+    Bitfit,
+    /// Everything but the `--freeze` groups (L0-close fine-tuning).
+    Freeze,
+    /// Iterative magnitude pruning of WQ…WO on the cubic schedule.
+    Prune,
+    /// Supermasks of WQ…WO: fixed weights, trained scores.
+    Supermask,
+}
+
+impl MethodName {
+    /// Every method, in the order front-ends list them.
+    pub const ALL: [MethodName; 7] = [
+        Self::Dense,
+        Self::Fish,
+        Self::Random,
+        Self::Bitfit,
+        Self::Freeze,
+        Self::Prune,
+        Self::Supermask,
+    ];
+
+    /// The name on the command line and in `run.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Fish => "fish",
+            Self::Random => "random",
+            Self::Bitfit => "bitfit",
+            Self::Freeze => "freeze",
+            Self::Prune => "prune",
+            Self::Supermask => "supermask",
+        }
+    }
+
+    /// The `finesse finetune` flags that belong to this method (besides the common ones).
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Dense | Self::Bitfit => &[],
+            Self::Fish => &[
+                "keep-ratio",
+                "keep-count",
+                "scope",
+                "head-outside-budget",
+                "exclude",
+                "fisher-samples",
+                "fisher-kind",
+                "fisher-draws",
+                "fisher-order",
+                "mask",
+            ],
+            Self::Random => &[
+                "keep-ratio",
+                "keep-count",
+                "scope",
+                "head-outside-budget",
+                "exclude",
+            ],
+            Self::Freeze => &["freeze"],
+            Self::Prune => &[
+                "final-sparsity",
+                "initial-sparsity",
+                "prune-start",
+                "prune-every",
+                "prune-events",
+                "prune-scope",
+            ],
+            Self::Supermask => &["supermask-init-sparsity", "score-lr", "supermask-samples"],
+        }
+    }
+}
+
 /// What [`Method::prepare`] sees.
 pub struct PrepareCtx<'a, 's> {
     /// The run's configuration.
@@ -305,17 +391,22 @@ pub enum MethodConfig {
 }
 
 impl MethodConfig {
+    /// The method's name.
+    pub fn method_name(&self) -> MethodName {
+        match self {
+            Self::Dense => MethodName::Dense,
+            Self::Fish { .. } => MethodName::Fish,
+            Self::Random { .. } => MethodName::Random,
+            Self::Bitfit => MethodName::Bitfit,
+            Self::Freeze { .. } => MethodName::Freeze,
+            Self::Prune { .. } => MethodName::Prune,
+            Self::Supermask { .. } => MethodName::Supermask,
+        }
+    }
+
     /// Short name for logs and tables.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Dense => "dense",
-            Self::Fish { .. } => "fish",
-            Self::Random { .. } => "random",
-            Self::Bitfit => "bitfit",
-            Self::Freeze { .. } => "freeze",
-            Self::Prune { .. } => "prune",
-            Self::Supermask { .. } => "supermask",
-        }
+        self.method_name().name()
     }
 
     /// True for the methods that train a fixed subset (and write a mask and a diff).
@@ -417,10 +508,7 @@ impl MethodConfig {
                     return bad("prune-events", "must be at least 1".into());
                 }
                 // The schedule's own checks (sparsities, start, interval) on a long run.
-                match self
-                    .prune_schedule(1_000_000)
-                    .map(|(s, _)| s.validate())
-                {
+                match self.prune_schedule(1_000_000).map(|(s, _)| s.validate()) {
                     Some(Err(e)) => bad("final-sparsity", e.to_string()),
                     _ => Ok(()),
                 }

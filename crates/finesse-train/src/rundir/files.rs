@@ -13,6 +13,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 
+/// Rewrites a format-version-1 `RunConfig` (flat `optimizer` name, `adam_beta1`, `adam_beta2`,
+/// `adam_eps`, `sgd_momentum`, `weight_decay`) into version 2's nested `optimizer`
+/// (`{algorithm: {kind, …}, weight_decay}`), with version 1's defaults for absent fields.
+pub(crate) fn nest_v1_optimizer(config: &mut serde_json::Value) {
+    let Some(c) = config.as_object_mut() else {
+        return;
+    };
+    let mut take =
+        |key: &str, default: f64| c.remove(key).and_then(|v| v.as_f64()).unwrap_or(default);
+    let weight_decay = take("weight_decay", 0.01);
+    let (beta1, beta2, eps) = (
+        take("adam_beta1", 0.9),
+        take("adam_beta2", 0.999),
+        take("adam_eps", 1e-8),
+    );
+    let momentum = take("sgd_momentum", 0.0);
+    let algorithm = match c.remove("optimizer").as_ref().and_then(|v| v.as_str()) {
+        Some("sgd") => serde_json::json!({"kind": "sgd", "momentum": momentum}),
+        _ => serde_json::json!({"kind": "adamw", "beta1": beta1, "beta2": beta2, "eps": eps}),
+    };
+    c.insert(
+        "optimizer".into(),
+        serde_json::json!({"algorithm": algorithm, "weight_decay": weight_decay}),
+    );
+}
+
 /// `run.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {

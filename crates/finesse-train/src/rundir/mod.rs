@@ -39,8 +39,10 @@ use crate::error::{Result, TrainError};
 use crate::events::{EventRecord, EventTail};
 use crate::progress::RunProgress;
 
-/// Version of the run-directory format.
-pub const RUN_FORMAT_VERSION: u32 = 1;
+/// Version of the run-directory format: 2 nests the optimizer settings of `run.json`'s config
+/// (`optimizer: {algorithm, weight_decay}`); version 1 directories still open (their flat
+/// settings are nested on read).
+pub const RUN_FORMAT_VERSION: u32 = 2;
 
 /// Paths inside a run directory.
 #[derive(Clone, Debug)]
@@ -151,7 +153,13 @@ impl RunDir {
 
     /// Reads `run.json`; a format newer than this finesse reads is an error naming it.
     pub fn read_info(&self) -> Result<RunInfo> {
-        let info: RunInfo = read_json(&self.run_json())?;
+        let path = self.run_json();
+        let mut value: serde_json::Value = read_json(&path)?;
+        if value["format_version"].as_u64() == Some(1) {
+            files::nest_v1_optimizer(&mut value["config"]);
+        }
+        let info: RunInfo =
+            serde_json::from_value(value).map_err(|source| TrainError::Json { path, source })?;
         if info.format_version > RUN_FORMAT_VERSION {
             return Err(TrainError::Resume {
                 path: self.root.clone(),

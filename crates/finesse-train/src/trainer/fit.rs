@@ -14,13 +14,13 @@ use finesse_glue::batch::epoch_batches;
 use finesse_glue::{HostBatch, make_batch};
 use finesse_sparse::fisher::input_of;
 use finesse_sparse::optim::freeze;
-use finesse_sparse::{Algorithm, Mask, OptimizerConfig, SparseOptimizer, UpdateRule};
+use finesse_sparse::{Mask, SparseOptimizer, UpdateRule};
 
 use super::Emitter;
 use super::eval::{SplitMetrics, loss_of};
 use super::meter::Meter;
 use super::setup::RunData;
-use crate::config::{OptimizerChoice, RunConfig};
+use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::events::Event;
 use crate::method::{Method, Model, PrepareCtx, StartCtx};
@@ -111,7 +111,7 @@ impl<'r> Trainer<'r> {
         })?;
         let mask_secs = mask_started.elapsed().as_secs_f64();
         let optimizer = SparseOptimizer::new(
-            optimizer_config(config),
+            config.optimizer,
             &registry,
             |p| method.rule(mask.as_ref(), p),
             device,
@@ -391,22 +391,5 @@ impl<'r> Trainer<'r> {
         optimizer.extend(self.method.state_tensors());
         self.dir
             .write_checkpoint(&state, &model_tensors(self.model()), &optimizer)
-    }
-}
-
-/// The optimizer a configuration asks for.
-fn optimizer_config(config: &RunConfig) -> OptimizerConfig {
-    OptimizerConfig {
-        algorithm: match config.optimizer {
-            OptimizerChoice::Adamw => Algorithm::Adamw {
-                beta1: config.adam_beta1,
-                beta2: config.adam_beta2,
-                eps: config.adam_eps,
-            },
-            OptimizerChoice::Sgd => Algorithm::Sgd {
-                momentum: config.sgd_momentum,
-            },
-        },
-        weight_decay: config.weight_decay,
     }
 }
