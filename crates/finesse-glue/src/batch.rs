@@ -52,6 +52,10 @@ impl EncodedSplit {
 
 /// Tokenises every example of a split (pairs as `[CLS] a [SEP] b [SEP]`), truncating to the
 /// tokenizer's maximum length.
+///
+/// # Errors
+///
+/// [`GlueError::Tokenizer`] when the tokenizer fails on an example.
 pub fn encode_split(split: &Split, tokenizer: &BertTokenizer) -> Result<EncodedSplit> {
     let inputs: Vec<TextInput> = split
         .examples

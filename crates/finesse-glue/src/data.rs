@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{GlueError, Result};
+use crate::error::{GlueError, Result, RowProblem};
 use crate::task::{Columns, GlueTask, LabelKind};
 
 /// The gold label of an example.
@@ -81,6 +81,12 @@ pub fn split_path(
 
 /// Reads one split. A malformed row is an error naming file, line and problem, unless
 /// `skip_bad_rows`, which counts and skips it instead.
+///
+/// # Errors
+///
+/// [`GlueError::MissingFile`] when the file is not where GLUE layout puts it,
+/// [`GlueError::Io`] when it cannot be read, [`GlueError::Empty`] when it holds no example, and
+/// the errors of [`parse_tsv`].
 pub fn load_split(
     task: GlueTask,
     data_dir: &Path,
@@ -102,7 +108,9 @@ pub fn load_split(
     let text = String::from_utf8(bytes).map_err(|e| GlueError::BadRow {
         path: path.clone(),
         line: 0,
-        problem: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        problem: RowProblem::NotUtf8 {
+            valid_up_to: e.utf8_error().valid_up_to(),
+        },
     })?;
     let (examples, skipped) = parse_tsv(task, &path, &text, skip_bad_rows)?;
     if examples.is_empty() {
@@ -118,6 +126,12 @@ pub fn load_split(
 }
 
 /// Parses the text of a task file (see [`load_split`]).
+///
+/// # Errors
+///
+/// [`GlueError::BadRow`] naming the file, the line and the [`RowProblem`] (a missing header or
+/// column, a wrong column count, an unknown label, a bad score) of the first malformed row,
+/// unless `skip_bad_rows`.
 pub fn parse_tsv(
     task: GlueTask,
     path: &Path,
@@ -130,7 +144,7 @@ pub fn parse_tsv(
         .split('\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
-    let bad = |line: usize, problem: String| GlueError::BadRow {
+    let bad = |line: usize, problem: RowProblem| GlueError::BadRow {
         path: path.to_path_buf(),
         line,
         problem,
@@ -148,18 +162,16 @@ pub fn parse_tsv(
             text_b,
             label,
         } => {
-            let (line_no, header) = lines
-                .next()
-                .ok_or_else(|| bad(1, "empty file, expected a header".into()))?;
+            let (line_no, header) = lines.next().ok_or_else(|| bad(1, RowProblem::NoHeader))?;
             let names: Vec<&str> = header.split('\t').map(str::trim).collect();
-            let find = |want: &str| {
+            let find = |want: &'static str| {
                 names.iter().position(|n| *n == want).ok_or_else(|| {
                     bad(
                         line_no,
-                        format!(
-                            "header has no `{want}` column (found: {})",
-                            names.join(", ")
-                        ),
+                        RowProblem::MissingColumn {
+                            column: want,
+                            found: names.iter().map(|n| n.to_string()).collect(),
+                        },
                     )
                 })
             };
@@ -186,7 +198,7 @@ pub fn parse_tsv(
             Ok(e) => examples.push(e),
             Err(problem) if skip_bad_rows => skipped.push(SkippedRow {
                 line: line_no,
-                problem,
+                problem: problem.to_string(),
             }),
             Err(problem) => return Err(bad(line_no, problem)),
         }
@@ -201,30 +213,32 @@ fn parse_row(
     b: Option<usize>,
     l: usize,
     labels: LabelKind,
-) -> std::result::Result<(String, Option<String>, Label), String> {
+) -> std::result::Result<(String, Option<String>, Label), RowProblem> {
     let cols: Vec<&str> = line.split('\t').collect();
     if cols.len() != count {
-        return Err(format!(
-            "expected {count} tab-separated columns, found {}",
-            cols.len()
-        ));
+        return Err(RowProblem::ColumnCount {
+            expected: count,
+            found: cols.len(),
+        });
     }
     let raw = cols[l].trim();
     let label = match labels {
         LabelKind::Classes(names) => {
             Label::Class(names.iter().position(|n| *n == raw).ok_or_else(|| {
-                format!(
-                    "unknown label `{raw}` (expected one of: {})",
-                    names.join(", ")
-                )
+                RowProblem::UnknownLabel {
+                    label: raw.to_string(),
+                    expected: names,
+                }
             })?)
         }
         LabelKind::Score => {
-            let v: f32 = raw
-                .parse()
-                .map_err(|_| format!("score `{raw}` is not a number"))?;
+            let v: f32 = raw.parse().map_err(|_| RowProblem::ScoreNotANumber {
+                score: raw.to_string(),
+            })?;
             if !v.is_finite() {
-                return Err(format!("score `{raw}` is not finite"));
+                return Err(RowProblem::ScoreNotFinite {
+                    score: raw.to_string(),
+                });
             }
             Label::Score(v)
         }
@@ -323,6 +337,28 @@ mod tests {
         assert_eq!(
             (ex[0].text_b.as_deref(), ex[0].label),
             (Some("q2"), Label::Class(0))
+        );
+    }
+
+    #[test]
+    fn row_problems_are_structured() {
+        let err = parse(GlueTask::Sst2, "sentence\tlabel\ngood\tpositive\n").expect_err("bad");
+        assert!(
+            matches!(
+                &err,
+                GlueError::BadRow { line: 2, problem: RowProblem::UnknownLabel { label, expected }, .. }
+                    if label == "positive" && expected == &["0", "1"]
+            ),
+            "{err:?}"
+        );
+        let err = parse(GlueTask::Mrpc, "Quality\tfoo\n1\tx\n").expect_err("bad");
+        assert!(
+            matches!(
+                &err,
+                GlueError::BadRow { line: 1, problem: RowProblem::MissingColumn { column, found }, .. }
+                    if *column == "#1 String" && found == &["Quality", "foo"]
+            ),
+            "{err:?}"
         );
     }
 

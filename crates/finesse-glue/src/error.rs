@@ -40,10 +40,10 @@ pub enum GlueError {
     BadRow {
         /// The file.
         path: PathBuf,
-        /// 1-based line number.
+        /// 1-based line number (0 for the file as a whole).
         line: usize,
         /// What is wrong.
-        problem: String,
+        problem: RowProblem,
     },
     /// The data has no example at all.
     #[error("{path}: no examples")]
@@ -61,6 +61,56 @@ pub enum GlueError {
         metric: &'static str,
         /// What is wrong.
         problem: String,
+    },
+}
+
+/// What is wrong with a row (or the header) of a task file.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RowProblem {
+    /// The file is not UTF-8.
+    #[error("not UTF-8 (byte {valid_up_to})")]
+    NotUtf8 {
+        /// Bytes before the first invalid one.
+        valid_up_to: usize,
+    },
+    /// A task with a header line has an empty file.
+    #[error("empty file, expected a header")]
+    NoHeader,
+    /// The header lacks a column the task reads.
+    #[error("header has no `{column}` column (found: {})", .found.join(", "))]
+    MissingColumn {
+        /// The column the task needs.
+        column: &'static str,
+        /// The header's columns.
+        found: Vec<String>,
+    },
+    /// A row with another number of tab-separated columns than the file's.
+    #[error("expected {expected} tab-separated columns, found {found}")]
+    ColumnCount {
+        /// Columns every row must have.
+        expected: usize,
+        /// Columns of this row.
+        found: usize,
+    },
+    /// A label that is not one of the task's.
+    #[error("unknown label `{label}` (expected one of: {})", .expected.join(", "))]
+    UnknownLabel {
+        /// The label found (trimmed).
+        label: String,
+        /// The task's labels, in class order.
+        expected: &'static [&'static str],
+    },
+    /// A regression score that is not a number.
+    #[error("score `{score}` is not a number")]
+    ScoreNotANumber {
+        /// The text found (trimmed).
+        score: String,
+    },
+    /// A regression score that is NaN or infinite.
+    #[error("score `{score}` is not finite")]
+    ScoreNotFinite {
+        /// The text found (trimmed).
+        score: String,
     },
 }
 

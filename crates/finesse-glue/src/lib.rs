@@ -1,6 +1,9 @@
 //! GLUE for finesse: the nine tasks ([`task`]), their TSV files ([`data`]), encoding once per
 //! run and batching ([`batch`]), and the GLUE metrics ([`metrics`]).
 
+// Every fallible public function says when it fails (finesse-train will follow).
+#![warn(clippy::missing_errors_doc)]
+
 pub mod batch;
 pub mod data;
 pub mod error;
@@ -9,6 +12,6 @@ pub mod task;
 
 pub use batch::{BatchLabels, BatchPlan, EncodedSplit, HostBatch, encode_split, make_batch};
 pub use data::{Example, Label, Split, SplitKind, load_split};
-pub use error::{GlueError, Result};
+pub use error::{GlueError, Result, RowProblem};
 pub use metrics::{Metric, Predictions};
 pub use task::GlueTask;

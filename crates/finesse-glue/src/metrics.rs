@@ -45,6 +45,10 @@ fn check_len(metric: &'static str, a: usize, b: usize) -> Result<()> {
 }
 
 /// Fraction of `pred == gold`.
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] when the lengths differ or are zero.
 pub fn accuracy(pred: &[usize], gold: &[usize]) -> Result<f64> {
     check_len("accuracy", pred.len(), gold.len())?;
     Ok(pred.iter().zip(gold).filter(|(p, g)| p == g).count() as f64 / pred.len() as f64)
@@ -64,6 +68,10 @@ fn confusion(pred: &[usize], gold: &[usize]) -> (f64, f64, f64, f64) {
 }
 
 /// F1 of the positive class (label 1); 0 when there are no true positives.
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] when the lengths differ or are zero.
 pub fn f1(pred: &[usize], gold: &[usize]) -> Result<f64> {
     check_len("f1", pred.len(), gold.len())?;
     let (tp, _, fp, fns) = confusion(pred, gold);
@@ -76,6 +84,10 @@ pub fn f1(pred: &[usize], gold: &[usize]) -> Result<f64> {
 
 /// Matthews correlation of binary predictions; 0 when a marginal is empty (sklearn's
 /// convention).
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] when the lengths differ or are zero.
 pub fn matthews(pred: &[usize], gold: &[usize]) -> Result<f64> {
     check_len("matthews", pred.len(), gold.len())?;
     let (tp, tn, fp, fns) = confusion(pred, gold);
@@ -88,6 +100,10 @@ pub fn matthews(pred: &[usize], gold: &[usize]) -> Result<f64> {
 }
 
 /// Pearson correlation; 0 when either side is constant.
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] when the lengths differ or are zero.
 pub fn pearson(x: &[f64], y: &[f64]) -> Result<f64> {
     check_len("pearson", x.len(), y.len())?;
     let n = x.len() as f64;
@@ -124,6 +140,10 @@ pub fn average_ranks(v: &[f64]) -> Vec<f64> {
 }
 
 /// Spearman correlation: Pearson of the average ranks.
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] when the lengths differ or are zero.
 pub fn spearman(x: &[f64], y: &[f64]) -> Result<f64> {
     check_len("spearman", x.len(), y.len())?;
     pearson(&average_ranks(x), &average_ranks(y))
@@ -149,6 +169,11 @@ pub enum Predictions {
 }
 
 /// Computes the given metrics, keyed by [`Metric::name`].
+///
+/// # Errors
+///
+/// [`GlueError::Metric`] for a metric that does not apply to the predictions (a correlation of
+/// classes, an accuracy of scores) and as the metrics themselves.
 pub fn compute(metrics: &[Metric], preds: &Predictions) -> Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
     for &m in metrics {
