@@ -71,6 +71,11 @@ pub struct ModelFolder {
 
 impl ModelFolder {
     /// Checks that `dir` holds `config.json` and `model.safetensors`.
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Io`] when `config.json` is absent, [`BertError::NoSafetensors`] when
+    /// `model.safetensors` is (with a hint for `pytorch_model.bin` and sharded checkpoints).
     pub fn open(dir: &Path) -> Result<Self> {
         if !dir.join(CONFIG_FILE).is_file() {
             return Err(BertError::io(
@@ -100,6 +105,10 @@ impl ModelFolder {
     }
 
     /// `config.json`, parsed and validated.
+    ///
+    /// # Errors
+    ///
+    /// As [`BertConfig::from_file`].
     pub fn config(&self) -> Result<BertConfig> {
         BertConfig::from_file(&self.dir.join(CONFIG_FILE))
     }
@@ -112,6 +121,12 @@ impl ModelFolder {
 
 /// Loads the encoder (HF `BertModel`) of a model folder; a classifier in the checkpoint is
 /// reported as unused.
+///
+/// # Errors
+///
+/// As [`ModelFolder::open`] and [`BertConfig::from_file`]; [`BertError::MissingTensors`] naming
+/// every tensor the checkpoint lacks, [`BertError::BadTensor`] for a misshaped one, and the
+/// errors of reading the safetensors file.
 pub fn load_bert(dir: &Path, device: &Device) -> Result<(BertModel, BertConfig, LoadReport)> {
     let folder = ModelFolder::open(dir)?;
     let config = folder.config()?;
@@ -125,6 +140,11 @@ pub fn load_bert(dir: &Path, device: &Device) -> Result<(BertModel, BertConfig, 
 
 /// Loads a sequence classifier: the encoder of the folder plus its `classifier.*` head when the
 /// checkpoint has one (its size must be `num_labels`), else a fresh head drawn from `seed`.
+///
+/// # Errors
+///
+/// As [`load_bert`]; a head in the checkpoint that is not `num_labels` wide is a
+/// [`BertError::BadTensor`].
 pub fn load_classifier(
     dir: &Path,
     num_labels: usize,
@@ -149,6 +169,11 @@ pub fn load_classifier(
 
 /// Replaces every parameter of `model` by the tensor of the same HF name in `tensors` (e.g. a
 /// training checkpoint); all must be present with the right shapes.
+///
+/// # Errors
+///
+/// [`BertError::MissingTensors`] for parameters `tensors` lacks, [`BertError::BadTensor`] for a
+/// misshaped one.
 pub fn load_into<M: Module>(
     model: M,
     mut tensors: FloatTensors,
@@ -343,6 +368,11 @@ impl ModuleVisitor for Collector {
 /// Saves a model as an HF folder: `model.safetensors` (HF names, `bert.` prefix for the
 /// encoder, PyTorch layout, f32), `config.json` (the source config, updated for the head) and
 /// the tokenizer files of `tokenizer_from` when given. Each file is written atomically.
+///
+/// # Errors
+///
+/// [`BertError::Readback`] when a parameter cannot be read from the device, and the errors of
+/// [`write_hf_folder`].
 pub fn save_hf_folder<M: Module>(
     model: &M,
     config: &BertConfig,
@@ -374,6 +404,11 @@ pub fn save_hf_folder<M: Module>(
 /// Writes an HF folder from host tensors (HF names, PyTorch layout) and the bytes of its
 /// `config.json`, copying the tokenizer files of `tokenizer_from` when given. Each file is
 /// written atomically.
+///
+/// # Errors
+///
+/// [`BertError::Io`] when the folder cannot be created or a tokenizer file read, and the errors
+/// of writing each file ([`crate::io::write_atomic`]).
 pub fn write_hf_folder(
     tensors: &[(String, HostTensor)],
     config_json: &[u8],

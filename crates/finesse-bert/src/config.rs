@@ -130,6 +130,11 @@ const GENERIC_KEYS: &[&str] = &[
 
 impl BertConfig {
     /// Reads and validates `config.json`.
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Io`] when the file cannot be read, [`BertError::ConfigJson`] when it is not
+    /// JSON, and the errors of [`BertConfig::from_map`].
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| BertError::io("reading", path, e))?;
         let value: Value = serde_json::from_str(&text).map_err(|source| BertError::ConfigJson {
@@ -146,6 +151,11 @@ impl BertConfig {
     }
 
     /// Validates a parsed `config.json` object.
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Config`] naming the field that is missing, mistyped, out of range, not
+    /// supported, or unknown (an architecture change finesse would otherwise ignore).
     pub fn from_map(raw: Map<String, Value>) -> Result<Self> {
         if let Some(t) = raw.get("model_type") {
             let t = t

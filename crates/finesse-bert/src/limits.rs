@@ -18,6 +18,10 @@ use crate::tokenizer::BertTokenizer;
 ///   included) is at most `max_position_embeddings` ([`BertError::SeqLenExceedsPositions`]).
 ///
 /// A tokenizer smaller than the vocabulary is fine (fine-tuned models often pad `vocab_size`).
+///
+/// # Errors
+///
+/// [`BertError::TokenizerExceedsVocab`] or [`BertError::SeqLenExceedsPositions`] as above.
 pub fn check_model_limits(
     config: &BertConfig,
     tokenizer: &BertTokenizer,

@@ -97,6 +97,11 @@ impl std::fmt::Debug for BertTokenizer {
 impl BertTokenizer {
     /// Loads `tokenizer.json` and sets truncation to `max_len` tokens (special tokens included)
     /// and batch-longest padding with the file's pad token (`[PAD]`, id 0 for BERT).
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Tokenizer`] when `max_len` leaves no room for `[CLS]` and `[SEP]`, the file
+    /// cannot be loaded, or it has neither padding settings nor a `[PAD]` token.
     pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
         let err = |message: String| BertError::Tokenizer {
             path: path.to_path_buf(),
@@ -172,6 +177,10 @@ impl BertTokenizer {
     }
 
     /// Encodes examples one by one (in parallel), truncated but not padded.
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Tokenizer`] when the tokenizer fails on an input.
     pub fn encode_each(&self, inputs: &[TextInput]) -> Result<Vec<EncodedRow>> {
         let encodings = self
             .unpadded
@@ -196,6 +205,10 @@ impl BertTokenizer {
     }
 
     /// Encodes a batch, padded to its longest row.
+    ///
+    /// # Errors
+    ///
+    /// [`BertError::Tokenizer`] when the tokenizer fails on an input.
     pub fn encode_batch(&self, inputs: &[TextInput]) -> Result<EncodedBatch> {
         let encodings = self
             .inner
