@@ -62,6 +62,11 @@ fn bits_differ(a: f32, b: f32) -> bool {
 impl SparseDiff {
     /// The entries of `model` that differ (bitwise) from `base`. Every base tensor must be in
     /// `model` with the same shape; tensors only in `model` are stored whole.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::MissingTensor`] for a base tensor the model lacks and
+    /// [`SparseError::ShapeMismatch`] for one it holds in another shape.
     pub fn export(base: &TensorMap, model: &TensorMap, config: Option<String>) -> Result<Self> {
         let mut changes = BTreeMap::new();
         for (name, b) in base {
@@ -121,6 +126,13 @@ impl SparseDiff {
 
     /// The fine-tuned model: `base` with the diff applied. Fails unless `base` is the diff's
     /// base (by digest), and checks the result's digest when the diff records it.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::WrongBase`] when `base` is not the diff's base, [`SparseError::MissingTensor`]
+    /// / [`SparseError::ShapeMismatch`] for a changed tensor it lacks or holds in another shape,
+    /// [`SparseError::AddedTensorExists`] when it already has a tensor the diff adds, and
+    /// [`SparseError::WrongOutcome`] when the result is not the recorded one.
     pub fn apply(&self, base: &TensorMap) -> Result<TensorMap> {
         let digest = tensors_digest(base);
         if digest != self.base_sha256 {
@@ -160,6 +172,13 @@ impl SparseDiff {
 
     /// The base: `model` with the diff undone. Fails unless `model` is the diff's result (by
     /// digest when recorded, else by the values at the changed entries).
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::WrongModel`] when `model` is not the diff's result,
+    /// [`SparseError::MissingTensor`] / [`SparseError::ShapeMismatch`] for a changed tensor it lacks
+    /// or holds in another shape, [`SparseError::EntryMismatch`] for a changed entry without the
+    /// diff's value, and [`SparseError::WrongOutcome`] when the result is not the diff's base.
     pub fn revert(&self, model: &TensorMap) -> Result<TensorMap> {
         if let Some(want) = &self.result_sha256 {
             let digest = tensors_digest(model);
@@ -213,6 +232,11 @@ impl SparseDiff {
     ///   until applied, so it is not recorded.
     ///
     /// Any other pair is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::UnrelatedDiffs`] for diffs that are neither sequential nor of one base, and
+    /// [`SparseError::ShapeMismatch`] for a tensor the two diffs give different shapes.
     pub fn compose(&self, second: &Self) -> Result<Self> {
         let sequential = self.result_sha256.as_deref() == Some(second.base_sha256.as_str());
         if !sequential && second.base_sha256 != self.base_sha256 {
@@ -268,6 +292,11 @@ impl SparseDiff {
     }
 
     /// Writes the diff atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Tensor`] / [`SparseError::File`] when a tensor or the file cannot be
+    /// serialised, and [`SparseError::Bert`] when the file cannot be written.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut tensors = BTreeMap::new();
         let mut shapes = BTreeMap::new();
@@ -313,6 +342,13 @@ impl SparseDiff {
     }
 
     /// Reads and validates a diff file (format, version, index ranges and order, lengths).
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Bert`] when the file cannot be read, [`SparseError::File`] for a file that is
+    /// not a valid finesse sparse diff (format, version, digests, `shapes`), and
+    /// [`SparseError::Tensor`] for a tensor entry that is wrong (dtype, length, indices out of range
+    /// or not increasing, a `values.` without `indices.`, an unknown entry).
     pub fn read(path: &Path) -> Result<Self> {
         let file = read_raw(path)?;
         let bad_file = |problem: String| SparseError::File {

@@ -131,6 +131,10 @@ pub struct DistanceReport {
 
 /// Distances from `base` to `other` (canonical HF names). Tensors present in both must have the
 /// same shape; tensors in only one are listed in `not_compared`.
+///
+/// # Errors
+///
+/// [`SparseError::ShapeMismatch`] for a tensor the two hold in different shapes.
 pub fn distances(
     base: &BTreeMap<String, HostTensor>,
     other: &BTreeMap<String, HostTensor>,

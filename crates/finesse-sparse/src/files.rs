@@ -60,6 +60,10 @@ impl RawTensor {
     }
 
     /// The elements as f32, when the dtype is F32.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Tensor`] naming `path` and `name` when the dtype is not F32.
     pub fn as_f32(&self, path: &Path, name: &str) -> Result<Vec<f32>> {
         self.expect(path, name, Dtype::F32)?;
         Ok(self
@@ -70,6 +74,10 @@ impl RawTensor {
     }
 
     /// The elements as i32, when the dtype is I32.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Tensor`] naming `path` and `name` when the dtype is not I32.
     pub fn as_i32(&self, path: &Path, name: &str) -> Result<Vec<i32>> {
         self.expect(path, name, Dtype::I32)?;
         Ok(self
@@ -103,6 +111,10 @@ pub struct RawFile {
 
 impl RawFile {
     /// A metadata entry, or an error naming the file and the key.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::File`] when the metadata has no `key`.
     pub fn meta(&self, path: &Path, key: &str) -> Result<&str> {
         self.metadata
             .get(key)
@@ -116,6 +128,10 @@ impl RawFile {
     /// A metadata entry that must be a sha256 digest (64 lowercase hex digits), or an error
     /// naming the file and the key; any other text (non-ASCII included) is refused here, so
     /// later code may slice it by bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::File`] when the metadata has no `key` or its value is not a digest.
     pub fn meta_sha256(&self, path: &Path, key: &str) -> Result<&str> {
         let value = self.meta(path, key)?;
         if is_sha256_hex(value) {
@@ -144,6 +160,11 @@ pub fn is_sha256_hex(s: &str) -> bool {
 }
 
 /// Reads a safetensors file of any dtypes.
+///
+/// # Errors
+///
+/// [`SparseError::Bert`] when the file cannot be read, [`SparseError::File`] when it is not a
+/// valid safetensors file.
 pub fn read_raw(path: &Path) -> Result<RawFile> {
     let bytes = std::fs::read(path)
         .map_err(|e| finesse_bert::BertError::io("reading", path, e))
@@ -177,6 +198,12 @@ pub fn read_raw(path: &Path) -> Result<RawFile> {
 }
 
 /// Writes tensors and string metadata to a safetensors file atomically (temp file + rename).
+///
+/// # Errors
+///
+/// [`SparseError::Tensor`] for a tensor whose bytes do not fit its dtype and shape,
+/// [`SparseError::File`] when the file cannot be serialised, [`SparseError::Bert`] when it
+/// cannot be written.
 pub fn write_raw(
     path: &Path,
     tensors: &BTreeMap<String, RawTensor>,
@@ -215,6 +242,11 @@ pub fn canonical_name(name: &str) -> String {
 
 /// The float tensors of a model file under their canonical names. Non-float buffers such as
 /// `embeddings.position_ids` are left out; two spellings of one tensor are an error.
+///
+/// # Errors
+///
+/// [`SparseError::Bert`] when the file cannot be read, [`SparseError::Tensor`] for a tensor
+/// present under both spellings.
 pub fn read_model_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
     let file = finesse_bert::io::read_float_tensors(path)?;
     let mut out = BTreeMap::new();

@@ -53,6 +53,13 @@ enum PassLabel {
 /// The diagonal Fisher of `model` over `samples` (one example each), by HF name in PyTorch
 /// layout, averaged over the samples. `model` must live on an autodiff device; dropout is
 /// switched off on a copy. `progress(done, total)` is called after every sample.
+///
+/// # Errors
+///
+/// [`SparseError::Config`] for no samples, zero draws, a sample that is not a single example or
+/// whose label is out of range; [`SparseError::Readback`] when the device fails to read the
+/// estimate back; [`SparseError::NonFinite`] naming the first parameter whose Fisher is NaN or
+/// infinite.
 pub fn estimate(
     model: &BertForSequenceClassification,
     samples: &[HostBatch],

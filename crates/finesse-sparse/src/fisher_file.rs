@@ -77,6 +77,10 @@ pub struct FisherFile {
 
 impl FisherFile {
     /// Writes the file atomically (metadata in key order: equal inputs give equal bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Bert`] when the file cannot be serialised or written.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::from([
             ("format".to_string(), FISHER_FORMAT.to_string()),
@@ -103,6 +107,12 @@ impl FisherFile {
 
     /// Reads a Fisher file; a file without `format=finesse-fisher` or with unreadable metadata
     /// is an error naming the file and the key.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Bert`] / [`SparseError::File`] when the file cannot be read or is not a
+    /// safetensors file; [`SparseError::File`] naming the key for a missing or unreadable metadata
+    /// entry or a file that is not a Fisher file.
     pub fn read(path: &Path) -> Result<Self> {
         let raw = read_raw(path)?;
         let bad = |problem: String| SparseError::File {

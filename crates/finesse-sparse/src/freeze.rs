@@ -83,6 +83,11 @@ fn layer_list(spec: &str, list: &str) -> Result<Vec<usize>> {
 
 impl FreezeSpec {
     /// Parses one spec (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Config`] quoting the spec when it is not one of the forms above (an unknown
+    /// group, a bad layer list, an invalid regex).
     pub fn parse(spec: &str) -> Result<Self> {
         let s = spec.trim();
         if let Some(pattern) = s.strip_prefix("regex:") {
@@ -173,6 +178,10 @@ pub fn num_layers<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
 }
 
 /// Parses every spec, failing on the first bad one.
+///
+/// # Errors
+///
+/// As [`FreezeSpec::parse`], for the first bad spec.
 pub fn parse_all(specs: &[String]) -> Result<Vec<FreezeSpec>> {
     specs.iter().map(|s| FreezeSpec::parse(s)).collect()
 }

@@ -20,6 +20,9 @@
 //! - [`options`]: the vocabulary of the sparse options (mask scope, Fisher sample order and
 //!   kind, prune scope) as enums; with the `clap` feature they derive `clap::ValueEnum`.
 
+// Every fallible public function says when it fails (finesse-train will follow).
+#![warn(clippy::missing_errors_doc)]
+
 pub mod diff;
 pub mod distance;
 pub mod error;

@@ -30,6 +30,11 @@ pub struct CubicSchedule {
 
 impl CubicSchedule {
     /// Checks the ranges.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Config`] for sparsities outside [0, 1), an initial sparsity above the
+    /// final one, or a zero start step or interval.
     pub fn validate(&self) -> Result<()> {
         let bad = |problem: String| {
             Err(SparseError::Config {
@@ -109,6 +114,10 @@ pub struct Pruner {
 
 impl Pruner {
     /// A pruner over the WQ, WK, WV, WD, WI, WO weights of `registry`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CubicSchedule::validate`].
     pub fn new(
         schedule: CubicSchedule,
         scope: PruneScope,

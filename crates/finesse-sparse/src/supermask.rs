@@ -54,6 +54,11 @@ const EPS: f64 = 1e-8;
 
 impl Supermask {
     /// Scores for the WQ…WO weights of `model`, initialised from a soft magnitude mask.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Config`] for an initial sparsity outside [0, 1), [`SparseError::Bert`] when the
+    /// weights cannot be read back from the device.
     pub fn init<M: Module>(
         model: &M,
         registry: &ParamRegistry,

@@ -15,6 +15,10 @@ pub const MASK_FORMAT_VERSION: &str = "1";
 impl Mask {
     /// Writes the mask: one u8 tensor per parameter, 0/1 in its PyTorch shape, or with
     /// `packed` the bit-packed form. `extra` goes into the metadata too.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::files::write_raw`].
     pub fn write(&self, path: &Path, packed: bool, extra: &BTreeMap<String, String>) -> Result<()> {
         let mut tensors = BTreeMap::new();
         let mut shapes = BTreeMap::new();
@@ -47,6 +51,13 @@ impl Mask {
 
     /// Reads a mask in either form. A u8 (or bool) tensor file without finesse metadata is
     /// read as the readable form, so masks made by other tools load too.
+    ///
+    /// # Errors
+    ///
+    /// [`SparseError::Bert`] / [`SparseError::File`] when the file cannot be read, is not a
+    /// safetensors file, or has another format version, an unknown packing or bad `shapes`
+    /// metadata; [`SparseError::Tensor`] for a tensor that is not U8/BOOL 0/1, has the wrong
+    /// number of packed bytes or set padding bits, or has no shape.
     pub fn read(path: &Path) -> Result<Self> {
         let file = read_raw(path)?;
         let bad = |name: &str, problem: String| SparseError::Tensor {

@@ -59,6 +59,10 @@ pub struct OverlapReport {
 }
 
 /// Overlap of the dropped entries of `a` and `b` over the tensors both masks have (same shapes).
+///
+/// # Errors
+///
+/// [`SparseError::ShapeMismatch`] for a tensor the masks give different shapes.
 pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
     let mut per_tensor = BTreeMap::new();
     let mut grid = GridSums::<(usize, usize, usize)>::new(CellParams::WeightOnly);
@@ -106,6 +110,10 @@ pub fn overlap(a: &Mask, b: &Mask) -> Result<OverlapReport> {
 /// `weights` also has, as many
 /// entries dropped as `like` drops there (smallest |w| first, ties by lower index). Comparing it
 /// with `like` through [`overlap`] gives the paper's Table 4 overlap row.
+///
+/// # Errors
+///
+/// [`SparseError::ShapeMismatch`] for a tensor whose weights are not the mask's shape.
 pub fn magnitude_like(like: &Mask, weights: &BTreeMap<String, HostTensor>) -> Result<Mask> {
     let mut tensors = BTreeMap::new();
     for (name, t) in &like.tensors {

@@ -104,6 +104,10 @@ fn chosen_count(
 /// the entry of the tensor whose name sorts first, then the lower flat index, is kept. The
 /// result keeps exactly the budget (see [`Selection::head_in_budget`]).
 /// The tensors of [`Selection::exclude`] keep nothing (see [`select_excluding`]).
+///
+/// # Errors
+///
+/// [`SparseError::Config`] for a bad `--exclude` spec and as [`select_excluding`].
 pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<Mask> {
     let specs = crate::freeze::parse_all(&sel.exclude)?;
     let layers = crate::freeze::num_layers(scores.keys().map(String::as_str));
@@ -117,6 +121,12 @@ pub fn select(scores: &BTreeMap<String, HostTensor>, sel: &Selection) -> Result<
 /// to the others. With all-MiniLM-L6-v2, for instance, a global FISH top-k spends most of its
 /// budget on the pooler, which the checkpoint ships untrained (bias 0); `--exclude pooler` moves
 /// that budget into the encoder.
+///
+/// # Errors
+///
+/// [`SparseError::Config`] for a NaN score, a keep ratio outside [0, 1], a budget that cannot
+/// hold the classifier (when it counts inside) or asks for more entries than the model (or the
+/// tensors left after exclusion) has.
 pub fn select_excluding(
     scores: &BTreeMap<String, HostTensor>,
     sel: &Selection,
