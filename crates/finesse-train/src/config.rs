@@ -137,6 +137,9 @@ impl RunConfig {
     }
 
     /// Checks the settings that the loop relies on.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the first bad setting's flag.
     pub fn validate(&self) -> Result<()> {
         let bad = |field, problem: String| Err(TrainError::Config { field, problem });
         if self.batch_size == 0 {

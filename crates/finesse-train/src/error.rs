@@ -23,6 +23,9 @@ pub enum TrainError {
         /// What is wrong.
         problem: String,
     },
+    /// A tensor could not be read back from the device.
+    #[error(transparent)]
+    Readback(#[from] finesse_bert::ReadbackError),
     /// A file or folder of the run directory.
     #[error("{action} {path}: {source}")]
     Io {

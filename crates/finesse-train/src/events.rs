@@ -141,6 +141,9 @@ impl EventLog {
     /// Opens (creating or appending to) the log of a run directory. A torn last line (a crash
     /// mid-write left it without its newline) is cut off first, so the next event starts a
     /// line of its own.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or its torn last line cannot be cut.
     pub fn open(path: &Path) -> Result<Self> {
         cut_torn_tail(path)?;
         let file = std::fs::OpenOptions::new()
@@ -155,6 +158,9 @@ impl EventLog {
     }
 
     /// Appends one event (the line and its newline in one write).
+    ///
+    /// # Errors
+    /// The event cannot be serialised or appended.
     pub fn append(&mut self, event: &Event) -> Result<()> {
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -217,6 +223,10 @@ fn parse_lines(path: &Path, text: &str, first_line: usize) -> Result<Vec<EventRe
 
 /// Reads every event of an `events.jsonl`. A last line without its newline that does not parse
 /// (a write torn by a crash) is left out; any other bad line is an error naming it.
+///
+/// # Errors
+/// The file cannot be read, or a line other than a torn last one is not an event
+/// ([`TrainError::Event`] naming the line).
 pub fn read_events(path: &Path) -> Result<Vec<EventRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io("reading", path, e))?;
     let (complete, last) = match text.rfind('\n') {
@@ -265,6 +275,9 @@ impl EventTail {
 
     /// The events of the lines completed since the last poll (none when the file is missing).
     /// A file that shrank below the offset was replaced: reading starts again from its start.
+    ///
+    /// # Errors
+    /// The file cannot be read, or a complete line is not an event.
     pub fn poll(&mut self) -> Result<Vec<EventRecord>> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = match std::fs::File::open(&self.path) {

@@ -36,6 +36,9 @@ impl RunHandle {
     ///
     /// # Panics
     /// If the training thread panicked (a bug), the panic is resumed here.
+    ///
+    /// # Errors
+    /// The run's error (also sent as an `error` event).
     pub fn join(self) -> Result<RunOutcome> {
         match self.thread.join() {
             Ok(r) => r,

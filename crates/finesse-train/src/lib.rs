@@ -6,7 +6,7 @@
 //! No function here is longer than 80 lines: `clippy::too_many_lines` is on for this crate
 //! (threshold in the workspace's `clippy.toml`).
 
-#![warn(clippy::too_many_lines)]
+#![warn(clippy::too_many_lines, clippy::missing_errors_doc)]
 
 pub mod config;
 pub mod error;

@@ -13,6 +13,10 @@ use crate::rundir::RunDir;
 
 /// The HF folder a model spec names: the folder itself, the cached known model, or a run
 /// directory's `model/` (a run without one is an error that says how to get it).
+///
+/// # Errors
+/// An unknown name, a model that cannot be fetched or verified, or a run directory
+/// without `model/` ([`TrainError::NoModel`], saying how to get it).
 pub fn model_folder(spec: &str) -> Result<PathBuf> {
     let path = Path::new(spec);
     if RunDir::is_run(path) {
@@ -35,6 +39,9 @@ pub fn model_folder(spec: &str) -> Result<PathBuf> {
 
 /// The tensors (canonical HF names) of the model a spec names; a run directory gives its
 /// `model/`, or its diff applied to its base model.
+///
+/// # Errors
+/// As [`model_folder`], or tensors that cannot be read (or a diff that does not fit).
 pub fn model_tensors(spec: &str) -> Result<BTreeMap<String, HostTensor>> {
     let path = Path::new(spec);
     if RunDir::is_run(path) {

@@ -29,6 +29,9 @@ impl RunDir {
     /// The configuration to resume this run with: its `run.json`, with the request's moves
     /// applied. Refuses a run that finished or has no checkpoint, and a device other than the
     /// recorded one unless forced — each with a message naming what differs.
+    ///
+    /// # Errors
+    /// [`TrainError::Resume`] naming what prevents the resume.
     pub fn resume_config(&self, req: &ResumeRequest) -> Result<RunConfig> {
         let info = self.read_info()?;
         let refuse = |problem: String| TrainError::Resume {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use finesse_bert::HostTensor;
+use finesse_bert::checkpoint::WEIGHTS_FILE;
 use finesse_bert::io::{FloatTensors, read_float_tensors, write_f32_tensors};
 
 use super::files::CheckpointState;
@@ -20,7 +21,11 @@ use super::{RunDir, read_json, write_json};
 use crate::error::{Result, TrainError};
 
 /// Files a checkpoint folder holds; nothing else is ever deleted from one.
-const CHECKPOINT_FILES: [&str; 3] = ["model.safetensors", "optimizer.safetensors", "state.json"];
+const CHECKPOINT_FILES: [&str; 3] = [WEIGHTS_FILE, OPTIMIZER_FILE, STATE_FILE];
+/// The optimizer state of a checkpoint.
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The step and best values of a checkpoint (written last).
+const STATE_FILE: &str = "state.json";
 /// Prefix of staged and set-aside checkpoint folders.
 const STAGED_PREFIX: &str = ".checkpoint-";
 /// Name of the previous checkpoint while the new one is moved into place.
@@ -42,7 +47,7 @@ fn complete(dir: &Path) -> Option<CheckpointState> {
     if !CHECKPOINT_FILES.iter().all(|f| dir.join(f).is_file()) {
         return None;
     }
-    read_json(&dir.join("state.json")).ok()
+    read_json(&dir.join(STATE_FILE)).ok()
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -95,6 +100,9 @@ impl RunDir {
     /// Makes `checkpoint/` the newest complete checkpoint (after a crash mid-swap) and deletes
     /// incomplete staged folders and older copies. Returns its state, or `None` when there is
     /// no complete checkpoint.
+    ///
+    /// # Errors
+    /// A folder that cannot be renamed into place.
     pub fn recover_checkpoint(&self) -> Result<Option<CheckpointState>> {
         let target = self.checkpoint();
         let mut best: Option<(PathBuf, CheckpointState)> =
@@ -133,6 +141,9 @@ impl RunDir {
     }
 
     /// Writes a checkpoint: staged beside the old one, then swapped in (see the module doc).
+    ///
+    /// # Errors
+    /// A file or folder that cannot be written, synced or renamed.
     pub fn write_checkpoint(
         &self,
         state: &CheckpointState,
@@ -150,17 +161,13 @@ impl RunDir {
         let staged = builder
             .tempdir_in(&self.root)
             .map_err(|e| TrainError::io("creating a checkpoint folder in", &self.root, e))?;
+        write_f32_tensors(&staged.path().join(WEIGHTS_FILE), model, BTreeMap::new())?;
         write_f32_tensors(
-            &staged.path().join("model.safetensors"),
-            model,
-            BTreeMap::new(),
-        )?;
-        write_f32_tensors(
-            &staged.path().join("optimizer.safetensors"),
+            &staged.path().join(OPTIMIZER_FILE),
             optimizer,
             BTreeMap::new(),
         )?;
-        write_json(&staged.path().join("state.json"), state)?;
+        write_json(&staged.path().join(STATE_FILE), state)?;
         sync_dir(staged.path())?;
         let target = self.checkpoint();
         let old = self.root.join(OLD);
@@ -182,18 +189,24 @@ impl RunDir {
     }
 
     /// Reads `checkpoint/`.
+    ///
+    /// # Errors
+    /// A missing or unreadable file of `checkpoint/`.
     pub fn read_checkpoint(&self) -> Result<Checkpoint> {
         let dir = self.checkpoint();
         Ok(Checkpoint {
-            state: read_json(&dir.join("state.json"))?,
-            model: read_float_tensors(&dir.join("model.safetensors"))?,
-            optimizer: read_float_tensors(&dir.join("optimizer.safetensors"))?.tensors,
+            state: read_json(&dir.join(STATE_FILE))?,
+            model: read_float_tensors(&dir.join(WEIGHTS_FILE))?,
+            optimizer: read_float_tensors(&dir.join(OPTIMIZER_FILE))?.tensors,
         })
     }
 
     /// Cleans what a crash can leave in the run folder besides checkpoints (run before a
     /// resume): temporary files of interrupted atomic writes, and a `best/` swap cut in half
     /// (`.best-old` goes back into place when `best/` is missing).
+    ///
+    /// # Errors
+    /// A leftover that cannot be renamed or removed.
     pub fn clean_leftovers(&self) -> Result<()> {
         let best = self.best_model();
         let (staged, old) = (self.root.join(".best-staged"), self.root.join(".best-old"));

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use finesse_bert::HostTensor;
+use finesse_bert::checkpoint::{CONFIG_FILE, WEIGHTS_FILE};
 use finesse_bert::io::write_atomic;
 use finesse_sparse::{FisherFile, Mask, MaskStats, SparseDiff};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,9 @@ impl RunDir {
 
     /// Opens an existing run directory: it must hold `run.json` or `events.jsonl`, and a
     /// `run.json` of a format this finesse reads.
+    ///
+    /// # Errors
+    /// [`TrainError::NotARun`], or an unreadable `run.json` or one of a newer format.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let dir = Self::new(root);
         if !dir.run_json().is_file() && !dir.events().is_file() {
@@ -125,6 +129,9 @@ impl RunDir {
 
     /// Creates the folder for a new run. Refuses one that already holds a run, and a folder
     /// that holds anything else: a run never writes into (or deletes from) a user's folder.
+    ///
+    /// # Errors
+    /// A folder that already holds a run or anything else, or cannot be created.
     pub fn create(&self) -> Result<()> {
         if self.run_json().exists() || self.events().exists() {
             return Err(TrainError::Config {
@@ -152,6 +159,9 @@ impl RunDir {
     }
 
     /// Reads `run.json`; a format newer than this finesse reads is an error naming it.
+    ///
+    /// # Errors
+    /// `run.json` is missing, not valid JSON of a run, or of a newer format.
     pub fn read_info(&self) -> Result<RunInfo> {
         let path = self.run_json();
         let mut value: serde_json::Value = read_json(&path)?;
@@ -185,36 +195,57 @@ impl RunDir {
     }
 
     /// Reads `metrics.json` (`None` until the run has finished).
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed.
     pub fn read_metrics(&self) -> Result<Option<MetricsFile>> {
         read_optional_json(&self.metrics())
     }
 
     /// Reads `analysis.json` (`None` until the run has finished).
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed.
     pub fn read_analysis(&self) -> Result<Option<Analysis>> {
         read_optional_json(&self.analysis())
     }
 
     /// Reads `mask_stats.json` (`None` for methods without a mask).
+    ///
+    /// # Errors
+    /// The file exists but cannot be read or parsed.
     pub fn read_mask_stats(&self) -> Result<Option<MaskStats>> {
         read_optional_json(&self.mask_stats())
     }
 
     /// Reads `mask.safetensors` (`None` for methods without a mask).
+    ///
+    /// # Errors
+    /// The file exists but is not a valid mask file.
     pub fn read_mask(&self) -> Result<Option<Mask>> {
         optional(&self.mask(), |p| Ok(Mask::read(p)?))
     }
 
     /// Reads `fisher.safetensors` (FISH runs that estimated it).
+    ///
+    /// # Errors
+    /// The file exists but is not a valid Fisher file.
     pub fn read_fisher(&self) -> Result<Option<FisherFile>> {
         optional(&self.fisher(), |p| Ok(FisherFile::read(p)?))
     }
 
     /// Reads `diff.safetensors` (fixed-subset methods, once finished).
+    ///
+    /// # Errors
+    /// The file exists but is not a valid sparse diff.
     pub fn read_diff(&self) -> Result<Option<SparseDiff>> {
         optional(&self.diff(), |p| Ok(SparseDiff::read(p)?))
     }
 
     /// Reads every event (a torn last line is left out).
+    ///
+    /// # Errors
+    /// See [`crate::events::read_events`].
     pub fn read_events(&self) -> Result<Vec<EventRecord>> {
         if !self.events().is_file() {
             return Ok(Vec::new());
@@ -228,6 +259,9 @@ impl RunDir {
     }
 
     /// The events folded into what a front-end shows, with the status from [`RunDir::status`].
+    ///
+    /// # Errors
+    /// See [`crate::events::read_events`].
     pub fn progress(&self) -> Result<RunProgress> {
         let mut p = RunProgress::default();
         for r in self.read_events()? {
@@ -240,14 +274,17 @@ impl RunDir {
     /// The fine-tuned model as an HF folder: `model/` when the run saved it.
     pub fn model_folder(&self) -> Option<PathBuf> {
         let m = self.model();
-        m.join("config.json").is_file().then_some(m)
+        m.join(CONFIG_FILE).is_file().then_some(m)
     }
 
     /// The base model folder the run started from (as recorded in `run.json`, or its model
     /// name resolved again when the recorded folder is gone).
+    ///
+    /// # Errors
+    /// `run.json` cannot be read, or the model cannot be resolved again.
     pub fn base_model_folder(&self) -> Result<PathBuf> {
         let info = self.read_info()?;
-        if info.model_dir.join("model.safetensors").is_file() {
+        if info.model_dir.join(WEIGHTS_FILE).is_file() {
             return Ok(info.model_dir);
         }
         crate::models::model_folder(&info.config.model)
@@ -255,10 +292,13 @@ impl RunDir {
 
     /// The fine-tuned model's tensors (canonical HF names): `model/`, or the run's diff applied
     /// to its base model.
+    ///
+    /// # Errors
+    /// No `model/` and no diff, an unreadable file, or a base the diff does not fit.
     pub fn read_model_tensors(&self) -> Result<BTreeMap<String, HostTensor>> {
         if let Some(folder) = self.model_folder() {
             return Ok(finesse_sparse::files::read_model_tensors(
-                &folder.join("model.safetensors"),
+                &folder.join(WEIGHTS_FILE),
             )?);
         }
         let Some(diff) = self.read_diff()? else {
@@ -270,12 +310,15 @@ impl RunDir {
             });
         };
         let base_dir = self.base_model_folder()?;
-        let base = finesse_sparse::files::read_model_tensors(&base_dir.join("model.safetensors"))?;
+        let base = finesse_sparse::files::read_model_tensors(&base_dir.join(WEIGHTS_FILE))?;
         Ok(diff.apply(&base)?)
     }
 
     /// Everything the run directory says, through the typed readers: the `finesse runs show`
     /// JSON dump.
+    ///
+    /// # Errors
+    /// Any file of the run that exists but cannot be read.
     pub fn summary(&self) -> Result<RunSummary> {
         Ok(RunSummary {
             path: self.root.clone(),
@@ -331,6 +374,9 @@ fn read_optional_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Optio
 }
 
 /// Writes a value as pretty JSON, atomically.
+///
+/// # Errors
+/// The value cannot be serialised, or the file cannot be written.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
         path: path.to_path_buf(),
@@ -340,6 +386,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Reads a JSON file.
+///
+/// # Errors
+/// The file cannot be read or is not valid JSON of `T` ([`TrainError::Json`]
+/// naming it).
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io("reading", path, e))?;
     serde_json::from_str(&text).map_err(|source| TrainError::Json {

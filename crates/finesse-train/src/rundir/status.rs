@@ -85,6 +85,9 @@ impl RunDir {
 
     /// Takes the run's lock for this process (its pid is written into the file), or fails
     /// naming the folder when another process holds it.
+    ///
+    /// # Errors
+    /// The lock file cannot be opened, or another process holds it.
     pub fn lock(&self) -> Result<RunLock> {
         let path = self.lock_path();
         let mut file = OpenOptions::new()

@@ -8,6 +8,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use finesse_bert::checkpoint::TOKENIZER_FILE;
 use finesse_bert::{BertTokenizer, ModelFolder, check_model_limits, load_classifier};
 use finesse_glue::batch::{BatchPlan, eval_batches, seeded_subset};
 use finesse_glue::metrics::{Predictions, compute};
@@ -122,6 +123,9 @@ impl DevSplits {
 }
 
 /// Mean loss and task metrics of `model` (in eval mode) on `pool` of `data`.
+///
+/// # Errors
+/// A forward pass that cannot be read back, or metrics that cannot be computed.
 pub fn evaluate(
     model: &Model,
     data: &EncodedSplit,
@@ -140,10 +144,7 @@ pub fn evaluate(
         let [b, k] = logits.dims();
         let loss = loss_of(logits.clone(), &batch.labels, device).into_scalar::<f32>() as f64;
         loss_sum += loss * b as f64;
-        let values = logits
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap_or_else(|e| panic!("reading logits: {e:?}"));
+        let values = finesse_bert::readback::floats(logits, "logits")?;
         for (row, &i) in batch.indices.iter().enumerate() {
             let r = &values[row * k..(row + 1) * k];
             if task.is_regression() {
@@ -215,9 +216,12 @@ pub struct SplitEval {
 
 /// Evaluates a saved model (an HF folder, or the `model/` of a run directory) on a task's dev
 /// splits.
+///
+/// # Errors
+/// The model, tokenizer or data cannot be loaded, or an evaluation fails.
 pub fn evaluate_folder(model: &Path, req: &EvalRequest, device: &Device) -> Result<Vec<SplitEval>> {
     let task = req.task;
-    let tokenizer = BertTokenizer::from_file(&model.join("tokenizer.json"), req.max_seq_len)?;
+    let tokenizer = BertTokenizer::from_file(&model.join(TOKENIZER_FILE), req.max_seq_len)?;
     check_model_limits(&ModelFolder::open(model)?.config()?, &tokenizer, model)?;
     let (model, _, report) = load_classifier(model, task.num_outputs(), req.seed, device)?;
     if !report.head_from_checkpoint {

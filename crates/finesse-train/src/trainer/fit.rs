@@ -164,14 +164,14 @@ impl<'r> Trainer<'r> {
             let model = self.take_model();
             self.model = Some(load_into(model, checkpoint.model, &self.train_device)?.0);
             self.optimizer
-                .load_state(
+                .try_load_state(
                     checkpoint.state.step as u64,
                     &checkpoint.optimizer,
                     &self.device,
                 )
-                .map_err(|problem| TrainError::Resume {
+                .map_err(|e| TrainError::Resume {
                     path: self.dir.root.clone(),
-                    problem,
+                    problem: e.to_string(),
                 })?;
             self.step = checkpoint.state.step;
             self.best = checkpoint.state.best;

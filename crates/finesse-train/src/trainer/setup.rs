@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use finesse_bert::checkpoint::{TOKENIZER_FILE, WEIGHTS_FILE};
 use finesse_bert::hub::sha256_file;
 use finesse_bert::{BertTokenizer, ModelFolder, check_model_limits};
 use finesse_glue::batch::{BatchPlan, seeded_subset};
@@ -33,8 +34,7 @@ pub struct RunData {
 pub fn load(config: &RunConfig) -> Result<RunData> {
     let task = config.task;
     let model_dir = crate::models::model_folder(&config.model)?;
-    let tokenizer =
-        BertTokenizer::from_file(&model_dir.join("tokenizer.json"), config.max_seq_len)?;
+    let tokenizer = BertTokenizer::from_file(&model_dir.join(TOKENIZER_FILE), config.max_seq_len)?;
     // Token ids and positions must fit the embedding tables before any data is read.
     check_model_limits(
         &ModelFolder::open(&model_dir)?.config()?,
@@ -83,7 +83,7 @@ pub fn record_or_check(
     data: &RunData,
     resume: bool,
 ) -> Result<()> {
-    let model_sha256 = sha256_file(&data.model_dir.join("model.safetensors"))?;
+    let model_sha256 = sha256_file(&data.model_dir.join(WEIGHTS_FILE))?;
     if resume {
         return check_inputs(dir, &model_sha256, &data.files);
     }
