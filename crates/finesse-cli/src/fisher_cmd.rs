@@ -13,7 +13,7 @@ use finesse_bert::{
 use finesse_glue::data::split_path;
 use finesse_glue::{GlueTask, HostBatch, SplitKind, encode_split, load_split, make_batch};
 use finesse_sparse::fisher::{estimate, pick_samples};
-use finesse_sparse::{FisherFile, FisherKind, FisherKindName, FisherMeta, SampleOrder};
+use finesse_sparse::{FisherFile, FisherKindName, FisherMeta, SampleOrder};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::device::DeviceChoice;
@@ -61,12 +61,6 @@ pub struct FisherArgs {
     /// Output: one f32 tensor per parameter (HF name, PyTorch layout).
     #[arg(long)]
     out: PathBuf,
-}
-
-/// Parses a Fisher kind name (with `draws` for sampled), as `finesse finetune --fisher-kind`
-/// gives it.
-pub fn fisher_kind(kind: &str, draws: usize) -> Result<FisherKind> {
-    Ok(kind.parse::<FisherKindName>()?.with_draws(draws))
 }
 
 /// Runs `finesse fisher`.

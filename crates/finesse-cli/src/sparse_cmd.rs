@@ -1,6 +1,5 @@
 //! What the sparse commands share: the model-spec and output-path helpers of `fisher_cmd`,
-//! `mask_cmd` and `diff_cmd`, and the re-exports `finetune.rs` uses (the mask budget flags and
-//! the Fisher kind parser).
+//! `mask_cmd` and `diff_cmd`, and the re-export of the mask budget flags `finetune.rs` uses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +9,6 @@ use finesse_bert::io::check_outputs_distinct;
 use finesse_bert::{HostTensor, ModelFolder};
 use finesse_sparse::files::read_model_tensors;
 
-pub use crate::fisher_cmd::fisher_kind;
 pub use crate::mask_cmd::BudgetArgs;
 
 /// The model folder of a model spec: a known name, an HF folder or a run directory.
