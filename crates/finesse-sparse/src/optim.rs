@@ -240,24 +240,6 @@ impl SparseOptimizer {
         self.try_state_tensors().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// [`SparseOptimizer::try_load_state`] with the error as text.
-    ///
-    /// Deprecated, to be removed once the trainer calls `try_load_state` (kept only so that
-    /// `finesse-train` compiles while it is restructured).
-    ///
-    /// # Errors
-    ///
-    /// The message of [`SparseOptimizer::try_load_state`]'s error.
-    pub fn load_state(
-        &mut self,
-        steps: u64,
-        tensors: &BTreeMap<String, HostTensor>,
-        device: &Device,
-    ) -> Result<(), String> {
-        self.try_load_state(steps, tensors, device)
-            .map_err(|e| e.to_string())
-    }
-
     /// Restores state written by [`SparseOptimizer::try_state_tensors`] after `steps` steps.
     ///
     /// # Errors
@@ -571,8 +553,7 @@ mod tests {
             matches!(&err, SparseError::ShapeMismatch { found_in, .. } if found_in == "the checkpoint"),
             "{err:?}"
         );
-        // The deprecated text form says the same.
-        let text = dense.load_state(1, &state, &device).expect_err("must fail");
+        let text = err.to_string();
         assert!(
             text.contains("has shape") && text.contains("in the checkpoint"),
             "{text}"
