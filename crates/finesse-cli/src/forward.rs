@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Tensor};
 use clap::Args;
-use finesse_bert::checkpoint::model_folder_paths;
+use finesse_bert::checkpoint::{TOKENIZER_FILE, WEIGHTS_FILE, model_folder_paths};
 use finesse_bert::io::{
     check_outputs_distinct, read_float_tensors, read_int_tensors, write_f32_tensors,
 };
@@ -84,7 +84,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let head_file = args
         .head
         .clone()
-        .or_else(|| own_head.then(|| dir.join("model.safetensors")));
+        .or_else(|| own_head.then(|| dir.join(WEIGHTS_FILE)));
     let head = head_file
         .as_deref()
         .map(|p| read_head(p, &config))
@@ -96,7 +96,7 @@ pub fn run(args: ForwardArgs) -> Result<()> {
             (input, b, s, real)
         }
         (None, Some(text)) => {
-            let tok = BertTokenizer::from_file(&dir.join("tokenizer.json"), args.max_seq_len)
+            let tok = BertTokenizer::from_file(&dir.join(TOKENIZER_FILE), args.max_seq_len)
                 .context("loading the tokenizer")?;
             // Truncation to --max-seq-len then keeps every id and position in range.
             check_model_limits(&config, &tok, &dir)?;
@@ -122,9 +122,9 @@ pub fn run(args: ForwardArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (out, logits) = run_model(bert, &config, head, input, &device)?;
     let elapsed = started.elapsed();
-    let hidden = to_host(out.last_hidden_state);
-    let pooled = to_host(out.pooler_output);
-    let logits = logits.map(to_host);
+    let hidden = to_host(out.last_hidden_state, "last_hidden_state")?;
+    let pooled = to_host(out.pooler_output, "pooler_output")?;
+    let logits = logits.map(|l| to_host(l, "logits")).transpose()?;
 
     match args.out {
         Some(out_path) => {
@@ -180,14 +180,12 @@ fn run_model(
     }
 }
 
-fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
+fn to_host<const D: usize>(t: Tensor<D>, what: &str) -> Result<HostTensor> {
     let shape = t.dims().to_vec();
-    // The model computes in f32; reading it back as f32 cannot fail short of a backend bug.
-    let data = t
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap_or_else(|e| panic!("reading output: {e:?}"));
-    HostTensor::new(shape, data)
+    Ok(HostTensor::new(
+        shape,
+        finesse_bert::readback::floats(t, what)?,
+    ))
 }
 
 pub(crate) fn read_head(path: &Path, config: &BertConfig) -> Result<(HostTensor, HostTensor)> {

@@ -18,7 +18,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 use finesse_bert::io::transpose_2d;
 use finesse_bert::readback::floats;
-use finesse_bert::{BertForSequenceClassification, BertInput, HostTensor, ParamRegistry};
+use finesse_bert::{BertForSequenceClassification, HostTensor, ParamRegistry};
 use finesse_glue::{BatchLabels, HostBatch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -129,12 +129,6 @@ pub fn estimate(
         out.insert(p.name.clone(), HostTensor::new(p.shape.clone(), data));
     }
     Ok(out)
-}
-
-/// The model input of a host batch; the same as [`HostBatch::to_input`], which new code should
-/// call (this name stays until the trainer has switched).
-pub fn input_of(b: &HostBatch, device: &Device) -> BertInput {
-    b.to_input(device)
 }
 
 /// The backward passes one sample needs, with their weights.
@@ -305,7 +299,7 @@ mod tests {
                 model
                     .clone()
                     .without_dropout()
-                    .forward(input_of(s, &device))
+                    .forward(s.to_input(&device))
                     .into_data()
                     .try_into_vec_as::<f32>()
                     .expect("f32")[0] as f64

@@ -59,9 +59,9 @@ impl Method for Counting {
         self.count("eval_view");
         model.clone()
     }
-    fn state_tensors(&self) -> Vec<(String, HostTensor)> {
+    fn state_tensors(&self) -> finesse_train::Result<Vec<(String, HostTensor)>> {
         self.count("state_tensors");
-        Vec::new()
+        Ok(Vec::new())
     }
     fn finish(&mut self, ctx: &FinishCtx<'_>) -> finesse_train::Result<MethodSummary> {
         assert!(ctx.mask.is_none());

@@ -265,8 +265,11 @@ pub trait Method {
     }
 
     /// Extra tensors a checkpoint holds for this method.
-    fn state_tensors(&self) -> Vec<(String, HostTensor)> {
-        Vec::new()
+    ///
+    /// # Errors
+    /// State that cannot be read back from the device.
+    fn state_tensors(&self) -> Result<Vec<(String, HostTensor)>> {
+        Ok(Vec::new())
     }
 
     /// The method's final artefacts in the run directory, and what it adds to the reports.

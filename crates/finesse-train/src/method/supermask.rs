@@ -89,11 +89,11 @@ impl Method for SupermaskMethod {
         }
     }
 
-    fn state_tensors(&self) -> Vec<(String, HostTensor)> {
-        self.scores
-            .as_ref()
-            .map(Supermask::state_tensors)
-            .unwrap_or_default()
+    fn state_tensors(&self) -> Result<Vec<(String, HostTensor)>> {
+        match &self.scores {
+            Some(s) => Ok(s.try_state_tensors()?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The deterministic mask (bit-packed) with its statistics, and `eval_samples` masks
@@ -102,7 +102,7 @@ impl Method for SupermaskMethod {
         let Some(s) = &self.scores else {
             return Ok(MethodSummary::default());
         };
-        let mask = s.final_mask();
+        let mask = s.try_final_mask()?;
         ctx.dir.write_mask(&mask, true, "supermask")?;
         let mut runs = Vec::new();
         if let Some(set) = ctx.dev.sets.first() {

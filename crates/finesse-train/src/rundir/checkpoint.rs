@@ -289,23 +289,13 @@ mod tests {
         std::fs::rename(run.checkpoint(), dir.path().join(".checkpoint-AbC123")).expect("mv");
         let old = dir.path().join(OLD);
         std::fs::create_dir(&old).expect("mkdir");
-        write_f32_tensors(
-            &old.join("model.safetensors"),
-            &tensors(1.0),
-            BTreeMap::new(),
-        )
-        .expect("w");
-        write_f32_tensors(
-            &old.join("optimizer.safetensors"),
-            &tensors(2.0),
-            BTreeMap::new(),
-        )
-        .expect("w");
-        write_json(&old.join("state.json"), &state(3)).expect("w");
+        write_f32_tensors(&old.join(WEIGHTS_FILE), &tensors(1.0), BTreeMap::new()).expect("w");
+        write_f32_tensors(&old.join(OPTIMIZER_FILE), &tensors(2.0), BTreeMap::new()).expect("w");
+        write_json(&old.join(STATE_FILE), &state(3)).expect("w");
         // And an incomplete staged folder (crash while writing a third checkpoint).
         let partial = dir.path().join(".checkpoint-zzz999");
         std::fs::create_dir(&partial).expect("mkdir");
-        std::fs::write(partial.join("model.safetensors"), b"half").expect("w");
+        std::fs::write(partial.join(WEIGHTS_FILE), b"half").expect("w");
 
         assert_eq!(run.checkpoint_state().map(|s| s.step), Some(6));
         assert_eq!(
@@ -333,7 +323,11 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["best", "metrics.json"]);
-        assert!(run.best_model().join("config.json").is_file());
+        assert!(
+            run.best_model()
+                .join(finesse_bert::checkpoint::CONFIG_FILE)
+                .is_file()
+        );
     }
 
     #[test]
@@ -345,6 +339,6 @@ mod tests {
         std::fs::write(run.checkpoint().join("notes.txt"), "mine").expect("w");
         run.remove_checkpoint();
         assert!(run.checkpoint().join("notes.txt").is_file());
-        assert!(!run.checkpoint().join("state.json").exists());
+        assert!(!run.checkpoint().join(STATE_FILE).exists());
     }
 }

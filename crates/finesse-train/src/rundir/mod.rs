@@ -545,7 +545,7 @@ mod tests {
         // The run's model: no model/, so its diff applied to the base it records.
         let base = tmp.path().join("m");
         finesse_bert::io::write_f32_tensors(
-            &base.join("model.safetensors"),
+            &base.join(WEIGHTS_FILE),
             &tensors(1.0).into_iter().collect::<Vec<_>>(),
             BTreeMap::new(),
         )

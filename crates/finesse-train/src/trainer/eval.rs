@@ -13,7 +13,6 @@ use finesse_bert::{BertTokenizer, ModelFolder, check_model_limits, load_classifi
 use finesse_glue::batch::{BatchPlan, eval_batches, seeded_subset};
 use finesse_glue::metrics::{Predictions, compute};
 use finesse_glue::{BatchLabels, EncodedSplit, SplitKind, encode_split, load_split, make_batch};
-use finesse_sparse::fisher::input_of;
 
 use super::Emitter;
 use crate::error::Result;
@@ -140,7 +139,7 @@ pub fn evaluate(
     let mut score_pred = vec![0f64; data.len()];
     for idx in eval_batches(data, pool, plan) {
         let batch = make_batch(data, &idx);
-        let logits = model.forward(input_of(&batch, device));
+        let logits = model.forward(batch.to_input(device));
         let [b, k] = logits.dims();
         let loss = loss_of(logits.clone(), &batch.labels, device).into_scalar::<f32>() as f64;
         loss_sum += loss * b as f64;

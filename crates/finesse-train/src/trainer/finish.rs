@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use finesse_bert::checkpoint::WEIGHTS_FILE;
-use finesse_bert::{HostTensor, model_tensors, save_hf_folder};
+use finesse_bert::{HostTensor, save_hf_folder, try_model_tensors};
 use finesse_sparse::files::{canonical_name, read_model_tensors};
 
 use super::Emitter;
@@ -44,7 +44,7 @@ pub(super) fn finish(
         )?;
     }
     let base = read_model_tensors(&t.data.model_dir.join(WEIGHTS_FILE))?;
-    let tuned: BTreeMap<String, HostTensor> = model_tensors(&model)
+    let tuned: BTreeMap<String, HostTensor> = try_model_tensors(&model)?
         .into_iter()
         .map(|(n, t)| (canonical_name(&n), t))
         .collect();

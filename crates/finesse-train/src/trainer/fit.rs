@@ -9,10 +9,9 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use finesse_bert::{BertConfig, ParamRegistry, load_classifier, load_into, model_tensors};
+use finesse_bert::{BertConfig, ParamRegistry, load_classifier, load_into, try_model_tensors};
 use finesse_glue::batch::epoch_batches;
 use finesse_glue::{HostBatch, make_batch};
-use finesse_sparse::fisher::input_of;
 use finesse_sparse::optim::freeze;
 use finesse_sparse::{Mask, SparseOptimizer, UpdateRule};
 
@@ -279,7 +278,7 @@ impl<'r> Trainer<'r> {
         let logits = view
             .as_ref()
             .unwrap_or(self.model())
-            .forward(input_of(batch, &self.train_device));
+            .forward(batch.to_input(&self.train_device));
         drop(view);
         let loss = loss_of(logits, &batch.labels, &self.train_device);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
@@ -387,9 +386,9 @@ impl<'r> Trainer<'r> {
             step: self.step,
             best: self.best.clone(),
         };
-        let mut optimizer = self.optimizer.state_tensors();
-        optimizer.extend(self.method.state_tensors());
+        let mut optimizer = self.optimizer.try_state_tensors()?;
+        optimizer.extend(self.method.state_tensors()?);
         self.dir
-            .write_checkpoint(&state, &model_tensors(self.model()), &optimizer)
+            .write_checkpoint(&state, &try_model_tensors(self.model())?, &optimizer)
     }
 }
