@@ -9,10 +9,11 @@ use finesse_bert::{HostTensor, save_hf_folder, try_model_tensors};
 use finesse_sparse::files::{canonical_name, read_model_tensors};
 
 use super::Emitter;
+use super::eval::SplitMetrics;
 use super::fit::Trainer;
 use crate::error::{Result, TrainError};
 use crate::events::{Event, peak_rss_mib};
-use crate::method::{FinishCtx, Model};
+use crate::method::{FinishCtx, MethodSummary, Model};
 use crate::rundir::{Analysis, MetricsFile, RUN_FORMAT_VERSION, write_json};
 
 /// Finishes a run whose steps are all done; returns its `metrics.json`.
@@ -70,25 +71,41 @@ pub(super) fn finish(
         &t.dir.analysis(),
         &Analysis {
             distance: finesse_sparse::distance::distances(&base, &tuned)?,
-            prune_sparsity: summary.prune_sparsity,
+            prune_sparsity: summary.prune_sparsity.clone(),
         },
     )?;
     // A finished run's checkpoint is stale: its files go (never anything else).
     t.dir.remove_checkpoint();
-    let first = t
-        .data
-        .dev
-        .sets
-        .first()
-        .map(|e| e.name.clone())
-        .unwrap_or_default();
+    let metrics = metrics_file(t, final_metrics, summary, started);
+    write_json(&t.dir.metrics(), &metrics)?;
+    emitter.emit(Event::End {
+        steps: total,
+        duration_secs: metrics.duration_secs,
+        examples_per_sec: metrics.train_examples_per_sec,
+        tokens_per_sec: metrics.train_tokens_per_sec,
+        peak_rss_mib: metrics.peak_rss_mib,
+    })?;
+    Ok(metrics)
+}
+
+/// `metrics.json` of a finished run: the first dev split's final metrics flat, every split's,
+/// the best values, throughput and memory, and what the method adds.
+fn metrics_file(
+    t: &Trainer<'_>,
+    final_metrics: SplitMetrics,
+    summary: MethodSummary,
+    started: Instant,
+) -> MetricsFile {
+    let first = t.data.dev.sets.first().map(|e| e.name.clone());
     let (examples_per_sec, tokens_per_sec) = t.meter.run_rates();
-    let metrics = MetricsFile {
+    MetricsFile {
         format_version: RUN_FORMAT_VERSION,
-        final_metrics: final_metrics.get(&first).cloned().unwrap_or_default(),
+        final_metrics: first
+            .and_then(|f| final_metrics.get(&f).cloned())
+            .unwrap_or_default(),
         splits: final_metrics,
         best: t.best.clone(),
-        steps: total,
+        steps: t.plan.total_steps,
         duration_secs: started.elapsed().as_secs_f64(),
         train_examples_per_sec: examples_per_sec,
         train_tokens_per_sec: tokens_per_sec,
@@ -96,16 +113,7 @@ pub(super) fn finish(
         optimizer_state_entries: t.optimizer.state_entries(),
         sparse: summary.sparse,
         supermask: summary.supermask,
-    };
-    write_json(&t.dir.metrics(), &metrics)?;
-    emitter.emit(Event::End {
-        steps: total,
-        duration_secs: metrics.duration_secs,
-        examples_per_sec,
-        tokens_per_sec,
-        peak_rss_mib: metrics.peak_rss_mib,
-    })?;
-    Ok(metrics)
+    }
 }
 
 /// Writes `model` to `best/` through a staged folder, so `best/` is always a whole model.
