@@ -9,6 +9,7 @@
 #![warn(clippy::too_many_lines, clippy::missing_errors_doc)]
 
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod events;
 pub mod handle;
