@@ -1,10 +1,11 @@
 //! `finesse demo`: the main job in one command. Fetches the default model if needed and runs a
 //! short FISH fine-tuning on SST-2 (0.5% of the parameters, Fisher from 256 examples), then
-//! prints the dev metrics, the diff size and the run directory.
+//! prints the dev metrics, the diff size and the run directory. With no data folder it trains
+//! on the SST-2 sample shipped in the binary (`assets/glue-sample`), and says so.
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use finesse_bert::hub::{DEFAULT_MODEL, ModelSource, resolve_model};
 use finesse_glue::GlueTask;
@@ -19,8 +20,8 @@ use finesse_train::method::DEFAULT_KEEP_RATIO;
 /// Arguments of `finesse demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Folder in GLUE layout holding SST-2/ (download GLUE from https://gluebenchmark.com/tasks;
-    /// this repository's CI uses ../shared/data/glue).
+    /// Folder in GLUE layout holding SST-2/ (default: $FINESSE_HOME/data/glue when `finesse data
+    /// fetch sst2` put SST-2 there, else the SST-2 sample shipped with finesse).
     #[arg(long, env = "GLUE_DIR")]
     data_dir: Option<PathBuf>,
     /// Optimizer steps (batch 32).
@@ -45,13 +46,7 @@ pub struct DemoArgs {
 
 /// Runs `finesse demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
-    let Some(data_dir) = args.data_dir.clone() else {
-        bail!(
-            "the demo needs GLUE's SST-2: pass --data-dir DIR or set GLUE_DIR to a folder holding \
-             SST-2/train.tsv and SST-2/dev.tsv (download from https://gluebenchmark.com/tasks; \
-             this repository's CI uses ../shared/data/glue)"
-        );
-    };
+    let (data_dir, sample) = data_folder(args.data_dir.clone())?;
     let source = resolve_model(DEFAULT_MODEL, true)?;
     if let ModelSource::Fetched(dir) = &source {
         eprintln!("fetched {DEFAULT_MODEL} into {}", dir.display());
@@ -92,5 +87,45 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.fisher_samples,
         args.steps
     );
-    drive(&c, args.device.device()?, args.device.name(), false)
+    drive(&c, args.device.device()?, args.device.name(), false)?;
+    if sample {
+        println!(
+            "note: trained on the SST-2 sample shipped with finesse ({SAMPLE_ROWS} of 67,349 \
+             training sentences; the dev set is whole). For the full data: `finesse data fetch \
+             sst2`, then `finesse demo` again, or `--data-dir DIR` with any GLUE-layout folder."
+        );
+    }
+    Ok(())
+}
+
+/// Rows of the shipped sample's `train.tsv`.
+const SAMPLE_ROWS: &str = "4,000";
+/// The shipped SST-2 sample (see `assets/glue-sample/README.md`).
+const SAMPLE_TRAIN: &[u8] = include_bytes!("../../../assets/glue-sample/SST-2/train.tsv");
+const SAMPLE_DEV: &[u8] = include_bytes!("../../../assets/glue-sample/SST-2/dev.tsv");
+
+/// The GLUE folder of the demo and whether it is the shipped sample: the one given, else
+/// `$FINESSE_HOME/data/glue` when it holds SST-2, else the sample, written to
+/// `$FINESSE_HOME/data/sample` (again only when its files differ).
+fn data_folder(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
+    if let Some(dir) = given {
+        return Ok((dir, false));
+    }
+    let fetched = finesse_bert::hub::finesse_home().join("data").join("glue");
+    if fetched.join("SST-2").join("train.tsv").is_file() {
+        return Ok((fetched, false));
+    }
+    let sample = finesse_bert::hub::finesse_home().join("data").join("sample");
+    for (name, bytes) in [("train.tsv", SAMPLE_TRAIN), ("dev.tsv", SAMPLE_DEV)] {
+        let path = sample.join("SST-2").join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+            finesse_bert::io::write_atomic(&path, bytes)?;
+        }
+    }
+    eprintln!(
+        "demo: no GLUE folder given: using the SST-2 sample shipped with finesse \
+         ({SAMPLE_ROWS} training sentences, the whole dev set) in {}",
+        sample.display()
+    );
+    Ok((sample, true))
 }
