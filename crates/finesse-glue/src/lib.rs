@@ -1,5 +1,6 @@
 //! GLUE for finesse: the nine tasks ([`task`]), their TSV files ([`data`]), encoding once per
-//! run and batching ([`batch`]), and the GLUE metrics ([`metrics`]).
+//! run and batching ([`batch`]), the GLUE metrics ([`metrics`]), and downloading the tasks
+//! ([`fetch`]).
 
 // Every fallible public function says when it fails (finesse-train will follow).
 #![warn(clippy::missing_errors_doc)]
@@ -7,6 +8,7 @@
 pub mod batch;
 pub mod data;
 pub mod error;
+pub mod fetch;
 pub mod metrics;
 pub mod task;
 
