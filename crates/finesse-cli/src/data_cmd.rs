@@ -41,7 +41,7 @@ struct Bar(Option<ProgressBar>);
 
 impl Progress for Bar {
     fn start(&mut self, label: &str, total_bytes: u64) {
-        let bar = ProgressBar::new(total_bytes);
+        let bar = crate::logging::add(ProgressBar::new(total_bytes));
         if let Ok(style) = ProgressStyle::with_template(
             "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
         ) {

@@ -111,11 +111,13 @@ fn data_folder(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
     if let Some(dir) = given {
         return Ok((dir, false));
     }
-    let fetched = finesse_bert::hub::finesse_home().join("data").join("glue");
+    let fetched = finesse_glue::fetch::default_data_dir();
     if fetched.join("SST-2").join("train.tsv").is_file() {
         return Ok((fetched, false));
     }
-    let sample = finesse_bert::hub::finesse_home().join("data").join("sample");
+    let sample = finesse_bert::hub::finesse_home()
+        .join("data")
+        .join("sample");
     for (name, bytes) in [("train.tsv", SAMPLE_TRAIN), ("dev.tsv", SAMPLE_DEV)] {
         let path = sample.join("SST-2").join(name);
         if std::fs::read(&path).ok().as_deref() != Some(bytes) {

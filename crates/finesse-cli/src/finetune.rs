@@ -31,8 +31,9 @@ pub struct FinetuneArgs {
     /// GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli (any case, dash optional).
     #[arg(long, required_unless_present = "resume")]
     task: Option<String>,
-    /// Folder in GLUE layout (<dir>/<TASK>/train.tsv, dev.tsv).
-    #[arg(long, env = "GLUE_DIR", required_unless_present = "resume")]
+    /// Folder in GLUE layout (<dir>/<TASK>/train.tsv, dev.tsv); default $FINESSE_HOME/data/glue,
+    /// where `finesse data fetch` puts the tasks.
+    #[arg(long, env = "GLUE_DIR")]
     data_dir: Option<PathBuf>,
     /// Training epochs.
     #[arg(long, default_value_t = 3.0)]
@@ -181,7 +182,7 @@ fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunCon
     let data_dir = args
         .data_dir
         .clone()
-        .context("--data-dir (or $GLUE_DIR) is required")?;
+        .unwrap_or_else(finesse_glue::fetch::default_data_dir);
     let output_dir = args.output_dir.clone().unwrap_or_else(|| {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -451,7 +452,7 @@ pub fn drive(
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
 
-    let bar = ProgressBar::new(0);
+    let bar = crate::logging::add(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -526,8 +527,8 @@ pub struct EvalArgs {
     /// GLUE task.
     #[arg(long)]
     task: String,
-    /// Folder in GLUE layout.
-    #[arg(long, env = "GLUE_DIR")]
+    /// Folder in GLUE layout (default $FINESSE_HOME/data/glue).
+    #[arg(long, env = "GLUE_DIR", default_value_os_t = finesse_glue::fetch::default_data_dir())]
     data_dir: PathBuf,
     /// Maximum tokens per example.
     #[arg(long, default_value_t = 128)]

@@ -131,7 +131,7 @@ pub fn run(args: FisherArgs) -> Result<()> {
 }
 
 fn bar(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
+    let bar = crate::logging::add(ProgressBar::new(len));
     bar.set_style(
         ProgressStyle::with_template(&format!(
             "{{bar:30}} {{pos}}/{{len}} {unit}  [{{elapsed_precise}} < {{eta_precise}}]"

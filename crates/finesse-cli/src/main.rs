@@ -10,6 +10,7 @@ mod finetune;
 mod fisher_cmd;
 mod forward;
 mod grid_print;
+mod logging;
 mod mask_cmd;
 mod model_cmd;
 mod runs_cmd;
@@ -57,31 +58,8 @@ enum Command {
     Distance(distance_cmd::DistanceArgs),
 }
 
-/// Prints library log records (info and above) to stderr.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!(
-                "{}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            );
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 fn main() -> ExitCode {
-    static LOGGER: StderrLogger = StderrLogger;
-    // Only fails if a logger is already set, which cannot happen at the top of main.
-    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
+    logging::init();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.offline {

@@ -16,7 +16,7 @@ pub enum GlueError {
     /// A data file is missing.
     #[error(
         "{path} not found: expected GLUE layout <data-dir>/{task}/{file} (as written by \
-         download_glue_data.py); pass --data-dir or set $GLUE_DIR"
+         download_glue_data.py); run `finesse data fetch {task}`, or pass --data-dir or set $GLUE_DIR"
     )]
     MissingFile {
         /// The path tried.
