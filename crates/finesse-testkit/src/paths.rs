@@ -1,4 +1,9 @@
-//! Paths of the checkout the tests run in.
+//! Paths of the checkout the tests run in: everything a test reads is in the repository.
+//!
+//! Standard library only, so the crates below `finesse-testkit` in the dependency order
+//! (`finesse-bert`, which it depends on, and `finesse-glue` / `finesse-sparse`, whose
+//! dependency lists stay as they are) include this file in their integration tests with
+//! `#[path = "../../finesse-testkit/src/paths.rs"] mod paths;` instead of depending on the crate.
 
 use std::path::{Path, PathBuf};
 
@@ -10,12 +15,17 @@ pub fn root() -> PathBuf {
         .join("../..")
 }
 
-/// The shared folder beside the checkout (`fixtures/`, `data/glue`): `$FINESSE_SHARED`, or
-/// `<root>/../shared`.
-pub fn shared() -> PathBuf {
-    std::env::var_os("FINESSE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"))
+/// `tests/fixtures/all-MiniLM-L6-v2`: the golden values from Hugging Face transformers
+/// (`forward.safetensors`, `classifier.safetensors`, `fisher.safetensors` cut to the compared
+/// rows, `fisher_topk.json`; see `tests/fixtures/README.md`).
+pub fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/all-MiniLM-L6-v2")
+}
+
+/// `tests/data/glue`: small slices of the GLUE files in GLUE layout (`<TASK>/train.tsv`,
+/// `dev.tsv`), their traps kept (see `tests/data/README.md`).
+pub fn glue_data() -> PathBuf {
+    root().join("tests/data/glue")
 }
 
 /// `assets/tiny-bert` of this checkout: the tiny model's `config.json` (vocabulary 128,
