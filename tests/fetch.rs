@@ -262,6 +262,58 @@ fn hub_repo_with_only_vocab_txt_gets_the_same_tokenizer() {
 }
 
 #[test]
+fn hub_repo_with_a_sharded_checkpoint_is_merged_and_runs_like_the_single_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let files = tiny_files(tmp.path());
+    let whole = files["model.safetensors"].clone();
+    let st = safetensors::SafeTensors::deserialize(&whole).expect("safetensors");
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let shard = |part: &[String]| {
+        let views = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).expect("tensor")));
+        safetensors::serialize(views, None).expect("serialize")
+    };
+    let mut sharded = files.clone();
+    sharded.remove("model.safetensors");
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        sharded.insert(file.into(), shard(part));
+        for n in part {
+            weight_map.insert(n.clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    sharded.insert(
+        "model.safetensors.index.json".into(),
+        serde_json::to_vec(&index).expect("json"),
+    );
+    let hub = fake_hub(BTreeMap::from([
+        ("org/whole".to_string(), files),
+        ("org/sharded".to_string(), sharded),
+    ]));
+    let home = tmp.path().join("home");
+    let whole_run = ok(forward(&home, &hub.base, "org/whole"));
+    let sharded_run = ok(forward(&home, &hub.base, "org/sharded"));
+    assert_eq!(stable_stdout(&sharded_run), stable_stdout(&whole_run));
+    // The merged file lives in finesse's view of the snapshot, not in the HF cache.
+    let view = home
+        .join("finesse/models/.hub/models--org--sharded")
+        .join(COMMIT);
+    assert!(view.join("model.safetensors").is_file(), "{view:?}");
+    assert!(
+        files_below(&home.join("hf/hub/models--org--sharded"))
+            .iter()
+            .all(|p| !p.ends_with("model.safetensors"))
+    );
+}
+
+#[test]
 fn hub_repo_without_safetensors_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut files = tiny_files(tmp.path());

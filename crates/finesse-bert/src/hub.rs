@@ -443,30 +443,47 @@ pub fn resolve_hub_in(
              which writes the token hf-hub reads)",
         )
     })?;
-    let Some(weights) = get(WEIGHTS_FILE)? else {
-        let hint = if get("model.safetensors.index.json")?.is_some() {
-            ": it has a sharded checkpoint (model.safetensors.index.json), which finesse does \
-             not read yet; merge the shards into one model.safetensors and pass the folder"
-        } else {
-            ": finesse reads safetensors only (pickle files can run code); if the repository \
-             has pytorch_model.bin only, convert it with transformers and pass the folder"
-        };
-        return Err(missing(WEIGHTS_FILE, hint));
+    // One `model.safetensors`, or the shards of a sharded checkpoint (merged into one file
+    // in finesse's view of the snapshot).
+    let (weights, shards) = match get(WEIGHTS_FILE)? {
+        Some(w) => (w, Vec::new()),
+        None => match get(SHARD_INDEX)? {
+            Some(index) => {
+                let mut shards = Vec::new();
+                for name in shard_names(&index)? {
+                    shards.push(get(&name)?.ok_or_else(|| {
+                        missing(&name, ": a shard named by model.safetensors.index.json")
+                    })?);
+                }
+                (index, shards)
+            }
+            None => {
+                return Err(missing(
+                    WEIGHTS_FILE,
+                    ": finesse reads safetensors only (pickle files can run code); if the \
+                     repository has pytorch_model.bin only, convert it with transformers and \
+                     pass the folder",
+                ));
+            }
+        },
     };
     let snapshot = config
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    // Sharded: the view holds the merged weights instead of a link.
+    let weights_link = shards.is_empty().then_some((WEIGHTS_FILE, weights));
     if let Some(tokenizer) = get(TOKENIZER_FILE)? {
-        if weights.parent() == Some(&snapshot) && tokenizer.parent() == Some(&snapshot) {
+        let in_snapshot = |p: &Path| p.parent() == Some(&snapshot);
+        if shards.is_empty()
+            && weights_link.as_ref().is_some_and(|(_, w)| in_snapshot(w))
+            && in_snapshot(&tokenizer)
+        {
             return Ok(snapshot);
         }
-        let files = [
-            (CONFIG_FILE, config),
-            (WEIGHTS_FILE, weights),
-            (TOKENIZER_FILE, tokenizer),
-        ];
-        return assemble_view(models, id, &snapshot, &files, None);
+        let mut files = vec![(CONFIG_FILE, config), (TOKENIZER_FILE, tokenizer)];
+        files.extend(weights_link);
+        return assemble_view(models, id, &snapshot, &files, None, &shards);
     }
     let vocab = get("vocab.txt")?.ok_or_else(|| {
         missing(
@@ -474,11 +491,8 @@ pub fn resolve_hub_in(
             ": finesse needs a BERT WordPiece tokenizer",
         )
     })?;
-    let mut files = vec![
-        (CONFIG_FILE, config),
-        (WEIGHTS_FILE, weights),
-        ("vocab.txt", vocab.clone()),
-    ];
+    let mut files = vec![(CONFIG_FILE, config), ("vocab.txt", vocab.clone())];
+    files.extend(weights_link);
     for side in &HUB_TOKENIZER_SOURCES[1..] {
         if let Some(p) = get(side)? {
             files.push((side, p));
@@ -492,7 +506,78 @@ pub fn resolve_hub_in(
         .and_then(|v| v.get("do_lower_case").and_then(serde_json::Value::as_bool))
         // transformers' BertTokenizer lower-cases unless told otherwise.
         .unwrap_or(true);
-    assemble_view(models, id, &snapshot, &files, Some((&vocab, lowercase)))
+    assemble_view(
+        models,
+        id,
+        &snapshot,
+        &files,
+        Some((&vocab, lowercase)),
+        &shards,
+    )
+}
+
+/// The index of a sharded safetensors checkpoint.
+const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// The shard files an index names (its `weight_map` values), each once, in order; plain file
+/// names only.
+fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let bad = |problem: String| BertError::NoSafetensors {
+        folder: index.to_path_buf(),
+        hint: format!("the sharded checkpoint's index is unusable: {problem}"),
+    };
+    let bytes = std::fs::read(index).map_err(|e| BertError::io("reading", index, e))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let map = value
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad("no `weight_map` object".into()))?;
+    let mut names: Vec<String> = Vec::new();
+    for file in map.values() {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad("a `weight_map` value is not a file name".into()))?;
+        if file.is_empty() || file.contains(['/', '\\']) || file.starts_with('.') {
+            return Err(bad(format!("`{file}` is not a plain file name")));
+        }
+        if !names.iter().any(|n| n == file) {
+            names.push(file.to_string());
+        }
+    }
+    if names.is_empty() {
+        return Err(bad("`weight_map` is empty".into()));
+    }
+    Ok(names)
+}
+
+/// Writes the tensors of every shard into one safetensors file (dtypes kept), refusing a
+/// tensor that two shards hold.
+fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = shards
+        .iter()
+        .map(|p| std::fs::read(p).map_err(|e| BertError::io("reading", p, e)))
+        .collect::<Result<_>>()?;
+    let mut views = std::collections::BTreeMap::new();
+    for (path, b) in shards.iter().zip(&bytes) {
+        let st =
+            safetensors::SafeTensors::deserialize(b).map_err(|source| BertError::Safetensors {
+                path: path.clone(),
+                source,
+            })?;
+        for (name, view) in st.tensors() {
+            if views.insert(name.clone(), view).is_some() {
+                return Err(BertError::NoSafetensors {
+                    folder: path.clone(),
+                    hint: format!("tensor `{name}` is in two shards"),
+                });
+            }
+        }
+    }
+    safetensors::serialize_to_file(views, None, out).map_err(|source| BertError::Safetensors {
+        path: out.to_path_buf(),
+        source,
+    })
 }
 
 fn known_names() -> String {
@@ -519,14 +604,16 @@ fn hub_download(
 }
 
 /// Builds (once per snapshot) `<models>/.hub/models--org--name/<commit>/`: links to the given
-/// snapshot files (copies where links are unavailable) and `tokenizer.json` built from
-/// `vocab.txt` when `build` is given; staged in a temporary folder and renamed into place.
+/// snapshot files (copies where links are unavailable), `model.safetensors` merged from
+/// `shards` when the checkpoint is sharded, and `tokenizer.json` built from `vocab.txt` when
+/// `build` is given; staged in a temporary folder and renamed into place.
 fn assemble_view(
     models: &Path,
     id: &HubId,
     snapshot: &Path,
     files: &[(&str, PathBuf)],
     build: Option<(&Path, bool)>,
+    shards: &[PathBuf],
 ) -> Result<PathBuf> {
     let commit = snapshot
         .file_name()
@@ -554,6 +641,13 @@ fn assemble_view(
         #[cfg(not(unix))]
         let linked = std::fs::copy(&src, &dst).map(|_| ());
         linked.map_err(|e| BertError::io("linking", &dst, e))?;
+    }
+    if !shards.is_empty() {
+        merge_shards(shards, &work.path().join(WEIGHTS_FILE))?;
+        log::info!(
+            "{id}: merged {} shards into one model.safetensors",
+            shards.len()
+        );
     }
     if let Some((vocab, lowercase)) = build {
         let out = work.path().join(TOKENIZER_FILE);
