@@ -11,7 +11,6 @@ use finesse_bert::io::{read_float_tensors, write_f32_tensors};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SparseError};
-use crate::files::read_raw;
 use crate::fisher::{FisherKind, SampleOrder};
 
 /// The `format` metadata value of a Fisher file.
@@ -109,24 +108,39 @@ impl FisherFile {
     /// is an error naming the file and the key.
     ///
     /// # Errors
-    ///
-    /// [`SparseError::Bert`] / [`SparseError::File`] when the file cannot be read or is not a
-    /// safetensors file; [`SparseError::File`] naming the key for a missing or unreadable metadata
-    /// entry or a file that is not a Fisher file.
+    /// An unreadable file, metadata that is not a Fisher file's, or tensors that do not read.
     pub fn read(path: &Path) -> Result<Self> {
-        let raw = read_raw(path)?;
+        let meta = FisherMeta::read(path)?;
+        let scores = read_float_tensors(path)?.tensors;
+        Ok(Self { scores, meta })
+    }
+}
+
+impl FisherMeta {
+    /// Reads only the metadata of a Fisher file (its safetensors header, not the tensors).
+    ///
+    /// # Errors
+    /// An unreadable header, or metadata that is not a Fisher file's (naming the key).
+    pub fn read(path: &Path) -> Result<Self> {
+        let metadata = header_metadata(path)?;
         let bad = |problem: String| SparseError::File {
             path: path.to_path_buf(),
             problem,
         };
-        let format = raw.meta(path, "format")?;
+        let get = |key: &str| {
+            metadata
+                .get(key)
+                .map(String::as_str)
+                .ok_or_else(|| bad(format!("metadata has no `{key}`")))
+        };
+        let format = get("format")?;
         if format != FISHER_FORMAT {
             return Err(bad(format!(
                 "metadata `format` is `{format}`, not `{FISHER_FORMAT}`: not a Fisher file"
             )));
         }
         let number = |key: &str| -> Result<Option<u64>> {
-            raw.metadata
+            metadata
                 .get(key)
                 .map(|v| {
                     v.parse::<u64>()
@@ -134,19 +148,50 @@ impl FisherFile {
                 })
                 .transpose()
         };
-        let meta = FisherMeta {
-            kind: raw.meta(path, "kind")?.to_string(),
+        Ok(Self {
+            kind: get("kind")?.to_string(),
             draws: number("draws")?.map(|d| d as usize),
             samples: number("samples")?.ok_or_else(|| bad("metadata has no `samples`".into()))?
                 as usize,
-            task: raw.meta(path, "task")?.to_string(),
-            order: raw.metadata.get("order").cloned(),
+            task: get("task")?.to_string(),
+            order: metadata.get("order").cloned(),
             seed: number("seed")?,
-        };
-        drop(raw);
-        let scores = read_float_tensors(path)?.tensors;
-        Ok(Self { scores, meta })
+        })
     }
+}
+
+/// The `__metadata__` of a safetensors file, read from its header alone (8-byte length, then
+/// the JSON header), so a large file's tensors are not read.
+fn header_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let bad = |problem: String| SparseError::File {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let io = |e| SparseError::from(finesse_bert::BertError::io("reading", path, e));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(io)?;
+    let len = u64::from_le_bytes(len);
+    // safetensors' own limit on a header.
+    if len > 100_000_000 {
+        return Err(bad(format!(
+            "not a valid safetensors file: a {len}-byte header"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let value: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    Ok(value
+        .get("__metadata__")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -263,11 +263,12 @@ impl RunDir {
     /// # Errors
     /// See [`crate::events::read_events`].
     pub fn progress(&self) -> Result<RunProgress> {
+        let events = self.read_events()?;
         let mut p = RunProgress::default();
-        for r in self.read_events()? {
+        for r in &events {
             p.apply(r.time, &r.event);
         }
-        p.status = self.status();
+        p.status = self.status_of(&events);
         Ok(p)
     }
 
@@ -320,9 +321,10 @@ impl RunDir {
     /// # Errors
     /// Any file of the run that exists but cannot be read.
     pub fn summary(&self) -> Result<RunSummary> {
+        let progress = self.progress()?;
         Ok(RunSummary {
             path: self.root.clone(),
-            status: self.status(),
+            status: progress.status.clone(),
             info: if self.run_json().is_file() {
                 Some(self.read_info()?)
             } else {
@@ -331,9 +333,10 @@ impl RunDir {
             metrics: self.read_metrics()?,
             analysis: self.read_analysis()?,
             mask_stats: self.read_mask_stats()?,
-            fisher: self.read_fisher()?.map(|f| f.meta),
+            // The header only: a Fisher file is as large as the model.
+            fisher: optional(&self.fisher(), |p| Ok(finesse_sparse::FisherMeta::read(p)?))?,
             checkpoint: self.checkpoint_state(),
-            progress: self.progress()?,
+            progress,
         })
     }
 }

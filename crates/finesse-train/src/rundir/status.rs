@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RunDir;
 use crate::error::{Result, TrainError};
-use crate::events::Event;
+use crate::events::{Event, EventRecord};
 
 /// Where a run stands.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -134,10 +134,14 @@ impl RunDir {
 
     /// Where the run stands (see [`RunStatus`]). Unreadable events count as none.
     pub fn status(&self) -> RunStatus {
+        self.status_of(&self.read_events().unwrap_or_default())
+    }
+
+    /// [`RunDir::status`] from events already read.
+    pub(crate) fn status_of(&self, events: &[EventRecord]) -> RunStatus {
         if self.is_locked() {
             return RunStatus::Running;
         }
-        let events = self.read_events().unwrap_or_default();
         let terminal = events.iter().rev().find_map(|r| match &r.event {
             Event::End { .. } => Some(RunStatus::Finished),
             Event::Error { message, .. } => Some(RunStatus::Failed {
