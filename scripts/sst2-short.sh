@@ -12,6 +12,7 @@
 #   sparse 3e-4 1e-3 3e-3 1e-2.
 # - fish-variants: FISH 0.5% with the pooler set aside (`--exclude pooler`) and per-tensor top-k
 #   (runs in lr/fish-nopooler-LR, lr/fish-pertensor-LR; grid $LRS or 1e-3 3e-3).
+# - figures: the runs of the README's figures (see the group).
 # - seeds-fish, seeds-random, seeds-bitfit, seeds-dense: the method at its tuned lr (FISH 1e-3,
 #   random 1e-2, BitFit 1e-2, dense 1e-4) with other seeds ($SEEDS, else 43 44; runs in
 #   seeds/METHOD-SEED). FISH computes its Fisher (1024 shuffled examples) and head with that seed.
@@ -25,7 +26,8 @@ glue="${GLUE_DIR:-../shared/data/glue}"
 out="${FINESSE_RUNS:-runs/sst2-short}"
 mkdir -p "$out"
 common=(--task sst2 --data-dir "$glue" --max-steps 250 --batch-size 32 --warmup-ratio 0.1
-  --weight-decay 0.01 --max-seq-len 128 --device flex --log-every 25 --eval-every 250)
+  --weight-decay 0.01 --max-seq-len 128 --device flex --log-every "${LOG_EVERY:-25}"
+  --eval-every "${EVAL_EVERY:-250}")
 seed=42 # the seeds-METHOD groups change it
 
 fisher() { # NAME SAMPLES KIND
@@ -118,6 +120,16 @@ for group in ${groups[@]}; do
         run "seeds/$method-$seed" --method "$method" "${args[@]}"
       done
       seed=42
+      ;;
+    figures)
+      # The README's figures: the fish group's methods at their tuned lr plus a supermask, each
+      # with its own Fisher (FISH) and dev evaluations every 50 steps for the curves
+      # (LOG_EVERY=10 EVAL_EVERY=50 FINESSE_RUNS=runs/figures).
+      run dense --method dense --lr 1e-4
+      run fish-0.005 --method fish --lr 1e-3 --keep-ratio 0.005 --fisher-samples 1024
+      run random-0.005 --method random --lr 1e-2 --keep-ratio 0.005
+      run bitfit --method bitfit --lr 1e-2
+      run supermask-0.05 --method supermask --supermask-init-sparsity 0.05 --score-lr 0.2 --lr 1e-4
       ;;
     *) echo "unknown group $group (fish, fish-ablations, fish-variants, paper, lr-METHOD, seeds-METHOD)" >&2; exit 2 ;;
   esac

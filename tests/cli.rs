@@ -806,3 +806,69 @@ fn outputs_that_are_their_own_inputs_are_refused() {
         "apply does not give the tuned weights"
     );
 }
+
+#[test]
+fn report_prints_the_table_of_a_run_directory_and_writes_csv_and_json() {
+    let run = finesse_testkit::root().join("crates/finesse-train/tests/fixtures/run-v1-fish");
+    let out = finesse_testkit::ok(
+        finesse!()
+            .arg("report")
+            .arg(&run)
+            .output()
+            .expect("run finesse"),
+    );
+    let md = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 3, "{md}");
+    assert!(
+        lines[0].starts_with("| run | status | task | method | kept | lr |"),
+        "{md}"
+    );
+    assert_eq!(
+        lines[2],
+        "| run-v1-fish | finished | SST-2 | fish | 5.00% | 1e-3 | 42 | 12 | 0.5000 | 0.5000 (6) \
+         | 1,326 | 2,652 | 0.0 min | 2985.3 | 28 MiB | 0.03 MB |"
+    );
+
+    // The format follows --out's extension; the file is written whole.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("runs.csv");
+    let out = finesse!()
+        .arg("report")
+        .arg(&run)
+        .arg("--out")
+        .arg(&csv)
+        .output()
+        .expect("run");
+    assert!(finesse_testkit::ok(out).stdout.is_empty());
+    let text = std::fs::read_to_string(&csv).expect("csv written");
+    assert!(
+        text.starts_with("run,status,task,method,kept,keep_ratio,lr,seed,steps,dev_accuracy,"),
+        "{text}"
+    );
+    assert!(text.contains(",28152\n"), "raw diff bytes: {text}");
+
+    let out = finesse!()
+        .arg("report")
+        .arg(&run)
+        .args(["--group-by", "method,lr", "--format", "json"])
+        .output()
+        .expect("run");
+    let json: serde_json::Value =
+        serde_json::from_slice(&finesse_testkit::ok(out).stdout).expect("json");
+    assert_eq!(json["groups"][0]["key"]["method"], "fish");
+    assert_eq!(json["groups"][0]["stats"]["dev_accuracy"]["mean"], 0.5);
+
+    let out = finesse!()
+        .arg("report")
+        .arg(&run)
+        .args(["--group-by", "colour"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown group key `colour`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -6,6 +6,7 @@ mod demo;
 mod device;
 mod diff_cmd;
 mod distance_cmd;
+mod figure_cmd;
 mod finetune;
 mod fisher_cmd;
 mod forward;
@@ -13,6 +14,7 @@ mod grid_print;
 mod logging;
 mod mask_cmd;
 mod model_cmd;
+mod report_cmd;
 mod runs_cmd;
 mod sparse_cmd;
 
@@ -54,8 +56,14 @@ enum Command {
     Diff(diff_cmd::DiffArgs),
     /// Run directories: list a folder of runs, show one (status, progress, metrics; --json).
     Runs(runs_cmd::RunsArgs),
+    /// The table of runs (Markdown, CSV, JSON): metrics, budget, cost; --group-by method
+    /// gives mean ± std over seeds.
+    Report(report_cmd::ReportArgs),
     /// Distances between a base and a fine-tuned model per layer × matrix (L1, angular, L0).
     Distance(distance_cmd::DistanceArgs),
+    /// The papers' figures from run directories, as PNG or SVG: sparsity, distance, fisher,
+    /// overlap, curves, sweep, magnitudes, distance-vs-steps, or `all` of a run.
+    Figure(figure_cmd::FigureArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,7 +87,9 @@ fn main() -> ExitCode {
         Command::Mask(args) => mask_cmd::run(args),
         Command::Diff(args) => diff_cmd::run(args),
         Command::Distance(args) => distance_cmd::run(args),
+        Command::Figure(args) => figure_cmd::run(args),
         Command::Runs(args) => runs_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
