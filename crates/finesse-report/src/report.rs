@@ -105,10 +105,16 @@ impl ReportRow {
             })
         });
         let sparse = finished.and_then(|m| m.sparse.as_ref());
+        // A supermask trains a score per masked weight besides the head, with Adam's two
+        // moments each; the trainer counts the head's parameters and optimizer state only.
+        let scores = finished
+            .and_then(|m| m.supermask.as_ref())
+            .map_or(0, |sm| sm.total);
         let trainable = Some(s.progress.trainable_params)
             .filter(|n| *n > 0)
             .or_else(|| sparse.map(|sp| sp.kept))
-            .or_else(|| s.progress.mask.as_ref().map(|(_, kept, _)| *kept));
+            .or_else(|| s.progress.mask.as_ref().map(|(_, kept, _)| *kept))
+            .map(|n| n + scores);
         Self {
             run: run.name(),
             path: s.path.clone(),
@@ -126,7 +132,7 @@ impl ReportRow {
             best,
             trainable_entries: trainable,
             optimizer_state_entries: finished
-                .map(|m| m.optimizer_state_entries)
+                .map(|m| m.optimizer_state_entries + 2 * scores)
                 .filter(|n| *n > 0),
             duration_secs: finished.map(|m| m.duration_secs),
             examples_per_sec: finished.map(|m| m.train_examples_per_sec),

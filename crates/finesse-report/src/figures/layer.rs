@@ -322,6 +322,16 @@ impl FisherStat {
 /// the share, no `mask_stats.json`.
 pub fn fisher(run: &Run, stat: FisherStat, options: GridOptions) -> Result<GridFigure> {
     let (title, label, grid, scale) = if stat == FisherStat::Share {
+        if !run.method().is_some_and(MethodConfig::is_sparse) {
+            return Err(ReportError::input(
+                "fisher",
+                format!(
+                    "the share of a top-k budget needs a fixed-subset mask (fish, random, bitfit, freeze); {} is a {} run",
+                    run.name(),
+                    run.method_name()
+                ),
+            ));
+        }
         let stats = run.summary.mask_stats.as_ref().ok_or_else(|| {
             missing(
                 "fisher",
