@@ -872,3 +872,93 @@ fn report_prints_the_table_of_a_run_directory_and_writes_csv_and_json() {
         stderr(&out)
     );
 }
+
+#[test]
+fn figure_draws_pngs_and_svgs_from_a_run_and_names_what_a_run_lacks() {
+    let run = finesse_testkit::root().join("crates/finesse-train/tests/fixtures/run-v1-fish");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("sparsity.svg");
+    finesse_testkit::ok(
+        finesse!()
+            .args(["figure", "sparsity"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&svg)
+            .output()
+            .expect("run"),
+    );
+    let text = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(
+        text.starts_with("<svg") && text.contains("Kept fraction per layer"),
+        "{text}"
+    );
+
+    // --dpi scales the PNG's pixels: 640 × 400 CSS pixels at 192 dpi.
+    let png = dir.path().join("curves.png");
+    finesse_testkit::ok(
+        finesse!()
+            .args(["figure", "curves"])
+            .arg(&run)
+            .args(["--width", "640", "--height", "400", "--dpi", "192", "--out"])
+            .arg(&png)
+            .output()
+            .expect("run"),
+    );
+    let bytes = std::fs::read(&png).expect("png written");
+    assert_eq!(&bytes[1..4], b"PNG");
+    let size =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    assert_eq!((size(16), size(20)), (1280, 800), "IHDR width and height");
+
+    let out = finesse!()
+        .args(["figure", "curves"])
+        .arg(&run)
+        .arg("--out")
+        .arg(dir.path().join("curves.gif"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(finesse_testkit::stderr(&out).contains("unknown figure format"));
+
+    // A run with only its settings and events: curves work, the mask's figure names its file.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).expect("mkdir");
+    for f in ["run.json", "events.jsonl"] {
+        std::fs::copy(run.join(f), bare.join(f)).expect("copy");
+    }
+    let out = finesse!()
+        .args(["figure", "sparsity"])
+        .arg(&bare)
+        .arg("--out")
+        .arg(dir.path().join("s.png"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = finesse_testkit::stderr(&out);
+    assert!(
+        err.contains("sparsity figure") && err.contains("mask_stats.json"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("s.png").exists(),
+        "nothing written on failure"
+    );
+
+    let all = finesse_testkit::ok(
+        finesse!()
+            .args(["figure", "all"])
+            .arg(&bare)
+            .output()
+            .expect("run"),
+    );
+    let said = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        said.contains("wrote") && said.contains("curves.png"),
+        "{said}"
+    );
+    assert!(
+        said.contains("skipped sparsity.png") && said.contains("mask_stats.json"),
+        "{said}"
+    );
+    assert!(bare.join("figures/curves.png").is_file());
+}
