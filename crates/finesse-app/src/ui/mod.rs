@@ -1,0 +1,129 @@
+//! Drawing: the top bar (runs folder, navigation), the notice line, the delete confirmation,
+//! and the view shown — the runs browser (`runs.rs`) or a run (`run.rs`, `heatmap.rs`).
+
+/// A `finesse-report` (plotters) colour as an egui one.
+macro_rules! rgb {
+    ($color:expr) => {{
+        let color = $color;
+        egui::Color32::from_rgb(color.0, color.1, color.2)
+    }};
+}
+
+pub mod heatmap;
+pub mod run;
+pub mod runs;
+
+use egui::RichText;
+
+use crate::app::FinesseApp;
+
+/// Draws the whole window.
+pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    egui::Panel::top("top-bar").show(ui, |ui| top_bar(app, ui));
+    if let Some(notice) = &app.notice {
+        let color = if notice.is_error {
+            ui.visuals().error_fg_color
+        } else {
+            ui.visuals().weak_text_color()
+        };
+        let text = notice.text.clone();
+        egui::Panel::bottom("notice").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(text).color(color));
+                if ui.small_button("Dismiss").clicked() {
+                    app.notice = None;
+                }
+            });
+        });
+    }
+    egui::CentralPanel::default().show(ui, |ui| {
+        if app.open.is_some() {
+            run::show(app, ui);
+        } else {
+            runs::show(app, ui);
+        }
+    });
+    confirm_delete(app, ui.ctx());
+}
+
+fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        ui.heading(RichText::new("finesse").strong());
+        ui.separator();
+        if app.open.is_some() {
+            if ui
+                .button("All runs")
+                .on_hover_text("Back to the runs table (Esc)")
+                .clicked()
+                || ui.input(|i| i.key_pressed(egui::Key::Escape))
+            {
+                app.close_run();
+            }
+            ui.separator();
+        }
+        let label = ui.label("Runs folder");
+        let open_width = 200.0;
+        let field = ui
+            .add(
+                egui::TextEdit::singleline(&mut app.folder_field)
+                    .hint_text("a folder of run directories")
+                    .desired_width((ui.available_width() - open_width).max(120.0)),
+            )
+            .labelled_by(label.id);
+        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Open folder").clicked() || entered {
+            app.apply_folder_field();
+        }
+        if ui
+            .button("Refresh")
+            .on_hover_text("Read every run again")
+            .clicked()
+        {
+            app.refresh_all();
+        }
+    });
+    ui.add_space(2.0);
+}
+
+fn confirm_delete(app: &mut FinesseApp, ctx: &egui::Context) {
+    let Some(path) = app.confirm_delete.clone() else {
+        return;
+    };
+    let mut decision = None;
+    let modal = egui::Modal::new(egui::Id::unique("confirm-delete")).show(ctx, |ui| {
+        ui.set_max_width(460.0);
+        ui.heading("Delete this run?");
+        ui.add_space(4.0);
+        ui.label(format!(
+            "This removes the folder {} and everything in it (model, mask, checkpoint, \
+             figures). It cannot be undone.",
+            path.display()
+        ));
+        ui.add_space(8.0);
+        ui.horizontal(|ui| {
+            let delete =
+                egui::Button::new(RichText::new("Delete run").color(ui.visuals().error_fg_color));
+            if ui.add(delete).clicked() {
+                decision = Some(true);
+            }
+            if ui.button("Cancel").clicked() {
+                decision = Some(false);
+            }
+        });
+    });
+    if modal.should_close() && decision.is_none() {
+        decision = Some(false);
+    }
+    match decision {
+        Some(true) => {
+            app.confirm_delete = None;
+            match app.delete_run(&path) {
+                Ok(()) => app.notify(format!("Deleted {}", path.display()), false),
+                Err(e) => app.notify(e, true),
+            }
+        }
+        Some(false) => app.confirm_delete = None,
+        None => {}
+    }
+}

@@ -1,0 +1,270 @@
+//! The runs browser: filters above a sortable table of the runs folder.
+
+use std::path::PathBuf;
+
+use egui::{Color32, RichText};
+use egui_extras::{Column as TableColumn, TableBuilder};
+
+use crate::app::FinesseApp;
+use crate::table::{Column, Filter, RunRow};
+use finesse_train::RunStatus;
+
+/// What a click in the table asks for (applied after drawing, when the table is no longer
+/// borrowed).
+enum Action {
+    Open(PathBuf),
+    Delete(PathBuf),
+    CopyPath(PathBuf),
+    Sort(Column),
+}
+
+/// Draws the runs browser.
+pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let Some(folder) = app.runs_folder() else {
+        welcome(ui);
+        return;
+    };
+    if let Some(error) = &app.folder_error {
+        ui.add_space(8.0);
+        error_card(ui, "The runs folder cannot be read", error);
+        return;
+    }
+    filters(app, ui);
+    ui.add_space(4.0);
+    if app.table.rows().is_empty() {
+        ui.add_space(12.0);
+        ui.label(format!(
+            "No runs in {} yet. Runs started there (finesse train --output-dir {}/NAME) appear \
+             here as soon as they start.",
+            folder.display(),
+            folder.display()
+        ));
+        return;
+    }
+    let mut action = None;
+    table(app, ui, &mut action);
+    match action {
+        Some(Action::Open(path)) => app.open_run(&path),
+        Some(Action::Delete(path)) => app.confirm_delete = Some(path),
+        Some(Action::CopyPath(path)) => {
+            ui.ctx().copy_text(path.display().to_string());
+            app.notify(format!("Copied {}", path.display()), false);
+        }
+        Some(Action::Sort(column)) => app.settings.sort = app.settings.sort.clicked(column),
+        None => {}
+    }
+}
+
+fn welcome(ui: &mut egui::Ui) {
+    ui.add_space(24.0);
+    ui.vertical_centered(|ui| {
+        ui.heading("Welcome to finesse");
+        ui.add_space(8.0);
+        ui.label(
+            "Type the folder that holds your run directories above (the --output-dir parents \
+             of finesse train) and press Enter.",
+        );
+        ui.label("The app lists the runs, follows running ones live and shows their heatmaps.");
+    });
+}
+
+/// A framed error: a title and the message, in the error colour.
+pub fn error_card(ui: &mut egui::Ui, title: &str, message: &str) {
+    let color = ui.visuals().error_fg_color;
+    egui::Frame::group(ui.style())
+        .stroke(egui::Stroke::new(1.0, color))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new(title).strong().color(color));
+            ui.label(message);
+        });
+}
+
+fn filters(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let tasks = app.table.distinct(|r| &r.task);
+    let methods = app.table.distinct(|r| &r.method);
+    let statuses = app.table.distinct(|r| r.status_key());
+    let total = app.table.rows().len();
+    let shown = app
+        .table
+        .visible(&app.settings.filter, app.settings.sort)
+        .len();
+    let filter = &mut app.settings.filter;
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Filter");
+        ui.add(
+            egui::TextEdit::singleline(&mut filter.text)
+                .hint_text("name, task, method, status…")
+                .desired_width(200.0),
+        )
+        .labelled_by(label.id);
+        choice(ui, "Task", &mut filter.task, &tasks);
+        choice(ui, "Method", &mut filter.method, &methods);
+        choice(ui, "Status", &mut filter.status, &statuses);
+        if filter.is_active() && ui.button("Clear filters").clicked() {
+            *filter = Filter::default();
+        }
+        ui.label(format!("{shown} of {total} runs"));
+    });
+}
+
+fn choice(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, options: &[String]) {
+    let text = ui.label(label);
+    egui::ComboBox::from_id_salt(label)
+        .selected_text(value.as_deref().unwrap_or("all"))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(value, None, "all");
+            for option in options {
+                ui.selectable_value(value, Some(option.clone()), option.as_str());
+            }
+        })
+        .response
+        .labelled_by(text.id);
+}
+
+fn status_color(ui: &egui::Ui, row: &RunRow) -> Color32 {
+    let dark = ui.visuals().dark_mode;
+    if row.error.is_some() {
+        return ui.visuals().error_fg_color;
+    }
+    match row.status {
+        RunStatus::Finished => {
+            if dark {
+                Color32::from_rgb(110, 200, 120)
+            } else {
+                Color32::from_rgb(20, 120, 40)
+            }
+        }
+        RunStatus::Running => {
+            if dark {
+                Color32::from_rgb(100, 170, 255)
+            } else {
+                Color32::from_rgb(0, 90, 200)
+            }
+        }
+        RunStatus::Failed { .. } => ui.visuals().error_fg_color,
+        RunStatus::Cancelled | RunStatus::Interrupted { .. } => ui.visuals().warn_fg_color,
+        RunStatus::Unknown => ui.visuals().weak_text_color(),
+    }
+}
+
+/// A small triangle after the sorted column's title: up for ascending, down for descending
+/// (painted: the bundled fonts have no arrow glyphs).
+fn sort_arrow(ui: &mut egui::Ui, ascending: bool) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    let c = rect.center();
+    let (tip, base) = if ascending { (-4.0, 3.0) } else { (4.0, -3.0) };
+    let points = vec![
+        c + egui::vec2(0.0, tip),
+        c + egui::vec2(-4.5, base),
+        c + egui::vec2(4.5, base),
+    ];
+    let color = ui.visuals().strong_text_color();
+    ui.painter().add(egui::Shape::convex_polygon(
+        points,
+        color,
+        egui::Stroke::NONE,
+    ));
+}
+
+fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
+    let sort = app.settings.sort;
+    let rows = app.table.visible(&app.settings.filter, sort);
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 8.0;
+    let mut builder = TableBuilder::new(ui)
+        .id_salt("runs-table")
+        .striped(true)
+        .resizable(true)
+        .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+        .auto_shrink([false, true]);
+    for column in Column::ALL {
+        let width = match column {
+            Column::Name => TableColumn::initial(170.0).at_least(80.0).clip(true),
+            Column::Status => TableColumn::initial(120.0).at_least(70.0).clip(true),
+            Column::Metric => TableColumn::initial(125.0).at_least(60.0).clip(true),
+            Column::Date => TableColumn::initial(125.0).at_least(60.0).clip(true),
+            Column::Best | Column::Budget => TableColumn::initial(95.0).at_least(50.0).clip(true),
+            Column::Lr => TableColumn::initial(50.0).at_least(40.0).clip(true),
+            _ => TableColumn::initial(70.0).at_least(40.0).clip(true),
+        };
+        builder = builder.column(width);
+    }
+    builder = builder.column(TableColumn::remainder().at_least(190.0));
+    builder
+        .header(row_height + 2.0, |mut header| {
+            for column in Column::ALL {
+                header.col(|ui| {
+                    let text = RichText::new(column.title()).strong();
+                    let response = ui
+                        .add(egui::Button::new(text).frame(false))
+                        .on_hover_text(format!("Sort by {}", column.title().to_lowercase()));
+                    if sort.column == column {
+                        sort_arrow(ui, sort.ascending);
+                    }
+                    if response.clicked() {
+                        *action = Some(Action::Sort(column));
+                    }
+                });
+            }
+            header.col(|ui| {
+                ui.strong("Actions");
+            });
+        })
+        .body(|body| {
+            body.rows(row_height, rows.len(), |mut table_row| {
+                let row = rows[table_row.index()];
+                for column in Column::ALL {
+                    table_row.col(|ui| {
+                        let text = row.cell(column);
+                        match column {
+                            Column::Name => {
+                                let response = ui
+                                    .add(
+                                        egui::Button::new(RichText::new(&text).strong())
+                                            .frame(false),
+                                    )
+                                    .on_hover_text(format!("Open {}", row.path.display()));
+                                if response.clicked() {
+                                    *action = Some(Action::Open(row.path.clone()));
+                                }
+                            }
+                            Column::Status => {
+                                let label =
+                                    ui.label(RichText::new(text).color(status_color(ui, row)));
+                                let detail = match (&row.error, &row.status) {
+                                    (Some(e), _) => Some(e.clone()),
+                                    (None, RunStatus::Failed { message }) => Some(message.clone()),
+                                    _ => None,
+                                };
+                                if let Some(detail) = detail {
+                                    label.on_hover_text(detail);
+                                }
+                            }
+                            _ => {
+                                ui.label(text);
+                            }
+                        }
+                    });
+                }
+                table_row.col(|ui| {
+                    if ui.small_button("Open").clicked() {
+                        *action = Some(Action::Open(row.path.clone()));
+                    }
+                    if ui
+                        .small_button("Copy path")
+                        .on_hover_text(row.path.display().to_string())
+                        .clicked()
+                    {
+                        *action = Some(Action::CopyPath(row.path.clone()));
+                    }
+                    let running = row.status == RunStatus::Running && row.error.is_none();
+                    let delete = ui
+                        .add_enabled(!running, egui::Button::new("Delete…").small())
+                        .on_disabled_hover_text("A process is training this run");
+                    if delete.clicked() {
+                        *action = Some(Action::Delete(row.path.clone()));
+                    }
+                });
+            });
+        });
+}

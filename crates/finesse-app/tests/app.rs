@@ -1,0 +1,284 @@
+//! The real app driven through egui_kittest: a runs folder made of copies of the committed
+//! fixture run (a finished FISH run of the tiny model), sorted, filtered, opened, followed
+//! live, its heatmap hovered and exported, a run deleted. No training here.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use finesse_app::{FinesseApp, Settings};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../finesse-train/tests/fixtures/run-v1-fish"
+);
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create run copy");
+    for entry in fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}
+
+/// A copy of the fixture run named `name` whose final (and best) accuracy is `accuracy`.
+fn add_run(folder: &Path, name: &str, accuracy: f64) -> PathBuf {
+    let run = folder.join(name);
+    copy_dir(Path::new(FIXTURE), &run);
+    let path = run.join("metrics.json");
+    let mut metrics: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).expect("read metrics")).expect("json");
+    metrics["accuracy"] = accuracy.into();
+    metrics["splits"]["dev"]["accuracy"] = accuracy.into();
+    metrics["best"]["accuracy"]["value"] = accuracy.into();
+    fs::write(&path, metrics.to_string()).expect("write metrics");
+    run
+}
+
+/// A folder with three finished runs of different accuracies.
+fn runs_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    add_run(dir.path(), "fish-alpha", 0.75);
+    add_run(dir.path(), "fish-beta", 0.9);
+    add_run(dir.path(), "fish-gamma", 0.6);
+    dir
+}
+
+fn harness(folder: &Path) -> Harness<'static, FinesseApp> {
+    let folder = folder.to_path_buf();
+    let mut harness = Harness::builder()
+        .with_size(egui::Vec2::new(1400.0, 900.0))
+        .build_eframe(move |_cc| FinesseApp::new(Settings::default(), Some(folder)));
+    harness.run();
+    harness
+}
+
+/// Top edge of the node labelled `label` (rows are ordered top to bottom).
+fn top(harness: &Harness<'_, FinesseApp>, label: &str) -> f32 {
+    harness.get_by_label(label).rect().top()
+}
+
+fn order(harness: &Harness<'_, FinesseApp>) -> Vec<&'static str> {
+    let mut names = ["fish-alpha", "fish-beta", "fish-gamma"];
+    names.sort_by(|a, b| top(harness, a).total_cmp(&top(harness, b)));
+    names.to_vec()
+}
+
+#[test]
+fn the_runs_table_lists_sorts_and_filters_the_folder() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    assert_eq!(harness.state().table.rows().len(), 3);
+    harness.get_by_label_contains("3 of 3 runs");
+    harness.get_by_label("0.9000 accuracy");
+    assert_eq!(harness.get_all_by_label("finished").count(), 3);
+
+    // Sort by the dev metric: best first, then flipped by a second click.
+    harness.get_by_label("Dev metric").click();
+    harness.run();
+    assert_eq!(order(&harness), ["fish-beta", "fish-alpha", "fish-gamma"]);
+    harness.get_by_label("Dev metric").click();
+    harness.run();
+    assert_eq!(order(&harness), ["fish-gamma", "fish-alpha", "fish-beta"]);
+
+    // Sort by name.
+    harness.get_by_label("Run").click();
+    harness.run();
+    assert_eq!(order(&harness), ["fish-alpha", "fish-beta", "fish-gamma"]);
+
+    // Filter by text.
+    harness.get_by_label("Filter").click();
+    harness.run();
+    harness.get_by_label("Filter").type_text("gam");
+    harness.run();
+    assert!(harness.query_by_label("fish-alpha").is_none());
+    harness.get_by_label("fish-gamma");
+    harness.get_by_label_contains("1 of 3 runs");
+    harness.get_by_label("Clear filters").click();
+    harness.run();
+    harness.get_by_label_contains("3 of 3 runs");
+}
+
+#[test]
+fn new_changed_broken_and_removed_runs_show_up_on_the_next_poll() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+
+    let delta = add_run(dir.path(), "fish-delta", 0.8);
+    let broken = dir.path().join("broken");
+    fs::create_dir(&broken).expect("mkdir");
+    fs::write(broken.join("run.json"), "{ not json").expect("write");
+    harness.state_mut().poll_now();
+    harness.run();
+    harness.get_by_label("fish-delta");
+    harness.get_by_label("unreadable");
+
+    // A run whose metrics change on disk is read again.
+    let metrics = delta.join("metrics.json");
+    let text = fs::read_to_string(&metrics)
+        .expect("read")
+        .replace("\"accuracy\":0.8", "\"accuracy\":0.85");
+    fs::write(&metrics, text).expect("write");
+    harness.state_mut().poll_now();
+    harness.run();
+    harness.get_by_label("0.8500 accuracy");
+
+    fs::remove_dir_all(&delta).expect("rm");
+    harness.state_mut().poll_now();
+    harness.run();
+    assert!(harness.query_by_label("fish-delta").is_none());
+}
+
+#[test]
+fn a_missing_folder_is_an_error_card_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let harness = harness(&dir.path().join("nowhere"));
+    harness.get_by_label("The runs folder cannot be read");
+}
+
+#[test]
+fn opening_a_run_shows_its_progress_curves_and_events() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness.get_by_label("fish-beta").click();
+    harness.run();
+    assert!(harness.state().open.is_some());
+    harness.get_by_label("Training loss");
+    harness.get_by_label("Dev metrics");
+    harness.get_by_label_contains("step 12/12");
+    harness.get_by_label_contains("finished: 12 steps");
+    harness.get_by_label_contains("Latest (dev, step 12): accuracy 0.5000");
+    // The slider and its label.
+    assert!(harness.query_all_by_label("Smoothing").count() >= 1);
+
+    // Back to the table.
+    harness.get_by_label("All runs").click();
+    harness.run();
+    assert!(harness.state().open.is_none());
+    harness.get_by_label("fish-alpha");
+}
+
+#[test]
+fn a_run_being_written_updates_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = add_run(dir.path(), "live", 0.5);
+    // Keep the first half of the events and drop the final files: an interrupted run.
+    let events = fs::read_to_string(run.join("events.jsonl")).expect("events");
+    let lines: Vec<&str> = events.lines().collect();
+    let (head, tail) = lines.split_at(lines.len() / 2);
+    fs::write(run.join("events.jsonl"), format!("{}\n", head.join("\n"))).expect("write");
+    fs::remove_file(run.join("metrics.json")).expect("rm");
+    let mut harness = harness(dir.path());
+    harness.get_by_label_contains("interrupted");
+    harness.get_by_label("live").click();
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("finished: 12 steps")
+            .is_none()
+    );
+
+    // The rest of the events and the metrics arrive.
+    fs::write(run.join("events.jsonl"), &events).expect("write");
+    fs::copy(
+        Path::new(FIXTURE).join("metrics.json"),
+        run.join("metrics.json"),
+    )
+    .expect("copy");
+    assert!(!tail.is_empty());
+    harness.state_mut().poll_now();
+    harness.run();
+    harness.get_by_label_contains("finished: 12 steps");
+    harness.get_by_label_contains("step 12/12");
+}
+
+#[test]
+fn the_analysis_view_hovers_a_cell_and_exports_the_figure() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness.get_by_label("fish-alpha").click();
+    harness.run();
+    harness.get_by_label("Analysis").click();
+    harness.run();
+    let heatmap = harness.get_by_label("layer × matrix heatmap").rect();
+
+    // The value the figure holds for layer 1 · WQ, as the hover must print it.
+    let expected = {
+        let app = harness.state();
+        let open = app.open.as_ref().expect("open run");
+        let (_, map) = open.heatmap.as_ref().expect("built");
+        let map = map.as_ref().expect("figure");
+        let value = map.value(0, 0).expect("layer 1 WQ has a value");
+        format!("{value:.6e}")
+    };
+    // Layer 1 · WQ: the first cell, right of the row labels and below the column headers.
+    harness.hover_at(heatmap.min + egui::vec2(64.0 + 8.0, 22.0 + 4.0));
+    harness.run();
+    // The tooltip and the read-out line below the heatmap both say it.
+    for text in ["layer 1 · WQ", expected.as_str(), "entries kept"] {
+        assert!(
+            harness.query_all_by_label_contains(text).count() >= 1,
+            "{text} not shown"
+        );
+    }
+
+    // Another figure of the same run.
+    harness.get_by_label("Figure").click();
+    harness.run();
+    harness.get_by_label("Distance: L1").click();
+    harness.run();
+    harness.get_by_label_contains("L1");
+
+    // Export to SVG through finesse-report.
+    let target = dir.path().join("exported.svg");
+    {
+        let app = harness.state_mut();
+        let open = app.open.as_mut().expect("open run");
+        open.export_path = target.display().to_string();
+    }
+    harness.run();
+    harness.get_by_label("Export").click();
+    harness.run();
+    let svg = fs::read_to_string(&target).expect("exported SVG");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    harness.get_by_label_contains("Saved");
+}
+
+#[test]
+fn deleting_a_run_asks_first_and_removes_only_that_folder() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness.get_by_label("Filter").click();
+    harness.run();
+    harness.get_by_label("Filter").type_text("beta");
+    harness.run();
+
+    // Cancel keeps it.
+    harness.get_by_label("Delete…").click();
+    harness.run();
+    harness.get_by_label("Delete this run?");
+    harness.get_by_label("Cancel").click();
+    harness.run();
+    assert!(dir.path().join("fish-beta").is_dir());
+
+    harness.get_by_label("Delete…").click();
+    harness.run();
+    harness.get_by_label("Delete run").click();
+    harness.run();
+    assert!(!dir.path().join("fish-beta").exists());
+    assert!(dir.path().join("fish-alpha").is_dir());
+    assert_eq!(harness.state().table.rows().len(), 2);
+    harness.get_by_label_contains("Deleted");
+
+    // Outside the runs folder, nothing is deleted whatever the caller asks.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let victim = add_run(outside.path(), "other", 0.5);
+    assert!(harness.state_mut().delete_run(&victim).is_err());
+    assert!(victim.is_dir());
+}
