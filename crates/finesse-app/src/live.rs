@@ -174,7 +174,7 @@ pub fn event_line(event: &Event) -> String {
         ),
         Event::Checkpoint { step, .. } => format!("checkpoint at step {step}"),
         Event::Cancelled { step } => {
-            format!("cancelled after step {step} (resumable: finesse train --resume)")
+            format!("cancelled after step {step} (resumable: finesse finetune --resume)")
         }
         Event::Error { step, message } => format!("error at step {step}: {message}"),
         Event::End {
@@ -192,7 +192,7 @@ pub fn event_line(event: &Event) -> String {
 
 /// The plain advice for a status a user can act on (`None` when there is nothing to do).
 pub fn status_advice(status: &RunStatus, path: &Path) -> Option<String> {
-    let resume = format!("finesse train --resume {}", path.display());
+    let resume = format!("finesse finetune --resume {}", path.display());
     match status {
         RunStatus::Cancelled | RunStatus::Interrupted { resumable: true } => {
             Some(format!("Resumable from its checkpoint: {resume}"))
