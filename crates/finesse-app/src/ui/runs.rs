@@ -34,7 +34,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     if app.table.rows().is_empty() {
         ui.add_space(12.0);
         ui.label(format!(
-            "No runs in {} yet. Runs started there (finesse train --output-dir {}/NAME) appear \
+            "No runs in {} yet. Runs started there (finesse finetune --output-dir {}/NAME) appear \
              here as soon as they start.",
             folder.display(),
             folder.display()
