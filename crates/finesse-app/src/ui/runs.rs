@@ -62,7 +62,7 @@ fn welcome(ui: &mut egui::Ui) {
         ui.add_space(8.0);
         ui.label(
             "Type the folder that holds your run directories above (the --output-dir parents \
-             of finesse train) and press Enter.",
+             of finesse finetune) and press Enter.",
         );
         ui.label("The app lists the runs, follows running ones live and shows their heatmaps.");
     });
