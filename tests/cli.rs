@@ -962,3 +962,59 @@ fn figure_draws_pngs_and_svgs_from_a_run_and_names_what_a_run_lacks() {
     );
     assert!(bare.join("figures/curves.png").is_file());
 }
+
+#[test]
+fn doctor_reports_backends_threads_models_and_glue() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let sst2 = home.path().join("data/glue/SST-2");
+    std::fs::create_dir_all(&sst2).expect("mkdir");
+    std::fs::write(sst2.join("train.tsv"), "sentence\tlabel\n").expect("write");
+    let out = finesse_testkit::ok(
+        finesse!()
+            .args(["doctor", "--json"])
+            .env("FINESSE_HOME", home.path())
+            .output()
+            .expect("run"),
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let backends: Vec<&str> = r["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    assert_eq!(
+        backends,
+        ["flex", "ndarray", "wgpu"],
+        "the test build's backends"
+    );
+    assert!(r["threads"].as_u64().is_some_and(|n| n >= 1));
+    assert_eq!(
+        r["models"].as_array().map(Vec::len),
+        Some(0),
+        "an empty model cache"
+    );
+    let tasks = r["glue_tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 9);
+    assert!(
+        tasks.iter().any(|t| t[0] == "SST-2" && t[1] == true),
+        "{tasks:?}"
+    );
+    assert!(
+        tasks.iter().any(|t| t[0] == "MRPC" && t[1] == false),
+        "{tasks:?}"
+    );
+    let text = finesse_testkit::ok(
+        finesse!()
+            .arg("doctor")
+            .env("FINESSE_HOME", home.path())
+            .output()
+            .expect("run"),
+    );
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("backends compiled: flex, ndarray, wgpu (default flex)"),
+        "{said}"
+    );
+    assert!(said.contains("model cache: empty"), "{said}");
+}

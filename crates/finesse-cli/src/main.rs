@@ -6,6 +6,7 @@ mod demo;
 mod device;
 mod diff_cmd;
 mod distance_cmd;
+mod doctor_cmd;
 mod figure_cmd;
 mod finetune;
 mod fisher_cmd;
@@ -61,6 +62,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Distances between a base and a fine-tuned model per layer × matrix (L1, angular, L0).
     Distance(distance_cmd::DistanceArgs),
+    /// What this machine offers: compiled backends, wgpu adapters, threads, model cache, GLUE.
+    Doctor(doctor_cmd::DoctorArgs),
     /// The papers' figures from run directories, as PNG or SVG: sparsity, distance, fisher,
     /// overlap, curves, sweep, magnitudes, distance-vs-steps, or `all` of a run.
     Figure(figure_cmd::FigureArgs),
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff_cmd::run(args),
         Command::Distance(args) => distance_cmd::run(args),
         Command::Figure(args) => figure_cmd::run(args),
+        Command::Doctor(args) => doctor_cmd::run(args),
         Command::Runs(args) => runs_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
     };

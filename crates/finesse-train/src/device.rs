@@ -114,3 +114,51 @@ mod tests {
         }
     }
 }
+
+/// A graphics adapter wgpu can run on (`finesse doctor`, `--device wgpu:list`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WgpuAdapter {
+    /// Position in the list (`--device wgpu:N`).
+    pub index: usize,
+    /// The adapter's name (e.g. `NVIDIA GeForce RTX 4090`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub name: String,
+    /// The graphics API: Vulkan, Metal, Dx12, Gl.
+    pub api: String,
+    /// Discrete GPU, integrated GPU, virtual GPU, CPU or other.
+    pub kind: String,
+    /// The driver and its version, as the driver reports them.
+    pub driver: String,
+}
+
+/// The adapters wgpu finds on this machine, on every graphics API, in the order cubecl counts
+/// them. Empty when none (or the `wgpu` feature is not compiled in).
+pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
+    #[cfg(feature = "wgpu")]
+    {
+        use burn::backend::wgpu::wgpu;
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::all(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters =
+            futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        adapters
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .enumerate()
+            .map(|(index, info)| WgpuAdapter {
+                index,
+                name: info.name,
+                api: format!("{:?}", info.backend),
+                kind: format!("{:?}", info.device_type),
+                driver: [info.driver, info.driver_info]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
+            .collect()
+    }
+    #[cfg(not(feature = "wgpu"))]
+    Vec::new()
+}
