@@ -1018,3 +1018,42 @@ fn doctor_reports_backends_threads_models_and_glue() {
     );
     assert!(said.contains("model cache: empty"), "{said}");
 }
+
+#[test]
+fn device_wgpu_list_prints_the_adapters_and_a_missing_adapter_is_named() {
+    let listed = finesse_testkit::ok(
+        finesse!()
+            .args(["forward", "--device", "wgpu:list"])
+            .output()
+            .expect("run"),
+    );
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(said.contains("wgpu"), "{said}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("tiny");
+    TinyBert::with_vocab(64).write(&model);
+    let inputs = dir.path().join("in.safetensors");
+    tiny_inputs(&inputs);
+    let out = finesse!()
+        .args(["forward", "--device", "wgpu:99", "--model"])
+        .arg(&model)
+        .arg("--inputs")
+        .arg(&inputs)
+        .arg("--out")
+        .arg(dir.path().join("o.safetensors"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("wgpu:99") && err.contains("finesse doctor"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let out = finesse!()
+        .args(["forward", "--device", "wgpu:first", "--text", "x"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("wgpu:N"), "{}", stderr(&out));
+}

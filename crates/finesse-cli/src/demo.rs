@@ -39,8 +39,8 @@ pub struct DemoArgs {
     /// The run directory (default: runs/demo-<unix time>).
     #[arg(long)]
     output_dir: Option<PathBuf>,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda.
+    #[arg(long, value_parser = crate::device::parse, default_value_t = DeviceChoice::default_choice())]
     device: DeviceChoice,
 }
 

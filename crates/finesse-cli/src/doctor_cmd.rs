@@ -82,25 +82,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         .as_deref()
         .map_or_else(String::new, |n| format!(", RAYON_NUM_THREADS={n}"));
     println!("threads: {}{rayon}", r.threads);
-    if r.backends.contains(&"wgpu") {
-        if r.wgpu_adapters.is_empty() {
-            println!(
-                "wgpu adapters: none found (install a Vulkan, Metal or DX12 driver; without a GPU, Mesa's lavapipe: mesa-vulkan-drivers)"
-            );
-        } else {
-            println!(
-                "wgpu adapters (--device wgpu takes a discrete GPU first, then integrated, then CPU):"
-            );
-            for a in &r.wgpu_adapters {
-                println!(
-                    "  {:>2}  {:<40} {:<7} {:<14} {}",
-                    a.index, a.name, a.api, a.kind, a.driver
-                );
-            }
-        }
-    } else {
-        println!("wgpu: not compiled in (build with --features wgpu)");
-    }
+    crate::device::print_adapters();
     println!(
         "FINESSE_HOME: {}{}",
         r.finesse_home.display(),

@@ -80,9 +80,9 @@ pub struct FinetuneArgs {
     /// Do not group examples of similar length into batches.
     #[arg(long)]
     no_bucketing: bool,
-    /// Backend (default: the first compiled in, flex in a default build; with --resume, the
-    /// run's own).
-    #[arg(long, value_enum)]
+    /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda (default:
+    /// the first compiled in, flex in a default build; with --resume, the run's own).
+    #[arg(long, value_parser = crate::device::parse)]
     device: Option<DeviceChoice>,
     /// With --resume: continue on another --device than the run's (results then differ in
     /// rounding from an uninterrupted run).
@@ -545,8 +545,8 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda.
+    #[arg(long, value_parser = crate::device::parse, default_value_t = DeviceChoice::default_choice())]
     device: DeviceChoice,
 }
 

@@ -55,8 +55,8 @@ pub struct FisherArgs {
     /// Seed of the shuffle, the fresh head and the label draws.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda.
+    #[arg(long, value_parser = crate::device::parse, default_value_t = DeviceChoice::default_choice())]
     device: DeviceChoice,
     /// Output: one f32 tensor per parameter (HF name, PyTorch layout).
     #[arg(long)]

@@ -45,8 +45,8 @@ pub struct ForwardArgs {
     /// Maximum tokens for --text (special tokens included).
     #[arg(long, default_value_t = 128)]
     max_seq_len: usize,
-    /// Backend to run on.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::default_choice())]
+    /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda.
+    #[arg(long, value_parser = crate::device::parse, default_value_t = DeviceChoice::default_choice())]
     device: DeviceChoice,
 }
 

@@ -71,6 +71,9 @@ enum Command {
 
 fn main() -> ExitCode {
     logging::init();
+    if device::list_if_asked() {
+        return ExitCode::SUCCESS;
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.offline {

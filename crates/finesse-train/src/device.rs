@@ -66,7 +66,7 @@ impl DeviceChoice {
             #[allow(deprecated)]
             Self::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Self::Wgpu => Ok(Device::wgpu(wgpu_kind()?)),
             #[cfg(feature = "cuda")]
             Self::Cuda => Ok(Device::cuda(0)),
             #[allow(unreachable_patterns)]
@@ -108,6 +108,12 @@ mod tests {
             assert_eq!(DeviceChoice::parse(d.name()), Some(d));
         }
         assert_eq!(DeviceChoice::parse("tpu"), None);
+        assert_eq!(parse_device_arg("wgpu:0"), Ok(DeviceChoice::Wgpu));
+        assert_eq!(parse_device_arg("NDARRAY"), Ok(DeviceChoice::Ndarray));
+        let err = parse_device_arg("wgpu:first").expect_err("not an index");
+        assert!(err.contains("wgpu:N"), "{err}");
+        let err = parse_device_arg("gpu").expect_err("unknown");
+        assert!(err.contains("flex, ndarray, wgpu, wgpu:N, cuda"), "{err}");
         if !cfg!(feature = "cuda") {
             let err = DeviceChoice::Cuda.device().expect_err("not compiled");
             assert!(err.to_string().contains("--features cuda"), "{err}");
@@ -126,39 +132,140 @@ pub struct WgpuAdapter {
     pub api: String,
     /// Discrete GPU, integrated GPU, virtual GPU, CPU or other.
     pub kind: String,
+    /// Its position among the adapters of its kind (what cubecl's device kinds count).
+    pub kind_index: usize,
     /// The driver and its version, as the driver reports them.
     pub driver: String,
 }
 
-/// The adapters wgpu finds on this machine, on every graphics API, in the order cubecl counts
-/// them. Empty when none (or the `wgpu` feature is not compiled in).
+/// The adapters wgpu finds on this machine on the graphics API cubecl runs on (the first of
+/// Vulkan, DX12, OpenGL — Metal on macOS — that has one), in cubecl's order: `--device wgpu:N`
+/// takes the Nth. Empty when none (or the `wgpu` feature is not compiled in).
 pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
     #[cfg(feature = "wgpu")]
     {
         use burn::backend::wgpu::wgpu;
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::all(),
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let adapters =
-            futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        adapters
-            .iter()
-            .map(wgpu::Adapter::get_info)
+        let probe = |backends: wgpu::Backends| -> Vec<wgpu::AdapterInfo> {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends,
+                ..wgpu::InstanceDescriptor::new_without_display_handle()
+            });
+            futures_lite::future::block_on(instance.enumerate_adapters(backends))
+                .iter()
+                .map(wgpu::Adapter::get_info)
+                .collect()
+        };
+        // OpenGL only when no primary API answers (asking it also wakes EGL's warnings).
+        let mut infos = probe(wgpu::Backends::PRIMARY);
+        if infos.is_empty() {
+            infos = probe(wgpu::Backends::GL);
+        }
+        let chain = if cfg!(target_os = "macos") {
+            vec![wgpu::Backend::Metal]
+        } else {
+            vec![
+                wgpu::Backend::Vulkan,
+                wgpu::Backend::Dx12,
+                wgpu::Backend::Gl,
+            ]
+        };
+        let Some(api) = chain
+            .into_iter()
+            .find(|api| infos.iter().any(|i| i.backend == *api))
+        else {
+            return Vec::new();
+        };
+        let mut per_kind: std::collections::BTreeMap<String, usize> = Default::default();
+        infos
+            .into_iter()
+            .filter(|info| info.backend == api)
             .enumerate()
-            .map(|(index, info)| WgpuAdapter {
-                index,
-                name: info.name,
-                api: format!("{:?}", info.backend),
-                kind: format!("{:?}", info.device_type),
-                driver: [info.driver, info.driver_info]
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+            .map(|(index, info)| {
+                let kind = format!("{:?}", info.device_type);
+                let counter = per_kind.entry(kind.clone()).or_default();
+                let kind_index = *counter;
+                *counter += 1;
+                WgpuAdapter {
+                    index,
+                    name: info.name,
+                    api: format!("{:?}", info.backend),
+                    kind,
+                    kind_index,
+                    driver: [info.driver, info.driver_info]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                }
             })
             .collect()
     }
     #[cfg(not(feature = "wgpu"))]
     Vec::new()
+}
+
+/// The adapter `--device wgpu:N` asked for (for every wgpu device this process creates).
+static WGPU_ADAPTER: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Makes wgpu devices of this process use adapter `index` of [`wgpu_adapters`]
+/// (`--device wgpu:N`); checked when the device is created. The first choice stays.
+pub fn select_wgpu_adapter(index: usize) {
+    let _ = WGPU_ADAPTER.set(index);
+}
+
+/// The device kind of the chosen adapter, or cubecl's default (a high-power GPU first;
+/// `CUBECL_WGPU_DEFAULT_DEVICE` overrides it).
+#[cfg(feature = "wgpu")]
+fn wgpu_kind() -> Result<burn::tensor::DeviceKind> {
+    use burn::tensor::DeviceKind;
+    let Some(&index) = WGPU_ADAPTER.get() else {
+        return Ok(DeviceKind::DefaultDevice);
+    };
+    let adapters = wgpu_adapters();
+    let Some(a) = adapters.get(index) else {
+        let list: Vec<String> = adapters
+            .iter()
+            .map(|a| format!("wgpu:{} {} ({}, {})", a.index, a.name, a.api, a.kind))
+            .collect();
+        return Err(TrainError::Config {
+            field: "device",
+            problem: format!(
+                "wgpu:{index}: this machine has {} wgpu adapter(s){}{} (`finesse doctor` lists them)",
+                adapters.len(),
+                if list.is_empty() { "" } else { ": " },
+                list.join(", ")
+            ),
+        });
+    };
+    Ok(match a.kind.as_str() {
+        "DiscreteGpu" => DeviceKind::DiscreteGpu(a.kind_index),
+        "IntegratedGpu" => DeviceKind::IntegratedGpu(a.kind_index),
+        "VirtualGpu" => DeviceKind::VirtualGpu(a.kind_index),
+        "Cpu" => DeviceKind::Cpu,
+        _ => DeviceKind::DefaultDevice,
+    })
+}
+
+/// Parses a `--device` value: a backend name, or `wgpu:N` (which also selects adapter N).
+///
+/// # Errors
+/// An unknown backend or a malformed adapter index, as a message for clap.
+pub fn parse_device_arg(text: &str) -> std::result::Result<DeviceChoice, String> {
+    if let Some(n) = text.strip_prefix("wgpu:") {
+        let index: usize = n.parse().map_err(|_| {
+            format!(
+                "`{text}`: expected wgpu:N with N an adapter index (`finesse doctor` lists them)"
+            )
+        })?;
+        select_wgpu_adapter(index);
+        return Ok(DeviceChoice::Wgpu);
+    }
+    DeviceChoice::parse(text)
+        .ok_or_else(|| format!("`{text}`: expected one of flex, ndarray, wgpu, wgpu:N, cuda"))
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
