@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Heatmap, HeatmapKind};
 use crate::live::LiveRun;
+use crate::newrun::{NewRunForm, Problems};
+use crate::queue::{Ended, QueueEvent, RunQueue, Training};
 use crate::scan::{Scanner, is_run_dir};
 use crate::table::{Filter, RunRow, RunsTable, Sort};
 use crate::ui;
@@ -78,6 +80,29 @@ pub struct Notice {
     pub is_error: bool,
 }
 
+/// Where quitting stands while runs train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quit {
+    /// Not quitting.
+    #[default]
+    No,
+    /// The window was asked to close while a run trains: the dialog asks what to do.
+    Asking,
+    /// The run was cancelled; the window closes once its checkpoint is written.
+    Stopping,
+    /// Closing (nothing trains any more).
+    Closing,
+}
+
+/// The new-run form while it is open.
+#[derive(Clone, Debug, Default)]
+pub struct NewRun {
+    /// The fields.
+    pub form: NewRunForm,
+    /// The models in the cache (offered next to the model field).
+    pub cached_models: Vec<String>,
+}
+
 /// The finesse desktop app.
 pub struct FinesseApp {
     /// Remembered settings.
@@ -94,6 +119,14 @@ pub struct FinesseApp {
     pub confirm_delete: Option<PathBuf>,
     /// The latest notice.
     pub notice: Option<Notice>,
+    /// The new-run form, when open.
+    pub new_run: Option<NewRun>,
+    /// Runs this app trains, one at a time.
+    pub queue: RunQueue<Training>,
+    /// Where quitting stands.
+    pub quit: Quit,
+    /// A run that started and opens as soon as its `run.json` is written.
+    pending_open: Option<PathBuf>,
     scanner: Scanner,
     scanned_folder: Option<PathBuf>,
     last_poll: Option<Instant>,
@@ -114,6 +147,10 @@ impl FinesseApp {
             open: None,
             confirm_delete: None,
             notice: None,
+            new_run: None,
+            queue: RunQueue::default(),
+            quit: Quit::No,
+            pending_open: None,
             scanner: Scanner::default(),
             scanned_folder: None,
             last_poll: None,
@@ -146,7 +183,17 @@ impl FinesseApp {
     /// poll; returns whether anything changed.
     pub fn poll_now(&mut self) -> bool {
         self.last_poll = Some(Instant::now());
-        let mut changed = self.poll_folder();
+        let mut changed = self.tick_queue();
+        changed |= self.poll_folder();
+        if let Some(path) = self.pending_open.clone()
+            && is_run_dir(&path)
+        {
+            self.pending_open = None;
+            if self.open.as_ref().is_none_or(|o| o.live.dir.root != path) {
+                self.open_run(&path);
+            }
+            changed = true;
+        }
         if let Some(open) = &mut self.open
             && open.live.poll()
         {
@@ -264,6 +311,141 @@ impl FinesseApp {
         Ok(())
     }
 
+    /// Opens the new-run form (the cached models listed again).
+    pub fn open_new_run(&mut self) {
+        let cached_models = finesse_bert::hub::list_cache()
+            .map(|models| models.into_iter().map(|m| m.name).collect())
+            .unwrap_or_default();
+        let mut form = self.new_run.take().map(|n| n.form).unwrap_or_default();
+        form.refresh_name(self.runs_folder().as_deref(), &self.queue.paths());
+        self.new_run = Some(NewRun {
+            form,
+            cached_models,
+        });
+    }
+
+    /// Checks the new-run form against the runs folder and the queue.
+    ///
+    /// # Errors
+    /// The form's problems, by field.
+    pub fn check_new_run(&self) -> Result<crate::newrun::CheckedRun, Problems> {
+        let Some(new_run) = &self.new_run else {
+            return Err(Problems::new());
+        };
+        new_run
+            .form
+            .check(self.runs_folder().as_deref(), &self.queue.paths())
+    }
+
+    /// Queues the run of the new-run form (it starts now when nothing trains) and closes
+    /// the form.
+    ///
+    /// # Errors
+    /// The form's problems, by field (the form stays open).
+    pub fn start_new_run(&mut self) -> Result<(), Problems> {
+        let checked = self.check_new_run()?;
+        let name = checked.config.output_dir.clone();
+        let waiting_before = self.queue.is_busy();
+        self.queue.push(checked.config, checked.device, false);
+        self.new_run = None;
+        if waiting_before {
+            self.notify(
+                format!(
+                    "Queued {}: it starts when the runs before it end",
+                    name.display()
+                ),
+                false,
+            );
+        }
+        self.poll_now();
+        Ok(())
+    }
+
+    /// Queues the resume of the cancelled or interrupted run at `path` (its `run.json`
+    /// gives every setting).
+    ///
+    /// # Errors
+    /// Why it cannot be resumed (finished, no checkpoint, training elsewhere, unknown device).
+    pub fn resume_run(&mut self, path: &Path) -> Result<(), String> {
+        if self.queue.paths().iter().any(|p| p == path) {
+            return Err(format!("{} is already in the queue", path.display()));
+        }
+        let dir = finesse_train::RunDir::open(path).map_err(|e| e.to_string())?;
+        let config = dir
+            .resume_config(&finesse_train::ResumeRequest::default())
+            .map_err(|e| e.to_string())?;
+        let device = finesse_train::device::DeviceChoice::parse(&config.device)
+            .filter(|d| finesse_train::device::DeviceChoice::compiled().contains(d))
+            .ok_or_else(|| {
+                format!(
+                    "this run trained on `{}`, which this app is not built with",
+                    config.device
+                )
+            })?;
+        self.queue.push(config, device, true);
+        self.poll_now();
+        Ok(())
+    }
+
+    /// Asks the run this app trains to stop; it writes a resumable checkpoint first.
+    pub fn cancel_training(&mut self) {
+        self.queue.cancel_active();
+    }
+
+    /// Ends and starts queued runs; returns whether anything happened.
+    pub fn tick_queue(&mut self) -> bool {
+        let events = self.queue.tick(Training::start);
+        let changed = !events.is_empty();
+        for event in events {
+            match event {
+                QueueEvent::Started(run) => {
+                    self.pending_open = Some(run.path().to_path_buf());
+                    self.notify(format!("Training {}", run.describe()), false);
+                }
+                QueueEvent::NotStarted(run, why) => {
+                    self.notify(format!("{} could not start: {why}", run.name()), true);
+                }
+                QueueEvent::Ended(run, ended) => {
+                    let (text, is_error) = match ended {
+                        Ended::Finished => (format!("{} finished", run.name()), false),
+                        Ended::Cancelled { step } => (
+                            format!(
+                                "{} cancelled after step {step}: resumable from its checkpoint",
+                                run.name()
+                            ),
+                            false,
+                        ),
+                        Ended::Failed(e) => (format!("{} failed: {e}", run.name()), true),
+                    };
+                    self.notify(text, is_error);
+                }
+            }
+        }
+        changed
+    }
+
+    /// The window was asked to close: returns whether it may (nothing trains or waits,
+    /// or the user already chose). Otherwise the quit dialog opens.
+    pub fn close_requested(&mut self) -> bool {
+        match self.quit {
+            Quit::Closing => true,
+            Quit::Stopping => false,
+            Quit::No | Quit::Asking if self.queue.is_busy() => {
+                self.quit = Quit::Asking;
+                false
+            }
+            Quit::No | Quit::Asking => true,
+        }
+    }
+
+    /// The quit dialog's "cancel and quit": waiting runs dropped, the active run cancelled;
+    /// the window closes once its checkpoint is written.
+    pub fn cancel_and_quit(&mut self) {
+        self.queue.clear_waiting();
+        self.queue.cancel_active();
+        self.quit = Quit::Stopping;
+    }
+
     /// Shows `text` at the bottom of the window.
     pub fn notify(&mut self, text: impl Into<String>, is_error: bool) {
         self.notice = Some(Notice {
@@ -275,8 +457,19 @@ impl FinesseApp {
 
 impl eframe::App for FinesseApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if self.queue.active().is_some() && self.tick_queue() {
+            self.poll_now();
+            ctx.request_repaint();
+        }
         if self.poll_if_due() {
             ctx.request_repaint();
+        }
+        if ctx.input(|i| i.viewport().close_requested()) && !self.close_requested() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        }
+        if self.quit == Quit::Stopping && self.queue.active().is_none() {
+            self.quit = Quit::Closing;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
         // Runs change on disk without any input: look again in a second.
         ctx.request_repaint_after(POLL_INTERVAL);
@@ -288,5 +481,21 @@ impl eframe::App for FinesseApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // However the window went away, a run still training is cancelled and waited for,
+        // so its checkpoint is written and it stays resumable.
+        if let Some((run, _)) = self.queue.shutdown() {
+            log::info!("cancelled {} on exit (resumable)", run.name());
+        }
+    }
+}
+
+impl Drop for FinesseApp {
+    /// A run still training is cancelled and joined (its checkpoint written), whatever ends
+    /// the app.
+    fn drop(&mut self) {
+        self.queue.shutdown();
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The state logic is plain Rust, testable without a window: [`table`] (rows, sorting,
 //! filtering), [`scan`] (change detection in a runs folder), [`live`] (an opened run's events
-//! folded as they arrive), [`analysis`] (heatmap data and export), [`format`]. [`app`] holds
+//! folded as they arrive), [`analysis`] (heatmap data and export), [`newrun`] (the new-run
+//! form and its validation), [`queue`] (runs trained one at a time), [`format`]. [`app`] holds
 //! the eframe application; `ui/` draws it. Runs are read only through `finesse-train`'s run
 //! directory readers and `finesse-report`'s figures, as the CLI reads them.
 
@@ -11,6 +12,8 @@ pub mod analysis;
 pub mod app;
 pub mod format;
 pub mod live;
+pub mod newrun;
+pub mod queue;
 pub mod scan;
 pub mod table;
 pub mod ui;

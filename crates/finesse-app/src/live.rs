@@ -71,6 +71,10 @@ impl LiveRun {
             }
             self.log.push_back(record);
         }
+        if self.run.is_none() && !self.log.is_empty() {
+            // Opened before its files were written (a run just started): read them now.
+            self.reload_run();
+        }
         let status = self.dir.status();
         let ended = self.progress.status == RunStatus::Running && status != RunStatus::Running;
         self.progress.status = status;

@@ -1,5 +1,6 @@
-//! Drawing: the top bar (runs folder, navigation), the notice line, the delete confirmation,
-//! and the view shown — the runs browser (`runs.rs`) or a run (`run.rs`, `heatmap.rs`).
+//! Drawing: the top bar (new run, runs folder, navigation), the notice line, the queue, the
+//! delete confirmation, the new-run window, the quit dialog (`newrun.rs`), and the view
+//! shown — the runs browser (`runs.rs`) or a run (`run.rs`, `heatmap.rs`).
 
 /// A `finesse-report` (plotters) colour as an egui one.
 macro_rules! rgb {
@@ -10,6 +11,7 @@ macro_rules! rgb {
 }
 
 pub mod heatmap;
+pub mod newrun;
 pub mod run;
 pub mod runs;
 
@@ -36,6 +38,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             });
         });
     }
+    newrun::queue_panel(app, ui);
     egui::CentralPanel::default().show(ui, |ui| {
         if app.open.is_some() {
             run::show(app, ui);
@@ -44,6 +47,8 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
         }
     });
     confirm_delete(app, ui.ctx());
+    newrun::window(app, ui.ctx());
+    newrun::quit_dialog(app, ui.ctx());
 }
 
 fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
@@ -62,6 +67,15 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
             }
             ui.separator();
         }
+        if ui
+            .button("New run")
+            .on_hover_text("Fine-tune a model on a GLUE task (Ctrl+N)")
+            .clicked()
+            || ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::N))
+        {
+            app.open_new_run();
+        }
+        ui.separator();
         let label = ui.label("Runs folder");
         let open_width = 200.0;
         let field = ui

@@ -23,7 +23,13 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     let Some(open) = &mut app.open else {
         return;
     };
-    header(open, ui);
+    let path = open.live.dir.root.clone();
+    let queue = QueueState {
+        training: app.queue.is_training(&path),
+        cancelling: app.queue.active().is_some_and(|a| a.cancelling),
+        waiting: app.queue.is_waiting(&path),
+    };
+    let action = header(open, queue, ui);
     ui.add_space(4.0);
     ui.horizontal(|ui| {
         ui.selectable_value(&mut open.tab, RunTab::Training, "Training");
@@ -34,10 +40,37 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
         RunTab::Training => training(open, smoothing, ui),
         RunTab::Analysis => analysis(open, kind, ui),
     }
+    match action {
+        Some(RunAction::Cancel) => app.cancel_training(),
+        Some(RunAction::Resume) => {
+            if let Err(e) = app.resume_run(&path) {
+                app.notify(format!("Cannot resume: {e}"), true);
+            }
+        }
+        None => {}
+    }
 }
 
-fn header(open: &OpenRun, ui: &mut egui::Ui) {
+/// Where the opened run stands in this app's queue.
+#[derive(Clone, Copy)]
+struct QueueState {
+    /// This app trains it now.
+    training: bool,
+    /// Its cancel was asked for.
+    cancelling: bool,
+    /// It waits in the queue.
+    waiting: bool,
+}
+
+/// A button of the header.
+enum RunAction {
+    Cancel,
+    Resume,
+}
+
+fn header(open: &OpenRun, queue: QueueState, ui: &mut egui::Ui) -> Option<RunAction> {
     let live = &open.live;
+    let mut action = None;
     ui.horizontal_wrapped(|ui| {
         ui.heading(RichText::new(live.name()).strong());
         if let Some(run) = &live.run {
@@ -53,6 +86,34 @@ fn header(open: &OpenRun, ui: &mut egui::Ui) {
             RunStatus::Unknown => ("not started", ui.visuals().weak_text_color()),
         };
         ui.label(RichText::new(text).strong().color(color));
+        let resumable = matches!(
+            status,
+            RunStatus::Cancelled | RunStatus::Interrupted { resumable: true }
+        );
+        if queue.training && queue.cancelling {
+            ui.add_enabled(false, egui::Button::new("Cancelling…"))
+                .on_disabled_hover_text(
+                    "Stopping after the current step and writing the checkpoint",
+                );
+        } else if queue.training {
+            let cancel = ui
+                .button("Cancel run")
+                .on_hover_text("Stop after the current step; the run stays resumable (Ctrl+.)");
+            if cancel.clicked()
+                || ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::Period))
+            {
+                action = Some(RunAction::Cancel);
+            }
+        } else if queue.waiting {
+            ui.label(RichText::new("waiting in the queue").weak());
+        } else if resumable
+            && ui
+                .button("Resume")
+                .on_hover_text("Continue from its checkpoint with its own settings")
+                .clicked()
+        {
+            action = Some(RunAction::Resume);
+        }
     });
     ui.label(
         RichText::new(live.dir.root.display().to_string())
@@ -65,9 +126,13 @@ fn header(open: &OpenRun, ui: &mut egui::Ui) {
     if let RunStatus::Failed { message } = &live.progress.status {
         error_card(ui, "The run failed", message);
     }
-    if let Some(advice) = status_advice(&live.progress.status, &live.dir.root) {
+    if !queue.training
+        && !queue.waiting
+        && let Some(advice) = status_advice(&live.progress.status, &live.dir.root)
+    {
         ui.label(advice);
     }
+    action
 }
 
 fn training(open: &OpenRun, smoothing: &mut f64, ui: &mut egui::Ui) {
