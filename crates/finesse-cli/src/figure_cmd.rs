@@ -364,6 +364,15 @@ fn write<F: Figure>(figure: &F, out: &OutArgs) -> Result<()> {
             canvas.height
         );
     }
+    let (pw, ph) = canvas.pixels();
+    if u64::from(pw) * u64::from(ph) > 100_000_000 {
+        bail!(
+            "a {pw}×{ph}-pixel PNG ({}×{} at {} dpi) is over 100 megapixels: lower --dpi or the size",
+            canvas.width,
+            canvas.height,
+            out.dpi
+        );
+    }
     canvas::save(figure, &out.out, Some(canvas))?;
     println!("{}", out.out.display());
     Ok(())

@@ -96,8 +96,9 @@ impl ColorScale {
                 }
             }
             _ => {
+                // Not anchored at 0: the map spans the values, so small differences show.
                 let (lo, hi) = if max > min {
-                    (min.min(0.0_f64.max(min)), max)
+                    (min, max)
                 } else {
                     (
                         min - 0.5 * min.abs().max(1e-12),
@@ -199,7 +200,8 @@ pub fn format_value(value: f64, percent: bool) -> String {
         let p = value * 100.0;
         return match p.abs() {
             0.0 => "0%".into(),
-            a if a >= 99.95 => format!("{p:.0}%"),
+            a if a >= 99.995 => format!("{p:.0}%"),
+            a if a >= 99.95 => format!("{p:.2}%"),
             a if a >= 10.0 => format!("{p:.1}%"),
             a if a >= 0.1 => format!("{p:.2}%"),
             a if a >= 0.01 => format!("{p:.3}%"),

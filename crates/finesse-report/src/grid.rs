@@ -61,17 +61,24 @@ pub struct GridFigure {
     pub show_values: bool,
 }
 
+/// The fill of a zero on a log scale.
+pub const ZERO_COLOR: RGBColor = RGBColor(255, 255, 255);
+
 impl GridFigure {
-    fn color_scale(&self) -> ColorScale {
-        let values = self.panels.iter().flat_map(|p| {
+    /// Every value of every panel (cells and groups).
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.panels.iter().flat_map(|p| {
             p.grid
                 .layers
                 .iter()
                 .flatten()
                 .chain(p.grid.groups.values())
                 .filter_map(|v| *v)
-        });
-        ColorScale::fit(self.scale, values.collect::<Vec<_>>())
+        })
+    }
+
+    fn color_scale(&self) -> ColorScale {
+        ColorScale::fit(self.scale, self.values().collect::<Vec<_>>())
     }
 
     fn has_groups(&self) -> bool {
@@ -153,7 +160,15 @@ impl GridFigure {
         if groups_w > 0 {
             self.groups_strip(&groups_area, style, scale)?;
         }
-        color_bar(&bar_area, style, scale, &self.value_label, self.percent)
+        let zeros = scale.log && self.values().any(|v| v <= 0.0);
+        color_bar(
+            &bar_area,
+            style,
+            scale,
+            &self.value_label,
+            self.percent,
+            zeros,
+        )
     }
 
     fn heatmap_panel<DB: DrawingBackend>(
@@ -214,7 +229,14 @@ impl GridFigure {
         X: Ranged<ValueType = SegmentValue<u32>>,
         Y: Ranged<ValueType = SegmentValue<u32>>,
     {
-        let fill = value.map_or(RGBColor(225, 225, 225), |v| scale.color(v));
+        // On a log scale a zero has no colour: it gets its own (white, "0" printed), never the
+        // colour of the smallest value.
+        let zero = value.is_some_and(|v| scale.log && v <= 0.0);
+        let fill = match value {
+            None => RGBColor(225, 225, 225),
+            Some(_) if zero => ZERO_COLOR,
+            Some(v) => scale.color(v),
+        };
         let corners = [
             (SegmentValue::Exact(m), SegmentValue::Exact(r)),
             (SegmentValue::Exact(m + columns), SegmentValue::Exact(r + 1)),
@@ -226,11 +248,13 @@ impl GridFigure {
             SegmentValue::CenterOf(m)
         };
         chart.draw_series([Rectangle::new(corners.clone(), fill.filled())])?;
+        let edge = if zero { RGBColor(190, 190, 190) } else { WHITE };
         chart.draw_series([Rectangle::new(
             corners,
-            WHITE.stroke_width(style.stroke(1.0)),
+            edge.stroke_width(style.stroke(1.0)),
         )])?;
         let text = match value {
+            Some(_) if zero => "0".into(),
             Some(v) if self.show_values => format_value(v, self.percent),
             None => "n/a".into(),
             Some(_) => return Ok(()),
@@ -287,7 +311,19 @@ impl GridFigure {
     ) -> DrawResult<DB> {
         let panel = &self.panels[0];
         let (_, h) = body.dim_in_pixel();
-        let note = groups_note(&panel.grid, self.percent);
+        let mut note = groups_note(&panel.grid, self.percent);
+        let zeros = panel
+            .grid
+            .layers
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|v| **v <= 0.0)
+            .count();
+        if scale.log && zeros > 0 {
+            let sep = if note.is_empty() { "" } else { " · " };
+            note.push_str(&format!("{sep}{zeros} cell(s) at 0 not drawn (log scale)"));
+        }
         let (plot, foot) = if note.is_empty() {
             body.split_vertically(h)
         } else {
@@ -338,12 +374,10 @@ impl GridFigure {
                 .layers
                 .iter()
                 .enumerate()
-                .filter_map(|(l, row)| {
-                    row.get(m)
-                        .copied()
-                        .flatten()
-                        .map(|v| (at(l), scale.axis(v)))
-                })
+                .filter_map(|(l, row)| row.get(m).copied().flatten().map(|v| (l, v)))
+                // A log axis has no place for zeros: they are left out (the footnote says so).
+                .filter(|(_, v)| !(scale.log && *v <= 0.0))
+                .map(|(l, v)| (at(l), scale.axis(v)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(
@@ -523,6 +557,7 @@ pub fn color_bar<DB: DrawingBackend>(
     scale: &ColorScale,
     label: &str,
     percent: bool,
+    zero_swatch: bool,
 ) -> DrawResult<DB> {
     let (w, h) = area.dim_in_pixel();
     let bar = style.px(22.0);
@@ -572,6 +607,20 @@ pub fn color_bar<DB: DrawingBackend>(
         ),
         desc,
     ))?;
+    if zero_swatch {
+        let y = h as i32 - bottom + style.px(30.0);
+        let swatch = [(left, y - style.px(7.0)), (left + bar, y + style.px(7.0))];
+        area.draw(&Rectangle::new(swatch, ZERO_COLOR.filled()))?;
+        area.draw(&Rectangle::new(
+            swatch,
+            RGBColor(150, 150, 150).stroke_width(style.stroke(1.0)),
+        ))?;
+        area.draw(&Text::new(
+            "0",
+            (left + bar + style.px(8.0), y),
+            font.clone(),
+        ))?;
+    }
     if scale.log {
         area.draw_text(
             "log scale",

@@ -147,7 +147,12 @@ fn draw_panel<DB: DrawingBackend>(
     style: &Style,
     panel: &Panel,
 ) -> DrawResult<DB> {
-    let tx = |x: f64| if panel.x_log { x.max(1e-30).log10() } else { x };
+    // A log axis has no place for x ≤ 0: such points are left out (NaN).
+    let tx = |x: f64| match panel.x_log {
+        true if x > 0.0 => x.log10(),
+        true => f64::NAN,
+        false => x,
+    };
     let ty = |y: f64| match panel.y_log {
         true if y > 0.0 => y.log10(),
         true => f64::NAN,
@@ -219,6 +224,9 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// An (x, y) pair, or an error bar's (low, high).
+type Point = (f64, f64);
+
 fn draw_series<DB: DrawingBackend>(
     chart: &mut ChartContext<
         '_,
@@ -230,12 +238,25 @@ fn draw_series<DB: DrawingBackend>(
     (tx, ty): (impl Fn(f64) -> f64, impl Fn(f64) -> f64),
 ) -> DrawResult<DB> {
     let color = series_color(series.color);
-    let points: Vec<(f64, f64)> = series
+    // Points and their error bars are kept or dropped together, and a bar is y ± e transformed
+    // like y (so a log axis draws it right).
+    let kept: Vec<(Point, Option<Point>)> = series
         .points
         .iter()
-        .map(|&(x, y)| (tx(x), ty(y)))
-        .filter(|p| p.1.is_finite())
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            let e = series
+                .errors
+                .as_ref()
+                .and_then(|e| e.get(i))
+                .copied()
+                .unwrap_or(0.0);
+            let bar = (e > 0.0).then(|| (ty(y - e), ty(y + e)));
+            ((tx(x), ty(y)), bar)
+        })
+        .filter(|((x, y), _)| x.is_finite() && y.is_finite())
         .collect();
+    let points: Vec<(f64, f64)> = kept.iter().map(|(p, _)| *p).collect();
     let line = match series.stroke {
         Stroke::Faint => color.mix(0.3).stroke_width(style.stroke(1.0)),
         _ => color.stroke_width(style.stroke(2.0)),
@@ -250,21 +271,18 @@ fn draw_series<DB: DrawingBackend>(
         let size = style.px(4.0);
         chart.draw_series(points.iter().map(|p| Circle::new(*p, size, color.filled())))?;
     }
-    if let Some(errors) = &series.errors {
-        let cap = style.px(5.0);
-        chart.draw_series(points.iter().zip(errors).filter(|(_, e)| **e > 0.0).map(
-            |(&(x, y), &e)| {
-                ErrorBar::new_vertical(
-                    x,
-                    y - e,
-                    y,
-                    y + e,
-                    color.stroke_width(style.stroke(1.5)),
-                    cap as u32,
-                )
-            },
-        ))?;
-    }
+    let cap = style.px(5.0) as u32;
+    chart.draw_series(kept.iter().filter_map(|&((x, y), bar)| {
+        let (lo, hi) = bar.filter(|(lo, hi)| lo.is_finite() && hi.is_finite())?;
+        Some(ErrorBar::new_vertical(
+            x,
+            lo,
+            y,
+            hi,
+            color.stroke_width(style.stroke(1.5)),
+            cap,
+        ))
+    }))?;
     Ok(())
 }
 
@@ -436,7 +454,7 @@ impl Figure for MatrixFigure {
         {
             self.matrix_panel(&panel_area, style, &scale, caption, values)?;
         }
-        color_bar(&bar, style, &scale, &self.value_label, true)
+        color_bar(&bar, style, &scale, &self.value_label, true, false)
     }
 }
 

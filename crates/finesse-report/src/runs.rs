@@ -133,9 +133,13 @@ pub fn format_lr(lr: f64) -> String {
     if lr == 0.0 {
         return "0".into();
     }
-    let exp = lr.abs().log10().floor() as i32;
-    let mantissa = lr / 10f64.powi(exp);
-    let m = (mantissa * 100.0).round() / 100.0;
+    let mut exp = lr.abs().log10().floor() as i32;
+    let mut m = (lr / 10f64.powi(exp) * 100.0).round() / 100.0;
+    if m.abs() >= 10.0 {
+        // 9.999e-4 rounds to 10e-4: write it 1e-3.
+        m /= 10.0;
+        exp += 1;
+    }
     if (m - m.round()).abs() < 1e-9 {
         format!("{}e{exp}", m.round() as i64)
     } else {
@@ -196,5 +200,6 @@ mod tests {
         assert_eq!(format_lr(3e-5), "3e-5");
         assert_eq!(format_lr(2.5e-4), "2.5e-4");
         assert_eq!(format_lr(0.2), "2e-1");
+        assert_eq!(format_lr(9.999e-4), "1e-3");
     }
 }

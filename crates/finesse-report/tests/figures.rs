@@ -311,6 +311,10 @@ fn a_run_missing_a_file_names_it_and_the_figure() {
         text.contains("sparsity figure") && text.contains("mask_stats.json"),
         "{text}"
     );
+    assert!(
+        text.contains(&dense.summary.path.display().to_string()),
+        "names the run: {text}"
+    );
     let err =
         figures::fisher(&dense, FisherStat::Mean, GridOptions::default()).expect_err("no fisher");
     assert!(err.to_string().contains("fisher.safetensors"), "{err}");
@@ -371,4 +375,37 @@ fn figure_all_writes_what_the_run_allows_and_says_what_it_skipped() {
     for path in &done.written {
         assert!(path.is_file());
     }
+}
+
+#[test]
+fn zeros_on_a_log_scale_do_not_take_the_smallest_values_colour() {
+    let mut figure = known_grid();
+    let row = vec![
+        Some(0.0),
+        Some(1e-4),
+        Some(1e-3),
+        Some(1e-2),
+        Some(1e-1),
+        Some(1.0),
+    ];
+    figure.panels[0].grid.layers = vec![row.clone(), row];
+    figure.scale = ScaleKind::Log;
+    let scale = ColorScale::fit(ScaleKind::Log, figure.values().collect::<Vec<_>>());
+    assert!(scale.log && scale.min == 1e-4, "{scale:?}");
+    let (_, _, rgb) = decode(&render_png(&figure, Canvas::new(900, 560)).expect("png"));
+    let count =
+        |c: plotters::style::RGBColor| rgb.chunks(3).filter(|p| *p == [c.0, c.1, c.2]).count();
+    let smallest = count(scale.color(1e-4));
+    let largest = count(scale.color(1.0));
+    // Two cells each: if the zeros took the smallest value's colour, it would cover four.
+    let ratio = smallest as f64 / largest as f64;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "smallest {smallest} vs largest {largest} pixels"
+    );
+    let svg = render_svg(&figure, Canvas::new(900, 560)).expect("svg");
+    assert!(
+        svg.contains(">0<") || svg.contains(">\n0\n<"),
+        "zero cells and the swatch are labelled 0"
+    );
 }

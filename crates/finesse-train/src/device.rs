@@ -145,21 +145,16 @@ pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
     #[cfg(feature = "wgpu")]
     {
         use burn::backend::wgpu::wgpu;
-        let probe = |backends: wgpu::Backends| -> Vec<wgpu::AdapterInfo> {
+        let probe = |api: wgpu::Backend| -> Vec<wgpu::AdapterInfo> {
             let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-                backends,
+                backends: api.into(),
                 ..wgpu::InstanceDescriptor::new_without_display_handle()
             });
-            futures_lite::future::block_on(instance.enumerate_adapters(backends))
+            futures_lite::future::block_on(instance.enumerate_adapters(api.into()))
                 .iter()
                 .map(wgpu::Adapter::get_info)
                 .collect()
         };
-        // OpenGL only when no primary API answers (asking it also wakes EGL's warnings).
-        let mut infos = probe(wgpu::Backends::PRIMARY);
-        if infos.is_empty() {
-            infos = probe(wgpu::Backends::GL);
-        }
         let chain = if cfg!(target_os = "macos") {
             vec![wgpu::Backend::Metal]
         } else {
@@ -169,16 +164,26 @@ pub fn wgpu_adapters() -> Vec<WgpuAdapter> {
                 wgpu::Backend::Gl,
             ]
         };
-        let Some(api) = chain
-            .into_iter()
-            .find(|api| infos.iter().any(|i| i.backend == *api))
-        else {
+        // cubecl's choice of API: the first of the chain with a hardware adapter, else the first
+        // with any (a VM may offer only lavapipe on Vulkan and the real GPU on OpenGL).
+        let mut software_only = None;
+        let mut chosen = None;
+        for api in chain {
+            let infos = probe(api);
+            if infos.iter().any(|i| i.device_type != wgpu::DeviceType::Cpu) {
+                chosen = Some(infos);
+                break;
+            }
+            if software_only.is_none() && !infos.is_empty() {
+                software_only = Some(infos);
+            }
+        }
+        let Some(infos) = chosen.or(software_only) else {
             return Vec::new();
         };
         let mut per_kind: std::collections::BTreeMap<String, usize> = Default::default();
         infos
             .into_iter()
-            .filter(|info| info.backend == api)
             .enumerate()
             .map(|(index, info)| {
                 let kind = format!("{:?}", info.device_type);
@@ -237,13 +242,21 @@ fn wgpu_kind() -> Result<burn::tensor::DeviceKind> {
             ),
         });
     };
-    Ok(match a.kind.as_str() {
-        "DiscreteGpu" => DeviceKind::DiscreteGpu(a.kind_index),
-        "IntegratedGpu" => DeviceKind::IntegratedGpu(a.kind_index),
-        "VirtualGpu" => DeviceKind::VirtualGpu(a.kind_index),
-        "Cpu" => DeviceKind::Cpu,
-        _ => DeviceKind::DefaultDevice,
-    })
+    match a.kind.as_str() {
+        "DiscreteGpu" => Ok(DeviceKind::DiscreteGpu(a.kind_index)),
+        "IntegratedGpu" => Ok(DeviceKind::IntegratedGpu(a.kind_index)),
+        "VirtualGpu" => Ok(DeviceKind::VirtualGpu(a.kind_index)),
+        "Cpu" if a.kind_index == 0 => Ok(DeviceKind::Cpu),
+        _ => Err(TrainError::Config {
+            field: "device",
+            problem: format!(
+                "wgpu:{index} ({}, {}) cannot be addressed on its own: Burn names CPU adapters \
+                 only as one and has no name for kind {}; use --device wgpu (the default adapter) \
+                 or CUBECL_WGPU_DEFAULT_DEVICE",
+                a.name, a.kind, a.kind
+            ),
+        }),
+    }
 }
 
 /// Parses a `--device` value: a backend name, or `wgpu:N` (which also selects adapter N).

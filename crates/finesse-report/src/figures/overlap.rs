@@ -96,6 +96,18 @@ pub fn overlap(runs: &[Run], scope: OverlapScope) -> Result<MatrixFigure> {
     for i in 0..n {
         for j in 0..n {
             let report = mask_overlap(&masks[i], &masks[j])?;
+            if let OverlapScope::Cell(l, _) = scope
+                && l >= report.grid.num_layers()
+            {
+                return Err(ReportError::input(
+                    "overlap",
+                    format!(
+                        "--cell layer {} is past the model's {} layers",
+                        l + 1,
+                        report.grid.num_layers()
+                    ),
+                ));
+            }
             measured[i][j] = match scope {
                 OverlapScope::Overall => report.overall.of_first,
                 OverlapScope::Cell(l, m) => report.grid.cell(l, m).map_or(0.0, |o| o.of_first),

@@ -14,13 +14,18 @@ use crate::runs::Run;
 /// debiased (divided by 1 − weight^n) so the first points are not pulled towards zero.
 pub fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
     let w = weight.clamp(0.0, 0.999_999);
-    let mut last = 0.0;
+    let (mut last, mut n) = (0.0, 0);
     values
         .iter()
-        .enumerate()
-        .map(|(i, &v)| {
+        .map(|&v| {
+            // A non-finite value (a diverged step) is left out of the average, as TensorBoard
+            // does; the raw curve shows it.
+            if !v.is_finite() {
+                return f64::NAN;
+            }
+            n += 1;
             last = last * w + (1.0 - w) * v;
-            last / (1.0 - w.powi(i as i32 + 1))
+            last / (1.0 - w.powi(n))
         })
         .collect()
 }
@@ -206,6 +211,57 @@ impl SweepAxis {
     }
 }
 
+/// What a line of a sweep holds fixed: everything of the run's setting but the swept one and
+/// the seed (runs that differ only in the seed are averaged), so FISH global and per-tensor,
+/// or two learning rates, are separate lines.
+fn setting_key(run: &Run, axis: SweepAxis, with_task: bool) -> String {
+    let mut parts = Vec::new();
+    if with_task {
+        parts.push(run.task());
+    }
+    parts.push(run.method_name().to_string());
+    match run.method() {
+        Some(MethodConfig::Fish {
+            selection,
+            fisher,
+            mask_file,
+        }) => {
+            if let Some(sel) = selection {
+                if sel.scope != finesse_sparse::Scope::Global {
+                    parts.push(format!("{:?}", sel.scope).to_lowercase());
+                }
+                if !sel.exclude.is_empty() {
+                    parts.push(format!("excl. {}", sel.exclude.join("+")));
+                }
+            }
+            if mask_file.is_some() {
+                parts.push("mask file".into());
+            } else if axis != SweepAxis::FisherSamples {
+                parts.push(format!("N={}", fisher.samples));
+            }
+            parts.push(format!("{:?}", fisher.kind).to_lowercase());
+        }
+        Some(MethodConfig::Random { selection })
+            if selection.scope != finesse_sparse::Scope::Global =>
+        {
+            parts.push(format!("{:?}", selection.scope).to_lowercase());
+        }
+        _ => {}
+    }
+    if !matches!(axis, SweepAxis::KeepRatio | SweepAxis::Sparsity) {
+        let budget = run.budget_text();
+        if !budget.is_empty() && budget != "all" {
+            parts.push(budget);
+        }
+    }
+    if axis != SweepAxis::Lr
+        && let Some(lr) = run.lr()
+    {
+        parts.push(format!("lr {}", crate::runs::format_lr(lr)));
+    }
+    parts.join(" · ")
+}
+
 /// Mean and sample standard deviation (0 for one value).
 fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
@@ -254,6 +310,12 @@ fn lines_by_method(points: &ByMethod) -> Vec<Series> {
 /// # Errors
 /// No finished run has the setting.
 pub fn sweep(runs: &[Run], axis: SweepAxis) -> Result<LinesFigure> {
+    let several_tasks = runs
+        .iter()
+        .map(Run::task)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let mut points = ByMethod::new();
     let mut metric_name = None;
     let mut skipped = Vec::new();
@@ -265,9 +327,18 @@ pub fn sweep(runs: &[Run], axis: SweepAxis) -> Result<LinesFigure> {
             .and_then(|m| m.main_metric().map(|(k, v)| (k.to_string(), v)));
         match (axis.of(run), final_metric) {
             (Some(x), Some((name, y))) => {
-                metric_name.get_or_insert(name);
+                let first = metric_name.get_or_insert_with(|| name.clone());
+                if *first != name {
+                    return Err(ReportError::input(
+                        "sweep",
+                        format!(
+                            "the runs report different main metrics ({first}, and {name} in {}): give runs of one task",
+                            run.name()
+                        ),
+                    ));
+                }
                 points
-                    .entry(run.method_name().to_string())
+                    .entry(setting_key(run, axis, several_tasks))
                     .or_default()
                     .entry(x.to_bits())
                     .or_default()
@@ -324,8 +395,13 @@ pub fn distance_vs_steps(runs: &[Run], metric: DistanceMetric) -> Result<LinesFi
             continue;
         };
         let key = match run.lr() {
-            Some(lr) => format!("{} lr {}", run.method_name(), crate::runs::format_lr(lr)),
-            None => run.method_name().to_string(),
+            Some(lr) => format!(
+                "{} · {} lr {}",
+                run.task(),
+                run.method_name(),
+                crate::runs::format_lr(lr)
+            ),
+            None => format!("{} · {}", run.task(), run.method_name()),
         };
         let x = m.steps as f64;
         points
@@ -369,6 +445,11 @@ mod tests {
         assert!((s[0] - 1.0).abs() < 1e-12);
         assert!((s[1] - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(smooth(&[2.0, 3.0], 0.0), vec![2.0, 3.0]);
+        let s = smooth(&[1.0, f64::NAN, 1.0], 0.5);
+        assert!(
+            s[1].is_nan() && (s[2] - 1.0).abs() < 1e-12,
+            "a NaN does not poison the rest: {s:?}"
+        );
     }
 
     #[test]
