@@ -440,7 +440,7 @@ impl Numbers<'_> {
             Ok(v) if v.is_finite() => Some(v),
             _ => {
                 self.problems
-                    .insert(field, format!("`{}` is not a number", text.trim()));
+                    .insert(field, format!("\"{}\" is not a number", text.trim()));
                 None
             }
         }
@@ -451,7 +451,7 @@ impl Numbers<'_> {
             return Some(v);
         }
         self.problems
-            .insert(field, format!("`{}` is not a whole number", text.trim()));
+            .insert(field, format!("\"{}\" is not a whole number", text.trim()));
         None
     }
 

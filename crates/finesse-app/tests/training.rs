@@ -89,7 +89,7 @@ fn fill_form(harness: &mut Harness<'static, FinesseApp>, s: &Setup, name: &str) 
     harness.run();
     harness.get_by_label("Batch size").type_text("eight");
     harness.run();
-    harness.get_by_label_contains("`eight` is not a whole number");
+    harness.get_by_label_contains("\"eight\" is not a whole number");
     assert!(harness.get_by_label("Start").accesskit_node().is_disabled());
 
     harness

@@ -148,20 +148,21 @@ fn form(
     section(ui, "Method");
     grid(ui, "method", |ui| {
         row(ui, "Method", None, |ui, label| {
-            egui::ComboBox::from_id_salt("method")
-                .selected_text(f.method.name())
-                .show_ui(ui, |ui| {
-                    for method in MethodName::ALL {
-                        ui.selectable_value(&mut f.method, method, method.name());
-                    }
-                })
-                .response
-                .labelled_by(label)
-                .on_hover_text(method_help(f.method));
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_id_salt("method")
+                    .selected_text(f.method.name())
+                    .show_ui(ui, |ui| {
+                        for method in MethodName::ALL {
+                            ui.selectable_value(&mut f.method, method, method.name());
+                        }
+                    })
+                    .response
+                    .labelled_by(label);
+                ui.label(RichText::new(method_help(f.method)).weak());
+            });
         });
         method_options(f, problems, ui);
     });
-    ui.label(RichText::new(method_help(f.method)).weak().small());
 
     section(ui, "Training");
     grid(ui, "training", |ui| {
@@ -243,7 +244,7 @@ fn method_options(f: &mut NewRunForm, problems: &Problems, ui: &mut egui::Ui) {
                 ui,
                 "Keep ratio",
                 &mut f.keep_ratio,
-                "0.005",
+                "fraction kept: 0.005 is 0.5%",
                 p(Field::KeepRatio),
             );
         }
@@ -252,7 +253,7 @@ fn method_options(f: &mut NewRunForm, problems: &Problems, ui: &mut egui::Ui) {
                 ui,
                 "Keep ratio",
                 &mut f.keep_ratio,
-                "0.005",
+                "fraction kept: 0.005 is 0.5%",
                 p(Field::KeepRatio),
             );
             text_row(
@@ -314,18 +315,16 @@ fn method_options(f: &mut NewRunForm, problems: &Problems, ui: &mut egui::Ui) {
     }
 }
 
-/// What a method does, in one line.
+/// What a method does, in a few words.
 fn method_help(method: MethodName) -> &'static str {
     match method {
-        MethodName::Dense => "Ordinary fine-tuning of every parameter.",
-        MethodName::Fish => {
-            "FISH: a fixed mask of the parameters with the largest Fisher information."
-        }
-        MethodName::Random => "A seeded random mask of the same budget as FISH (the baseline).",
-        MethodName::Bitfit => "BitFit: only the biases and the task head train.",
-        MethodName::Freeze => "Everything trains except the frozen groups.",
-        MethodName::Prune => "Dense fine-tuning with iterative magnitude pruning of WQ…WO.",
-        MethodName::Supermask => "Supermasks of WQ…WO: fixed weights, trained scores.",
+        MethodName::Dense => "every parameter trains",
+        MethodName::Fish => "top-k parameters by Fisher information",
+        MethodName::Random => "a random mask of FISH's budget",
+        MethodName::Bitfit => "biases and the task head only",
+        MethodName::Freeze => "all but the frozen groups train",
+        MethodName::Prune => "magnitude pruning of WQ…WO",
+        MethodName::Supermask => "trained masks over fixed WQ…WO",
     }
 }
 
@@ -379,11 +378,7 @@ fn text_row(
 
 fn reason_label(ui: &mut egui::Ui, reason: &str) {
     ui.set_max_width(FIELD_WIDTH + 80.0);
-    ui.label(
-        RichText::new(reason)
-            .small()
-            .color(ui.visuals().error_fg_color),
-    );
+    ui.label(RichText::new(reason).color(ui.visuals().error_fg_color));
 }
 
 /// The queue at the bottom of the window while this app trains or runs wait.
@@ -462,7 +457,11 @@ pub fn quit_dialog(app: &mut FinesseApp, ctx: &egui::Context) {
     let mut choice = None;
     let modal = egui::Modal::new(egui::Id::unique("confirm-quit")).show(ctx, |ui| {
         ui.set_max_width(480.0);
-        ui.heading("A run is training");
+        ui.heading(if active.is_some() {
+            "A run is training"
+        } else {
+            "Runs are waiting"
+        });
         ui.add_space(4.0);
         if let Some(name) = &active {
             ui.label(format!(
