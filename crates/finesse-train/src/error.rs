@@ -71,6 +71,15 @@ pub enum TrainError {
         #[source]
         source: serde_json::Error,
     },
+    /// The device ran out of memory (cubecl's allocation failure, a panic inside Burn).
+    #[error(
+        "the device ran out of memory: {message}\nLower --batch-size or --max-seq-len (memory \
+         grows with both), or train on a CPU backend (--device flex)"
+    )]
+    DeviceOutOfMemory {
+        /// The first line of the backend's message.
+        message: String,
+    },
     /// The training thread panicked (a bug); the message of the panic.
     #[error("the training thread panicked (a bug in finesse, please report it): {message}")]
     Panic {

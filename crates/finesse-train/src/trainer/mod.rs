@@ -131,13 +131,32 @@ fn train(
     Ok(RunOutcome::Finished(Box::new(metrics)))
 }
 
-/// Runs `f`, turning a panic into [`TrainError::Panic`] with its message.
+/// Runs `f`, turning a panic into an error with its message: [`TrainError::DeviceOutOfMemory`]
+/// (with advice) when the backend ran out of memory, [`TrainError::Panic`] otherwise.
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        Err(TrainError::Panic {
-            message: panic_message(panic.as_ref()),
-        })
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(panic_error(panic_message(panic.as_ref()))))
+}
+
+/// The error of a panic's message: cubecl reports a failed device allocation as "out of device
+/// memory …" or "An out-of-memory error happened …".
+fn panic_error(message: String) -> TrainError {
+    let lower = message.to_lowercase();
+    if ["out of device memory", "out-of-memory", "out of memory"]
+        .iter()
+        .any(|m| lower.contains(m))
+    {
+        TrainError::DeviceOutOfMemory {
+            message: message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        }
+    } else {
+        TrainError::Panic { message }
+    }
 }
 
 /// The text of a panic payload.
@@ -162,5 +181,18 @@ mod tests {
             "{text}"
         );
         assert_eq!(guarded(|| Ok(3)).expect("no panic"), 3);
+        let oom = guarded::<()>(|| {
+            panic!("An out-of-memory error happened during launch\nCaused by:\n  1 GiB\nBacktrace")
+        })
+        .expect_err("out of memory");
+        assert!(
+            matches!(oom, TrainError::DeviceOutOfMemory { .. }),
+            "{oom:?}"
+        );
+        let text = oom.to_string();
+        assert!(
+            text.contains("--batch-size") && !text.contains("Backtrace") && !text.contains("bug"),
+            "{text}"
+        );
     }
 }
