@@ -159,7 +159,7 @@ fn training(open: &OpenRun, smoothing: &mut f64, ui: &mut egui::Ui) {
                 let raw: Vec<f64> = p.losses.iter().map(|l| l.loss).collect();
                 let smoothed = smooth(&raw, *smoothing);
                 let color = rgb!(series_color(0));
-                Plot::new(("loss", &open.live.dir.root))
+                with_room(Plot::new(("loss", &open.live.dir.root)), &raw)
                     .height(plot_height)
                     .legend(Legend::default())
                     .link_axis(link, [true, false])
@@ -195,6 +195,7 @@ fn training(open: &OpenRun, smoothing: &mut f64, ui: &mut egui::Ui) {
                     .link_axis(link, [true, false])
                     .link_cursor(link, [true, false])
                     .x_axis_label("step")
+                    .include_x(0.0)
                     .include_y(0.0)
                     .show(left, |plot| {
                         plot.line(Line::new("lr", lr).color(rgb!(series_color(2))));
@@ -293,6 +294,22 @@ fn progress_line(open: &OpenRun, ui: &mut egui::Ui) {
     }
 }
 
+/// A plot whose bounds can never collapse to a point: a run with one logged step (or one
+/// evaluation) would otherwise give egui_plot zero-width bounds, which it rejects. Step axes
+/// start at 0; a flat y gets room around its value.
+fn with_room<'a>(plot: Plot<'a>, ys: &[f64]) -> Plot<'a> {
+    let finite = ys.iter().copied().filter(|v| v.is_finite());
+    let lo = finite.clone().fold(f64::INFINITY, f64::min);
+    let hi = finite.fold(f64::NEG_INFINITY, f64::max);
+    let plot = plot.include_x(0.0);
+    if lo.is_finite() && hi - lo <= 1e-9 * lo.abs().max(1.0) {
+        let pad = 0.05 * lo.abs().max(1e-3);
+        plot.include_y(lo - pad).include_y(hi + pad)
+    } else {
+        plot
+    }
+}
+
 fn metrics_plot(open: &OpenRun, ui: &mut egui::Ui, height: f32, link: egui::Id) {
     let p = &open.live.progress;
     // One series per (split, metric), in order of first appearance.
@@ -310,7 +327,11 @@ fn metrics_plot(open: &OpenRun, ui: &mut egui::Ui, height: f32, link: egui::Id) 
             }
         }
     }
-    Plot::new(("metrics", &open.live.dir.root))
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|v| v[1]))
+        .collect();
+    with_room(Plot::new(("metrics", &open.live.dir.root)), &values)
         .height(height)
         .legend(Legend::default())
         .link_axis(link, [true, false])
