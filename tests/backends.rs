@@ -42,6 +42,10 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 /// The backends to test: flex and ndarray always; wgpu when an adapter can be had.
 fn backends() -> Vec<DeviceChoice> {
     let mut v = vec![DeviceChoice::Flex, DeviceChoice::Ndarray];
+    // Built with `--features cuda` (the workflow's cuda-check job compiles it; a GPU runs it).
+    if cfg!(feature = "cuda") {
+        v.push(DeviceChoice::Cuda);
+    }
     let required = std::env::var_os("FINESSE_REQUIRE_WGPU").is_some_and(|v| v == "1");
     let lavapipe = Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json").is_file();
     if required || lavapipe || std::env::var_os("VK_ICD_FILENAMES").is_some() {
