@@ -119,15 +119,7 @@ impl Heatmap {
             figures::sparsity(run, options)
         }
         .map_err(|e| e.to_string())?;
-        let values = figure.panels.iter().flat_map(|p| {
-            p.grid
-                .layers
-                .iter()
-                .flatten()
-                .chain(p.grid.groups.values())
-                .filter_map(|v| *v)
-        });
-        let scale = ColorScale::fit(figure.scale, values.collect::<Vec<_>>());
+        let scale = ColorScale::fit(figure.scale, figure.values().collect::<Vec<_>>());
         let layers = figure.panels.first().map_or(0, |p| p.grid.num_layers());
         let matrices = figure.panels.first().map_or(0, |p| p.grid.matrices.len());
         let mut tensors = vec![vec![Vec::new(); matrices]; layers];
