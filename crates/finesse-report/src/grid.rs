@@ -17,6 +17,7 @@ use finesse_sparse::grid::LayerGrid;
 
 use crate::canvas::{DrawResult, Figure, Style};
 use crate::colormap::{ColorScale, ScaleKind, format_value, series_color, text_color_on};
+use crate::plots::{draw_legend, legend_line};
 
 /// Which form a layer × matrix figure takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -385,18 +386,10 @@ impl GridFigure {
                     color.stroke_width(style.stroke(2.0)),
                 ))?
                 .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .legend(legend_line(color));
             draw_markers(&mut chart, &points, m, style.px(4.0), color)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(style.tick())
-            .draw()?;
+        draw_legend(&mut chart, style, SeriesLabelPosition::UpperLeft)?;
         if !note.is_empty() {
             foot.draw_text(
                 &note,

@@ -108,6 +108,29 @@ impl Figure for LinesFigure {
     }
 }
 
+/// The legend of a chart: the figures' one style (light box, grey border, tick-size text).
+///
+/// # Errors
+/// plotters' drawing errors.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    style: &Style,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.88))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font(style.tick())
+        .draw()
+}
+
+/// A legend entry's swatch: a short line in the series' colour.
+pub(crate) fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
 fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
@@ -213,13 +236,7 @@ fn draw_panel<DB: DrawingBackend>(
         draw_series(&mut chart, style, series, (tx, ty))?;
     }
     if panel.legend && panel.series.iter().any(|s| !s.label.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.88))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(style.tick())
-            .draw()?;
+        draw_legend(&mut chart, style, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
 }
@@ -263,9 +280,9 @@ fn draw_series<DB: DrawingBackend>(
     };
     let drawn = chart.draw_series(LineSeries::new(points.clone(), line))?;
     if !series.label.is_empty() {
-        drawn.label(series.label.as_str()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-        });
+        drawn
+            .label(series.label.as_str())
+            .legend(legend_line(color));
     }
     if series.stroke == Stroke::Markers {
         let size = style.px(4.0);
@@ -388,17 +405,9 @@ impl Figure for HistogramFigure {
                     color.stroke_width(style.stroke(2.0)),
                 ))?
                 .label(format!("{label} ({total} entries)"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .legend(legend_line(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.88))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(style.tick())
-            .draw()?;
+        draw_legend(&mut chart, style, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }
