@@ -621,3 +621,80 @@ fn fish_pipeline_through_the_cli() {
         stderr(&o)
     );
 }
+
+/// `finesse bench`: every mode prints one JSON object as its last stdout line with the figures
+/// `scripts/bench-vs-pytorch.sh` reads; padding to the maximum length is applied; a FISH step
+/// keeps optimizer state for its k entries only, a dense step for every entry.
+#[test]
+fn bench_times_every_mode_and_prints_one_json_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let bench = |mode: &str, extra: &[&str]| -> serde_json::Value {
+        let out = finesse_testkit::ok(
+            finesse!()
+                .args(["bench", "--mode", mode, "--task", "sst2", "--threads", "2"])
+                .args(["--batch-size", "4", "--max-seq-len", "16", "--steps", "3"])
+                .args(["--warmup", "1", "--model"])
+                .arg(&model)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(extra)
+                .output()
+                .expect("run finesse bench"),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().expect("a JSON line");
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let dense = bench("dense-step", &["--pad-to-max"]);
+    assert_eq!(dense["mode"], "dense-step");
+    assert_eq!(dense["times"].as_array().expect("times").len(), 3);
+    assert_eq!(dense["losses"].as_array().expect("losses").len(), 4);
+    let per_step = dense["seconds_per_step"]
+        .as_f64()
+        .expect("seconds_per_step");
+    assert!(per_step > 0.0);
+    // Padded: every example is 16 tokens, so examples/s × 16 = padded tokens/s.
+    let eps = dense["examples_per_sec"].as_f64().expect("examples/s");
+    let padded = dense["padded_tokens_per_sec"]
+        .as_f64()
+        .expect("padded tokens/s");
+    assert!((eps * 16.0 - padded).abs() < 1e-6 * padded, "{dense}");
+    assert!(dense["tokens_per_sec"].as_f64().expect("tokens/s") < padded);
+    let total = dense["trainable_params"].as_u64().expect("trainable");
+    // AdamW: two f32 moments per trained entry.
+    assert_eq!(dense["optimizer_state_bytes"].as_u64(), Some(total * 8));
+    assert!(dense["peak_rss_mb"].as_f64().expect("rss") > 1.0);
+    assert!(dense["cpu_percent"].as_f64().is_some());
+
+    let fish = bench(
+        "fish-step",
+        &["--keep-ratio", "0.05", "--fisher-samples", "8"],
+    );
+    let kept = fish["trainable_params"].as_u64().expect("trainable");
+    assert!(kept < total / 10, "{kept} of {total}");
+    // Two f32 moments and one i64 index per kept entry, at most (whole tensors need no index).
+    let bytes = fish["optimizer_state_bytes"].as_u64().expect("bytes");
+    assert!(
+        bytes >= kept * 8 && bytes <= kept * 16,
+        "{bytes} for {kept}"
+    );
+
+    let fisher = bench("fisher", &[]);
+    assert_eq!(fisher["batch_size"], 1);
+    assert!(fisher["seconds_per_sample"].as_f64().expect("per sample") > 0.0);
+    assert!(fisher["seconds_per_step"].is_null());
+    let eval = bench("eval", &[]);
+    assert_eq!(eval["times"].as_array().expect("times").len(), 3);
+
+    // No timed steps: refused with a message naming the setting.
+    let out = finesse!()
+        .args(["bench", "--mode", "dense-step", "--steps", "0", "--model"])
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("steps"), "{}", stderr(&out));
+}

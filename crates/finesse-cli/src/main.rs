@@ -1,6 +1,7 @@
 //! `finesse`: sparse fine-tuning of BERT models on Burn. This binary is a thin clap front-end
 //! over the library crates.
 
+mod bench_cmd;
 mod data_cmd;
 mod demo;
 mod device;
@@ -67,6 +68,9 @@ enum Command {
     /// The papers' figures from run directories, as PNG or SVG: sparsity, distance, fisher,
     /// overlap, curves, sweep, magnitudes, distance-vs-steps, or `all` of a run.
     Figure(figure_cmd::FigureArgs),
+    /// Time a dense or FISH training step, the Fisher per sample, or an evaluation batch; the
+    /// last stdout line is one JSON object (see BENCHMARKS.md).
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor_cmd::run(args),
         Command::Runs(args) => runs_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -139,12 +139,22 @@ impl HostBatch {
 /// # Panics
 /// If `indices` is empty or out of range (a bug in the caller).
 pub fn make_batch(split: &EncodedSplit, indices: &[usize]) -> HostBatch {
+    make_batch_to(split, indices, 0)
+}
+
+/// [`make_batch`] with at least `min_seq` columns: `finesse bench --pad-to-max` pads every
+/// batch to the maximum length, as the reference way does.
+///
+/// # Panics
+/// If `indices` is empty or out of range (a bug in the caller).
+pub fn make_batch_to(split: &EncodedSplit, indices: &[usize], min_seq: usize) -> HostBatch {
     assert!(!indices.is_empty(), "empty batch");
     let seq = indices
         .iter()
         .map(|&i| split.examples[i].input_ids.len())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(min_seq);
     let n = indices.len();
     let mut b = HostBatch {
         batch: n,
@@ -267,6 +277,17 @@ mod tests {
         assert_eq!(&b.input_ids[0..5], &[100, 101, 102, 0, 0]);
         assert_eq!(&b.attention_mask[10..15], &[1, 1, 0, 0, 0]);
         assert_eq!(b.labels, BatchLabels::Classes(vec![0, 1, 0]));
+    }
+
+    #[test]
+    fn a_batch_can_be_padded_to_a_fixed_length_but_never_cut() {
+        let s = split(&[3, 5, 2]);
+        let b = make_batch_to(&s, &[0, 2], 8);
+        assert_eq!((b.batch, b.seq, b.real_tokens), (2, 8, 5));
+        assert_eq!(&b.input_ids[0..8], &[100, 101, 102, 0, 0, 0, 0, 0]);
+        assert_eq!(&b.attention_mask[8..16], &[1, 1, 0, 0, 0, 0, 0, 0]);
+        // A shorter fixed length than the longest row leaves the row whole.
+        assert_eq!(make_batch_to(&s, &[0, 1], 4).seq, 5);
     }
 
     #[test]

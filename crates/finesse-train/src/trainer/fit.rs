@@ -211,6 +211,11 @@ impl<'r> Trainer<'r> {
             .expect("the model is only taken out within an optimizer step")
     }
 
+    /// The optimizer (its state sizes).
+    pub fn optimizer(&self) -> &SparseOptimizer {
+        &self.optimizer
+    }
+
     /// Optimizer steps done.
     pub fn step_reached(&self) -> usize {
         self.step

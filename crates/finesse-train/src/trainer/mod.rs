@@ -33,6 +33,7 @@ pub use eval::{
 };
 pub use fit::{StepPlan, StepReport, Trainer};
 pub use meter::{Meter, WindowStats};
+pub(crate) use setup::load as load_data;
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
