@@ -138,7 +138,8 @@ impl Timings {
 ///
 /// # Errors
 /// The model or data cannot be loaded, the settings do not fit the config (no steps, or
-/// `fish-step` without the `fish` method), or a step fails.
+/// `fish-step` without the `fish` method), or a step fails; a panic in the backend (no device,
+/// out of memory) becomes an error as it does in a run.
 pub fn bench(
     config: &RunConfig,
     settings: &BenchSettings,
@@ -146,6 +147,15 @@ pub fn bench(
     log: &mut dyn FnMut(String),
 ) -> Result<BenchReport> {
     check(config, settings)?;
+    crate::trainer::guarded(|| measure(config, settings, device, log))
+}
+
+fn measure(
+    config: &RunConfig,
+    settings: &BenchSettings,
+    device: &Device,
+    log: &mut dyn FnMut(String),
+) -> Result<BenchReport> {
     let started = Instant::now();
     let (timings, setup_secs, trainable_params, optimizer_state_bytes) = match settings.mode {
         BenchMode::DenseStep | BenchMode::FishStep => {

@@ -134,7 +134,7 @@ fn train(
 
 /// Runs `f`, turning a panic into an error with its message: [`TrainError::DeviceOutOfMemory`]
 /// (with advice) when the backend ran out of memory, [`TrainError::Panic`] otherwise.
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|panic| Err(panic_error(panic_message(panic.as_ref()))))
 }
