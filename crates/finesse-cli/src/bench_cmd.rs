@@ -120,7 +120,7 @@ fn config_of(args: &BenchArgs) -> Result<RunConfig> {
         .clone()
         .unwrap_or_else(finesse_glue::fetch::default_data_dir);
     let mut config = RunConfig::new(args.model.clone(), task, data_dir, PathBuf::new());
-    config.device = args.device.to_string();
+    config.device = finesse_train::device::device_label(args.device);
     config.seed = args.seed;
     config.batch_size = args.batch_size;
     config.max_seq_len = args.max_seq_len;

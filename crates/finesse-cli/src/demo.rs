@@ -59,7 +59,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         PathBuf::from("runs").join(format!("demo-{secs}"))
     });
     let mut c = RunConfig::new(DEFAULT_MODEL, GlueTask::Sst2, data_dir, output_dir);
-    c.device = args.device.name().into();
+    c.device = finesse_train::device::device_label(args.device);
     c.max_steps = Some(args.steps);
     c.lr = args.lr;
     c.warmup_ratio = 0.06;

@@ -195,11 +195,9 @@ fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunCon
         .clone()
         .unwrap_or_else(|| finesse_bert::hub::DEFAULT_MODEL.to_string());
     let mut c = RunConfig::new(model, task, data_dir, output_dir);
-    c.device = args
-        .device
-        .unwrap_or_else(DeviceChoice::default_choice)
-        .name()
-        .into();
+    c.device = finesse_train::device::device_label(
+        args.device.unwrap_or_else(DeviceChoice::default_choice),
+    );
     c.checkpoint_every = args.checkpoint_every;
     c.save_best = args.save_best;
     c.seed = args.seed;
@@ -323,7 +321,7 @@ pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
         );
     }
     let request = ResumeRequest {
-        device: args.device.map(|d| d.name().to_string()),
+        device: args.device.map(finesse_train::device::device_label),
         force_device: args.force_device,
         model: args.model.clone(),
         data_dir: matches
@@ -335,8 +333,9 @@ pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
     };
     let run = RunDir::open(dir).with_context(|| format!("reading the run in {}", dir.display()))?;
     let config = run.resume_config(&request)?;
-    let device = <DeviceChoice as clap::ValueEnum>::from_str(&config.device, true)
-        .map_err(|_| anyhow::anyhow!("run.json names an unknown device `{}`", config.device))?;
+    // `wgpu:N` (an adapter chosen at the start) selects that adapter again.
+    let device = finesse_train::device::parse_device_arg(&config.device)
+        .map_err(|e| anyhow::anyhow!("run.json names an unknown device: {e}"))?;
     drive(&config, device.device()?, device.name(), true)
 }
 

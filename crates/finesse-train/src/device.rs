@@ -98,6 +98,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn run_json_names_the_chosen_wgpu_adapter_and_reads_it_back() {
+        assert_eq!(device_label(DeviceChoice::Flex), "flex");
+        // Adapter 0 is the one cubecl would take on a machine with one adapter (lavapipe in CI).
+        assert_eq!(parse_device_arg("wgpu:0"), Ok(DeviceChoice::Wgpu));
+        assert_eq!(device_label(DeviceChoice::Wgpu), "wgpu:0");
+        assert_eq!(
+            parse_device_arg(&device_label(DeviceChoice::Wgpu)),
+            Ok(DeviceChoice::Wgpu)
+        );
+        assert_eq!(device_label(DeviceChoice::Ndarray), "ndarray");
+    }
+
+    #[test]
     fn names_round_trip_and_a_backend_not_compiled_in_names_its_feature() {
         for d in [
             DeviceChoice::Flex,
@@ -216,6 +229,15 @@ static WGPU_ADAPTER: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 /// (`--device wgpu:N`); checked when the device is created. The first choice stays.
 pub fn select_wgpu_adapter(index: usize) {
     let _ = WGPU_ADAPTER.set(index);
+}
+
+/// How `run.json` names the device: the backend's name, and for wgpu with a chosen adapter
+/// (`--device wgpu:N`) `wgpu:N`, which [`parse_device_arg`] reads back on resume.
+pub fn device_label(choice: DeviceChoice) -> String {
+    match (choice, WGPU_ADAPTER.get()) {
+        (DeviceChoice::Wgpu, Some(index)) => format!("wgpu:{index}"),
+        _ => choice.name().to_string(),
+    }
 }
 
 /// The device kind of the chosen adapter, or cubecl's default (a high-power GPU first;
