@@ -23,6 +23,8 @@ mod sparse_cmd;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+// A backend panic (out of device memory above all) becomes an error with advice.
+use finesse_train::trainer::guarded;
 
 /// Sparse fine-tuning of BERT-family models (FISH masks and friends) on Burn.
 #[derive(Debug, Parser)]
@@ -87,13 +89,13 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Data(args) => data_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
-        Command::Forward(args) => forward::run(args),
+        Command::Forward(args) => guarded(|| forward::run(args)),
         Command::Finetune(args) => match matches.subcommand_matches("finetune") {
             Some(m) => finetune::run(*args, m),
             None => unreachable!("clap matched the finetune subcommand"),
         },
-        Command::Eval(args) => finetune::eval(args),
-        Command::Fisher(args) => fisher_cmd::run(*args),
+        Command::Eval(args) => guarded(|| finetune::eval(args)),
+        Command::Fisher(args) => guarded(|| fisher_cmd::run(*args)),
         Command::Mask(args) => mask_cmd::run(args),
         Command::Diff(args) => diff_cmd::run(args),
         Command::Distance(args) => distance_cmd::run(args),

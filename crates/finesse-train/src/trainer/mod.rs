@@ -134,9 +134,13 @@ fn train(
 
 /// Runs `f`, turning a panic into an error with its message: [`TrainError::DeviceOutOfMemory`]
 /// (with advice) when the backend ran out of memory, [`TrainError::Panic`] otherwise.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Front-ends run the commands that drive a backend outside a run (`forward`, `fisher`, `eval`)
+/// through it too, so running out of device memory there gives the same advice.
+pub fn guarded<T, E: From<TrainError>>(
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|panic| Err(panic_error(panic_message(panic.as_ref()))))
+        .unwrap_or_else(|panic| Err(panic_error(panic_message(panic.as_ref())).into()))
 }
 
 /// The error of a panic's message: cubecl reports a failed device allocation as "out of device
@@ -175,14 +179,15 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_an_error_with_its_message() {
-        let err = guarded::<()>(|| panic!("index 7 out of range")).expect_err("panicked");
+        let err =
+            guarded::<(), TrainError>(|| panic!("index 7 out of range")).expect_err("panicked");
         let text = err.to_string();
         assert!(
             text.contains("index 7 out of range") && text.contains("bug"),
             "{text}"
         );
-        assert_eq!(guarded(|| Ok(3)).expect("no panic"), 3);
-        let oom = guarded::<()>(|| {
+        assert_eq!(guarded::<_, TrainError>(|| Ok(3)).expect("no panic"), 3);
+        let oom = guarded::<(), TrainError>(|| {
             panic!("An out-of-memory error happened during launch\nCaused by:\n  1 GiB\nBacktrace")
         })
         .expect_err("out of memory");
