@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dropout;
 pub mod error;
 pub mod hub;
 pub mod io;

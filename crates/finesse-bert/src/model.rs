@@ -83,7 +83,7 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.position_embeddings.forward(positions);
-        self.dropout.forward(self.layer_norm.forward(x))
+        crate::dropout::apply(&self.dropout, self.layer_norm.forward(x))
     }
 }
 
@@ -118,7 +118,7 @@ impl BertSelfAttention {
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = crate::dropout::apply(&self.dropout, softmax(scores, 3));
         probs
             .matmul(v)
             .swap_dims(1, 2)
@@ -186,7 +186,7 @@ impl BertLayer {
         let out = &self.attention.output;
         let x = out
             .layer_norm
-            .forward(out.dropout.forward(out.dense.forward(attn)) + x);
+            .forward(crate::dropout::apply(&out.dropout, out.dense.forward(attn)) + x);
         let h = self.intermediate.dense.forward(x.clone());
         let h = match self.intermediate.act {
             HiddenAct::Gelu => gelu(h),
@@ -196,7 +196,7 @@ impl BertLayer {
         };
         let o = &self.output;
         o.layer_norm
-            .forward(o.dropout.forward(o.dense.forward(h)) + x)
+            .forward(crate::dropout::apply(&o.dropout, o.dense.forward(h)) + x)
     }
 }
 
@@ -427,7 +427,8 @@ impl BertForSequenceClassification {
     /// inputs `[batch, seq]` → `[batch, num_labels]`
     pub fn forward(&self, input: BertInput) -> Tensor<2> {
         let pooled = self.bert.forward(input).pooler_output;
-        self.classifier.forward(self.dropout.forward(pooled))
+        self.classifier
+            .forward(crate::dropout::apply(&self.dropout, pooled))
     }
 }
 

@@ -1,0 +1,140 @@
+//! Dropout as `burn::nn::Dropout` computes it (inverted: kept values scaled by 1 / (1 − p),
+//! only in training on an autodiff device), with the mask drawn faster on the CPU backends.
+//!
+//! Burn draws a dropout mask element by element from one ChaCha generator on the host, on one
+//! thread: on `flex` that was about a tenth of a MiniLM training step (BENCHMARKS.md). Here the
+//! CPU backends (`flex`, `ndarray`) draw it in parallel chunks of [`CHUNK`] entries, chunk `c`
+//! from its own PCG32 stream `c` of a seed that is itself drawn from Burn's generator. So a run
+//! stays a function of its seed (the trainer reseeds Burn's generator every step; the mask does
+//! not depend on the number of threads), and the mask is one multiply by a tensor of 0 and
+//! 1 / (1 − p). GPU backends keep Burn's own dropout, whose random numbers are made on the device.
+
+use burn::nn::Dropout;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use rand_core::RngCore;
+use rand_pcg::Pcg32;
+use rayon::prelude::*;
+
+/// Entries per generator stream.
+pub const CHUNK: usize = 1 << 15;
+
+/// `dropout.forward(x)`, with the mask drawn in parallel on the CPU backends.
+pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
+        return x;
+    }
+    if !on_host(&device) {
+        return dropout.forward(x);
+    }
+    let keep = 1.0 - dropout.prob;
+    let shape = x.shape();
+    let mask = mask_values(draw_seed(&device), keep, shape.num_elements());
+    x * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// The mask of `n` entries: 1 / `keep` with probability `keep`, else 0.
+pub fn mask_values(seed: u64, keep: f64, n: usize) -> Vec<f32> {
+    let scale = (1.0 / keep) as f32;
+    // P(u32 < threshold) = keep, to 2^-32.
+    let threshold = (keep * 4_294_967_296.0).round() as u64;
+    let mut values = vec![0f32; n];
+    values
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            let mut rng = Pcg32::new(seed, c as u64);
+            for v in chunk {
+                if u64::from(rng.next_u32()) < threshold {
+                    *v = scale;
+                }
+            }
+        });
+    values
+}
+
+/// 64 bits from Burn's generator on `device` (reseeded by the trainer every step).
+fn draw_seed(device: &Device) -> u64 {
+    let words = Tensor::<1>::random([4], Distribution::Uniform(0.0, 65536.0), device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    words
+        .iter()
+        .fold(0u64, |seed, &w| (seed << 16) | (w as u64 & 0xffff))
+}
+
+/// Whether `device` computes on the host (flex, ndarray), where a host-made mask costs no
+/// transfer.
+fn on_host(device: &Device) -> bool {
+    let name = format!("{device:?}");
+    name.contains("Flex") || name.contains("NdArray")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::DropoutConfig;
+
+    #[test]
+    fn masks_keep_the_asked_share_scaled_and_follow_the_seed_only() {
+        let m = mask_values(7, 0.9, 200_000);
+        let kept = m.iter().filter(|&&v| v != 0.0).count() as f64 / m.len() as f64;
+        assert!((kept - 0.9).abs() < 0.005, "{kept}");
+        assert!(m.iter().all(|&v| v == 0.0 || v == (1.0 / 0.9) as f32));
+        assert_eq!(m, mask_values(7, 0.9, 200_000));
+        assert_ne!(m, mask_values(8, 0.9, 200_000));
+        // A longer mask starts with the shorter one: chunks are independent streams.
+        assert_eq!(&mask_values(7, 0.9, 300_000)[..200_000], &m[..]);
+        // Thread count does not matter.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        assert_eq!(pool.install(|| mask_values(7, 0.9, 200_000)), m);
+    }
+
+    #[test]
+    fn flex_training_drops_with_the_burn_generator_seed_and_eval_does_not() {
+        let device = Device::flex().autodiff();
+        assert!(on_host(&device));
+        let dropout = DropoutConfig::new(0.25).init();
+        let ones = || Tensor::<2>::ones([64, 512], &device);
+        device.seed(3);
+        let a = apply(&dropout, ones())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        device.seed(3);
+        let b = apply(&dropout, ones())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert_eq!(a, b, "the same Burn seed gives the same mask");
+        let dropped = a.iter().filter(|&&v| v == 0.0).count() as f64 / a.len() as f64;
+        assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
+        assert!(a.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
+        device.seed(4);
+        let c = apply(&dropout, ones())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert_ne!(a, c);
+        // Evaluation mode, and a device without autodiff, leave the input as it is.
+        let eval = Dropout {
+            prob: 0.25,
+            training: burn::module::Param::from_bool(false),
+        };
+        let same = apply(&eval, ones())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert!(same.iter().all(|&v| v == 1.0));
+        let plain = Tensor::<2>::ones([4, 4], &Device::flex());
+        let out = apply(&dropout, plain)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        assert!(out.iter().all(|&v| v == 1.0));
+    }
+}
