@@ -15,6 +15,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: tensor buffers stay in the process between steps (finesse-alloc).
+    finesse_alloc::tune();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     let options = eframe::NativeOptions {

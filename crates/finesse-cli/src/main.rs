@@ -76,6 +76,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: tensor buffers stay in the process between steps (finesse-alloc).
+    finesse_alloc::tune();
     logging::init();
     if device::list_if_asked() {
         return ExitCode::SUCCESS;

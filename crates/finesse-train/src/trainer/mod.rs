@@ -136,6 +136,9 @@ fn train(
 /// (with advice) when the backend ran out of memory, [`TrainError::Panic`] otherwise.
 /// Front-ends run the commands that drive a backend outside a run (`forward`, `fisher`, `eval`)
 /// through it too, so running out of device memory there gives the same advice.
+///
+/// # Errors
+/// `f`'s own error, or the panic's.
 pub fn guarded<T, E: From<TrainError>>(
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
