@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use finesse_glue::GlueTask;
-use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection};
 use finesse_train::bench::{BenchMode, BenchReport, BenchSettings, bench};
-use finesse_train::method::FisherSettings;
 use finesse_train::{MethodConfig, RunConfig};
 
 use crate::device::DeviceChoice;
@@ -128,20 +126,7 @@ fn config_of(args: &BenchArgs) -> Result<RunConfig> {
     config.warmup_ratio = 0.0;
     config.bucketing = !args.no_bucketing;
     if args.mode == BenchMode::FishStep {
-        config.method = MethodConfig::Fish {
-            selection: Some(Selection {
-                budget: Budget::Ratio(args.keep_ratio),
-                scope: Scope::Global,
-                head_in_budget: true,
-                exclude: Vec::new(),
-            }),
-            fisher: FisherSettings {
-                samples: args.fisher_samples,
-                kind: FisherKind::Empirical,
-                order: SampleOrder::Shuffled,
-            },
-            mask_file: None,
-        };
+        config.method = MethodConfig::fish_global(args.keep_ratio, args.fisher_samples);
     }
     Ok(config)
 }

@@ -9,8 +9,6 @@ use anyhow::Result;
 use clap::Args;
 use finesse_bert::hub::{DEFAULT_MODEL, ModelSource, resolve_model};
 use finesse_glue::GlueTask;
-use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection};
-use finesse_train::method::FisherSettings;
 use finesse_train::{MethodConfig, RunConfig};
 
 use crate::device::DeviceChoice;
@@ -65,20 +63,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     c.warmup_ratio = 0.06;
     c.log_every = 10;
     c.eval_every = Some(args.steps);
-    c.method = MethodConfig::Fish {
-        selection: Some(Selection {
-            budget: Budget::Ratio(args.keep_ratio),
-            scope: Scope::Global,
-            head_in_budget: true,
-            exclude: Vec::new(),
-        }),
-        fisher: FisherSettings {
-            samples: args.fisher_samples,
-            kind: FisherKind::Empirical,
-            order: SampleOrder::Shuffled,
-        },
-        mask_file: None,
-    };
+    c.method = MethodConfig::fish_global(args.keep_ratio, args.fisher_samples);
     c.validate()?;
     eprintln!(
         "demo: FISH on SST-2, {:.2}% of the parameters chosen by Fisher information over {} \

@@ -394,6 +394,25 @@ pub enum MethodConfig {
 }
 
 impl MethodConfig {
+    /// FISH as the paper runs it: a global top `keep_ratio` of all parameters (head inside the
+    /// budget) by the empirical Fisher over `samples` shuffled training examples.
+    pub fn fish_global(keep_ratio: f64, samples: usize) -> Self {
+        Self::Fish {
+            selection: Some(Selection {
+                budget: Budget::Ratio(keep_ratio),
+                scope: finesse_sparse::Scope::Global,
+                head_in_budget: true,
+                exclude: Vec::new(),
+            }),
+            fisher: FisherSettings {
+                samples,
+                kind: FisherKind::Empirical,
+                order: SampleOrder::Shuffled,
+            },
+            mask_file: None,
+        }
+    }
+
     /// The method's name.
     pub fn method_name(&self) -> MethodName {
         match self {
