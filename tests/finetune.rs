@@ -698,3 +698,103 @@ fn bench_times_every_mode_and_prints_one_json_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("steps"), "{}", stderr(&out));
 }
+
+/// `finesse runs show` and the app give a run's command line (`finesse_train::command`): run
+/// through the binary, it makes a run whose `run.json` records the same configuration, for
+/// every method and the flags off their defaults.
+#[test]
+fn the_command_line_of_a_run_makes_the_same_run() {
+    use finesse_glue::GlueTask;
+    use finesse_sparse::{Budget, FisherKind, SampleOrder, Scope, Selection};
+    use finesse_train::method::FisherSettings;
+    use finesse_train::{MethodConfig, RunConfig, RunDir};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let base = |name: &str, method: MethodConfig| {
+        let mut c = RunConfig::new(
+            model.display().to_string(),
+            GlueTask::Sst2,
+            &data,
+            dir.path().join(name),
+        );
+        c.max_steps = Some(2);
+        c.batch_size = 4;
+        c.max_seq_len = 16;
+        c.log_every = 1;
+        c.eval_every = Some(2);
+        c.max_eval_examples = Some(8);
+        c.method = method;
+        c
+    };
+    let mut dense = base("dense", MethodConfig::Dense);
+    dense.lr = 1e-4;
+    dense.bucketing = false;
+    dense.max_grad_norm = None;
+    dense.seed = 7;
+    dense.save_best = true;
+    dense.warmup_ratio = 0.25;
+    let fish = base(
+        "fish",
+        MethodConfig::Fish {
+            selection: Some(Selection {
+                budget: Budget::Count(500),
+                scope: Scope::PerTensor,
+                head_in_budget: false,
+                exclude: vec!["pooler".into()],
+            }),
+            fisher: FisherSettings {
+                samples: 8,
+                kind: FisherKind::Sampled { draws: 2 },
+                order: SampleOrder::File,
+            },
+            mask_file: None,
+        },
+    );
+    let mut random = base(
+        "random",
+        MethodConfig::Random {
+            selection: Selection {
+                budget: Budget::Ratio(0.05),
+                scope: Scope::Global,
+                head_in_budget: true,
+                exclude: Vec::new(),
+            },
+        },
+    );
+    random.optimizer = finesse_train::config::OptimizerChoice::Sgd.config(0.9);
+    random.optimizer.weight_decay = 0.0;
+    let freeze = base(
+        "freeze",
+        MethodConfig::Freeze {
+            groups: vec!["wq@0".into(), "pooler".into()],
+        },
+    );
+    let supermask = base(
+        "supermask",
+        MethodConfig::Supermask {
+            initial_sparsity: 0.1,
+            score_lr: 0.3,
+            eval_samples: 2,
+        },
+    );
+    let prune = base(
+        "prune",
+        MethodConfig::Prune {
+            initial: 0.1,
+            final_sparsity: 0.3,
+            start_step: Some(1),
+            interval: Some(1),
+            events: 1,
+            scope: finesse_sparse::prune::PruneScope::Global,
+        },
+    );
+    let bitfit = base("bitfit", MethodConfig::Bitfit);
+    for config in [dense, fish, random, freeze, supermask, prune, bitfit] {
+        let args = finesse_train::command::finetune_args(&config).expect("a command line");
+        ok(finesse!().args(&args).output().expect("run finesse"));
+        let run = RunDir::open(&config.output_dir).expect("a run directory");
+        let info = run.read_info().expect("run.json");
+        assert_eq!(info.config, config, "{}", args.join(" "));
+    }
+}

@@ -135,6 +135,10 @@ fn show(dir: &Path, json: bool) -> Result<()> {
             c.seed,
             c.device
         );
+        match finesse_train::command::finetune_line(c) {
+            Ok(line) => println!("  command: {line}"),
+            Err(e) => println!("  command: none ({e})"),
+        }
     }
     let p = &summary.progress;
     println!(

@@ -9,6 +9,7 @@
 #![warn(clippy::too_many_lines, clippy::missing_errors_doc)]
 
 pub mod bench;
+pub mod command;
 pub mod config;
 pub mod device;
 pub mod error;

@@ -15,6 +15,7 @@ enum Action {
     Open(PathBuf),
     Delete(PathBuf),
     CopyPath(PathBuf),
+    CopyCommand(PathBuf),
     Sort(Column),
 }
 
@@ -50,9 +51,23 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             ui.ctx().copy_text(path.display().to_string());
             app.notify(format!("Copied {}", path.display()), false);
         }
+        Some(Action::CopyCommand(path)) => match command_line(&path) {
+            Ok(line) => {
+                ui.ctx().copy_text(line.clone());
+                app.notify(format!("Copied: {line}"), false);
+            }
+            Err(e) => app.notify(format!("No command line for {}: {e}", path.display()), true),
+        },
         Some(Action::Sort(column)) => app.settings.sort = app.settings.sort.clicked(column),
         None => {}
     }
+}
+
+/// The `finesse finetune` line of the run in `path` (from its `run.json`).
+fn command_line(path: &std::path::Path) -> Result<String, String> {
+    let run = finesse_train::RunDir::open(path).map_err(|e| e.to_string())?;
+    let info = run.read_info().map_err(|e| e.to_string())?;
+    finesse_train::command::finetune_line(&info.config)
 }
 
 fn welcome(ui: &mut egui::Ui) {
@@ -256,6 +271,13 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                         .clicked()
                     {
                         *action = Some(Action::CopyPath(row.path.clone()));
+                    }
+                    if ui
+                        .small_button("Copy command")
+                        .on_hover_text("The finesse finetune command line that makes this run")
+                        .clicked()
+                    {
+                        *action = Some(Action::CopyCommand(row.path.clone()));
                     }
                     let running = row.status == RunStatus::Running && row.error.is_none();
                     let delete = ui
