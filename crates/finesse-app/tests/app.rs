@@ -233,7 +233,16 @@ fn the_analysis_view_hovers_a_cell_and_exports_the_figure() {
     harness.run();
     harness.get_by_label("Distance: L1").click();
     harness.run();
-    harness.get_by_label_contains("L1");
+    {
+        // The open combo box may still list "Distance: L1" for a frame, so a label query can
+        // match twice; the built figure is what must have changed.
+        let app = harness.state();
+        let open = app.open.as_ref().expect("open run");
+        let (kind, map) = open.heatmap.as_ref().expect("built");
+        assert_eq!(*kind, finesse_app::analysis::HeatmapKind::L1);
+        assert!(map.is_ok(), "{:?}", map.as_ref().err());
+    }
+    assert!(harness.query_all_by_label_contains("L1").count() >= 1);
 
     // Export to SVG through finesse-report.
     let target = dir.path().join("exported.svg");
