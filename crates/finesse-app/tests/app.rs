@@ -291,3 +291,25 @@ fn deleting_a_run_asks_first_and_removes_only_that_folder() {
     assert!(harness.state_mut().delete_run(&victim).is_err());
     assert!(victim.is_dir());
 }
+
+#[test]
+fn a_run_s_command_line_is_copied_from_its_row() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness
+        .get_all_by_label("Copy")
+        .next()
+        .expect("a Copy menu per row")
+        .click();
+    harness.run();
+    harness.get_by_label("Command line").click();
+    harness.run();
+    let notice = harness.state().notice.as_ref().expect("a notice");
+    assert!(!notice.is_error, "{}", notice.text);
+    assert!(
+        notice.text.starts_with("Copied: finesse finetune --model ")
+            && notice.text.contains("--method fish --keep-ratio 0.05"),
+        "{}",
+        notice.text
+    );
+}

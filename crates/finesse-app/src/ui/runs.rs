@@ -265,20 +265,24 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                     if ui.small_button("Open").clicked() {
                         *action = Some(Action::Open(row.path.clone()));
                     }
-                    if ui
-                        .small_button("Copy path")
-                        .on_hover_text(row.path.display().to_string())
-                        .clicked()
-                    {
-                        *action = Some(Action::CopyPath(row.path.clone()));
-                    }
-                    if ui
-                        .small_button("Copy command")
-                        .on_hover_text("The finesse finetune command line that makes this run")
-                        .clicked()
-                    {
-                        *action = Some(Action::CopyCommand(row.path.clone()));
-                    }
+                    ui.menu_button("Copy", |ui| {
+                        if ui
+                            .button("Path")
+                            .on_hover_text(row.path.display().to_string())
+                            .clicked()
+                        {
+                            *action = Some(Action::CopyPath(row.path.clone()));
+                            ui.close();
+                        }
+                        if ui
+                            .button("Command line")
+                            .on_hover_text("The finesse finetune command line that makes this run")
+                            .clicked()
+                        {
+                            *action = Some(Action::CopyCommand(row.path.clone()));
+                            ui.close();
+                        }
+                    });
                     let running = row.status == RunStatus::Running && row.error.is_none();
                     let delete = ui
                         .add_enabled(!running, egui::Button::new("Delete…").small())
