@@ -10,12 +10,12 @@
 //! empirical Fisher is (y − f)² (∇f)², the expected one E[(y − f)²] (∇f)² = (∇f)², and the
 //! sampled one draws y ~ N(f, 1). (The FISH reference code returns zeros for regression.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use finesse_bert::io::transpose_2d;
 use finesse_bert::readback::floats;
 use finesse_bert::{BertForSequenceClassification, HostTensor, ParamRegistry};
@@ -92,6 +92,7 @@ pub fn estimate(
             });
         }
         let passes = plan_passes(&model, sample, kind, &device, &mut rng, i)?;
+        let rows = TokenRows::of(&model, sample, &device);
         for pass in passes {
             let logits = model.forward(sample.to_input(&device));
             let objective = match pass.label {
@@ -102,7 +103,7 @@ pub fn estimate(
                 PassLabel::Output => logits.reshape([1]),
             };
             let grads = GradientsParams::from_grads(objective.backward(), &model);
-            accumulate(&mut acc, &registry, &grads, pass.weight);
+            accumulate(&mut acc, &registry, &grads, pass.weight, &rows);
         }
         progress(i + 1, samples.len());
     }
@@ -226,13 +227,60 @@ fn probabilities(
     Ok(exp.into_iter().map(|e| e / sum).collect())
 }
 
+/// The word-embedding rows one sample touches: the only rows of that table (most of the
+/// model's entries) whose gradient is not zero, so the only ones whose squares need adding.
+struct TokenRows {
+    /// The word-embedding table's parameter.
+    id: ParamId,
+    /// Its distinct rows in the sample.
+    rows: Tensor<1, Int>,
+}
+
+impl TokenRows {
+    fn of(model: &BertForSequenceClassification, sample: &HostBatch, device: &Device) -> Self {
+        let distinct: BTreeSet<i64> = sample.input_ids.iter().copied().collect();
+        let distinct: Vec<i64> = distinct.into_iter().collect();
+        let n = distinct.len();
+        Self {
+            id: model.bert.embeddings.word_embeddings.weight.id,
+            rows: Tensor::from_data(TensorData::new(distinct, [n]), device),
+        }
+    }
+
+    /// `acc` (the table's running sum, flat) plus `weight` × the squares of `g`'s touched rows;
+    /// the same values as adding the whole squared table, whose other rows are zero.
+    fn add_squares(&self, acc: Option<Tensor<1>>, g: Tensor<2>, weight: f64) -> Tensor<1> {
+        let [vocab, hidden] = g.dims();
+        let sq = g.select(0, self.rows.clone()).powi_scalar(2);
+        let sq = if weight == 1.0 {
+            sq
+        } else {
+            sq.mul_scalar(weight)
+        };
+        let acc = acc.map_or_else(
+            || Tensor::<2>::zeros([vocab, hidden], &sq.device()),
+            |a| a.reshape([vocab, hidden]),
+        );
+        acc.select_assign(0, self.rows.clone(), sq, IndexingUpdateOp::Add)
+            .reshape([vocab * hidden])
+    }
+}
+
 fn accumulate(
     acc: &mut HashMap<ParamId, Tensor<1>>,
     registry: &ParamRegistry,
     grads: &GradientsParams,
     weight: f64,
+    rows: &TokenRows,
 ) {
     for p in registry.iter() {
+        if p.id == rows.id {
+            if let Some(g) = grads.get::<2>(p.id) {
+                let next = rows.add_squares(acc.remove(&p.id), g, weight);
+                acc.insert(p.id, next);
+            }
+            continue;
+        }
         let g = match p.shape.len() {
             1 => grads.get::<1>(p.id),
             2 => grads.get::<2>(p.id).map(|g| g.reshape([p.numel])),
