@@ -60,6 +60,13 @@ pub struct BenchSettings {
     pub threads: usize,
 }
 
+impl BenchSettings {
+    /// The length batches are padded to at least: `max_seq_len` with `pad_to_max`, else none.
+    fn pad_len(&self, max_seq_len: usize) -> usize {
+        if self.pad_to_max { max_seq_len } else { 0 }
+    }
+}
+
 /// The figures of one benchmark (the last line `finesse bench` prints).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchReport {
@@ -263,22 +270,11 @@ fn bench_steps(
     let order = finesse_glue::batch::epoch_batches(&data.train, &pool, plan, config.seed, 0);
     let batches = cycle_batches(&data.train, &order, settings, config.max_seq_len);
     let setup = started.elapsed().as_secs_f64();
-    let mut t = Timings::default();
-    let mut cpu_timed = 0.0;
-    for (i, batch) in batches.iter().enumerate() {
-        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let t = time_units(&batches, settings, log, |batch| {
         let report = trainer.step(batch, &mut emitter)?;
         sync(device);
-        let secs = t0.elapsed().as_secs_f64();
-        let timed = i >= settings.warmup;
-        if timed {
-            t.unit(secs, batch);
-            cpu_timed += cpu_seconds().zip(cpu0).map_or(f64::NAN, |(a, b)| a - b);
-        }
-        t.losses.push(report.loss);
-        log(unit_line(i, timed, secs, batch, Some(report.loss)));
-    }
-    t.cpu_secs = cpu_timed.is_finite().then_some(cpu_timed);
+        Ok(Some(report.loss))
+    })?;
     // The moments exist from the first step on.
     let optimizer = trainer.optimizer();
     let state_bytes = optimizer.state_entries() * 4 + optimizer.index_entries() * 8;
@@ -303,11 +299,7 @@ fn bench_fisher(
     )?;
     let n = settings.warmup + settings.steps;
     let picked = pick_samples(data.train.len(), n, SampleOrder::Shuffled, config.seed);
-    let pad = if settings.pad_to_max {
-        config.max_seq_len
-    } else {
-        0
-    };
+    let pad = settings.pad_len(config.max_seq_len);
     let samples: Vec<HostBatch> = (0..n)
         .map(|i| make_batch_to(&data.train, &[picked[i % picked.len()]], pad))
         .collect();
@@ -369,22 +361,39 @@ fn bench_eval(
     let order = eval_batches(&set.data, &set.pool, data.dev.plan);
     let batches = cycle_batches(&set.data, &order, settings, config.max_seq_len);
     let setup = started.elapsed().as_secs_f64();
+    let t = time_units(&batches, settings, log, |batch| {
+        // The read-back waits for the forward pass.
+        let logits = model.forward(batch.to_input(device));
+        finesse_bert::readback::floats(logits, "logits")?;
+        Ok(None)
+    })?;
+    Ok((t, setup))
+}
+
+/// Runs `unit` on each batch in turn, timing it (wall and CPU) from the end of the warm-up on;
+/// `unit` returns the batch's training loss, if it has one.
+fn time_units(
+    batches: &[HostBatch],
+    settings: &BenchSettings,
+    log: &mut dyn FnMut(String),
+    mut unit: impl FnMut(&HostBatch) -> Result<Option<f64>>,
+) -> Result<Timings> {
     let mut t = Timings::default();
     let mut cpu_timed = 0.0;
     for (i, batch) in batches.iter().enumerate() {
         let (cpu0, t0) = (cpu_seconds(), Instant::now());
-        let logits = model.forward(batch.to_input(device));
-        finesse_bert::readback::floats(logits, "logits")?;
+        let loss = unit(batch)?;
         let secs = t0.elapsed().as_secs_f64();
         let timed = i >= settings.warmup;
         if timed {
             t.unit(secs, batch);
             cpu_timed += cpu_seconds().zip(cpu0).map_or(f64::NAN, |(a, b)| a - b);
         }
-        log(unit_line(i, timed, secs, batch, None));
+        t.losses.extend(loss);
+        log(unit_line(i, timed, secs, batch, loss));
     }
     t.cpu_secs = cpu_timed.is_finite().then_some(cpu_timed);
-    Ok((t, setup))
+    Ok(t)
 }
 
 /// `warmup + steps` batches from `order`, cycled, padded to `max_seq_len` if asked (examples
@@ -395,7 +404,7 @@ fn cycle_batches(
     settings: &BenchSettings,
     max_seq_len: usize,
 ) -> Vec<HostBatch> {
-    let pad = if settings.pad_to_max { max_seq_len } else { 0 };
+    let pad = settings.pad_len(max_seq_len);
     (0..settings.warmup + settings.steps)
         .map(|i| make_batch_to(split, &order[i % order.len()], pad))
         .collect()
