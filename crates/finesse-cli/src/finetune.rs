@@ -80,6 +80,14 @@ pub struct FinetuneArgs {
     /// Do not group examples of similar length into batches.
     #[arg(long)]
     no_bucketing: bool,
+    /// Take the training rows in file order every epoch, in batches of consecutive rows (and
+    /// --max-train-examples N takes the first N): for step-for-step comparisons with another
+    /// trainer.
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Turn every dropout off in training (the model's config.json is written unchanged).
+    #[arg(long)]
+    no_dropout: bool,
     /// Backend: flex, ndarray, wgpu (wgpu:N for adapter N; wgpu:list lists them), cuda (default:
     /// the first compiled in, flex in a default build; with --resume, the run's own).
     #[arg(long, value_parser = crate::device::parse)]
@@ -214,6 +222,8 @@ fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunCon
     c.max_eval_examples = args.max_eval_examples;
     c.skip_bad_rows = args.skip_bad_rows;
     c.bucketing = !args.no_bucketing;
+    c.shuffle = !args.no_shuffle;
+    c.dropout = !args.no_dropout;
     c.save_model = args.save_model;
     c.method = method_from(args, matches)?;
     c.optimizer = args.optimizer.config(args.momentum);

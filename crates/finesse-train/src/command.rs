@@ -45,6 +45,8 @@ pub fn finetune_args(config: &RunConfig) -> Result<Vec<String>, String> {
     a.optional("--checkpoint-every", config.checkpoint_every);
     a.switch("--skip-bad-rows", config.skip_bad_rows);
     a.switch("--no-bucketing", !config.bucketing);
+    a.switch("--no-shuffle", !config.shuffle);
+    a.switch("--no-dropout", !config.dropout);
     a.switch("--save-model", config.save_model);
     a.switch("--save-best", config.save_best);
     optimizer(&mut a, config, &defaults)?;
@@ -224,11 +226,13 @@ mod tests {
         c.lr = 1e-4;
         c.max_steps = Some(50);
         c.bucketing = false;
+        c.shuffle = false;
+        c.dropout = false;
         c.method = MethodConfig::fish_global(0.005, 256);
         let line = finetune_line(&c).expect("line");
         assert!(
             line.contains("--max-steps 50 --lr 0.0001")
-                && line.contains("--no-bucketing")
+                && line.contains("--no-bucketing --no-shuffle --no-dropout")
                 && line.ends_with(
                     "--method fish --keep-ratio 0.005 --scope global --fisher-samples 256 \
                      --fisher-kind empirical --fisher-order shuffled"

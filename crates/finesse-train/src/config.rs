@@ -50,6 +50,16 @@ pub struct RunConfig {
     pub skip_bad_rows: bool,
     /// Group examples of similar length into batches to cut padding.
     pub bucketing: bool,
+    /// Draw the training order from `(seed, epoch)`. Off (`--no-shuffle`): every epoch takes
+    /// the training rows in file order, in batches of consecutive rows (and
+    /// `max_train_examples` takes the first rows), as a step-for-step comparison with another
+    /// trainer needs.
+    #[serde(default = "on")]
+    pub shuffle: bool,
+    /// Dropout as the model's `config.json` sets it. Off (`--no-dropout`): every dropout
+    /// probability is 0 in training (the written model keeps its `config.json`).
+    #[serde(default = "on")]
+    pub dropout: bool,
     /// The run directory.
     pub output_dir: PathBuf,
     /// Write the fine-tuned model as an HF folder `model/` in the run directory.
@@ -67,6 +77,11 @@ pub struct RunConfig {
     /// Keep the model of the best evaluation (main metric of the first dev split) in `best/`.
     #[serde(default)]
     pub save_best: bool,
+}
+
+/// `true`: the default of switches that older `run.json` files lack.
+fn on() -> bool {
+    true
 }
 
 /// The optimizer a user picks (`--optimizer`); its settings are [`OptimizerConfig`].
@@ -127,6 +142,8 @@ impl RunConfig {
             max_eval_examples: None,
             skip_bad_rows: false,
             bucketing: true,
+            shuffle: true,
+            dropout: true,
             output_dir: output_dir.into(),
             save_model: false,
             method: MethodConfig::Dense,

@@ -96,6 +96,11 @@ impl<'r> Trainer<'r> {
             config.seed,
             &train_device,
         )?;
+        let model = if config.dropout {
+            model
+        } else {
+            model.without_dropout()
+        };
         let registry = ParamRegistry::of(&model);
         super::setup::record_or_check(config, dir, data, resume)?;
         let mask_started = Instant::now();
@@ -115,11 +120,18 @@ impl<'r> Trainer<'r> {
             |p| method.rule(mask.as_ref(), p),
             device,
         );
-        let pool = finesse_glue::batch::seeded_subset(
-            data.train.len(),
-            config.max_train_examples,
-            config.seed,
-        );
+        let pool = if config.shuffle {
+            finesse_glue::batch::seeded_subset(
+                data.train.len(),
+                config.max_train_examples,
+                config.seed,
+            )
+        } else {
+            (0..config
+                .max_train_examples
+                .map_or(data.train.len(), |n| n.min(data.train.len())))
+                .collect()
+        };
         let steps_per_epoch = pool.len().div_ceil(config.batch_size);
         let total_steps = config
             .max_steps
@@ -246,13 +258,20 @@ impl<'r> Trainer<'r> {
         }
     }
 
-    /// The batch of the current step: the epoch's seeded order, a function of (seed, epoch).
+    /// The batch of the current step: the epoch's seeded order, a function of (seed, epoch),
+    /// or consecutive rows of the pool without shuffling.
     fn next_batch(&mut self) -> HostBatch {
         let epoch = self.step / self.plan.steps_per_epoch;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let plan = self.data.dev.plan;
-            let batches =
-                epoch_batches(&self.data.train, &self.pool, plan, self.config.seed, epoch);
+            let batches = if self.config.shuffle {
+                epoch_batches(&self.data.train, &self.pool, plan, self.config.seed, epoch)
+            } else {
+                self.pool
+                    .chunks(plan.batch_size.max(1))
+                    .map(<[usize]>::to_vec)
+                    .collect()
+            };
             self.epoch = Some((epoch, batches));
         }
         let batches = self.epoch.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
