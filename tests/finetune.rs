@@ -798,3 +798,85 @@ fn the_command_line_of_a_run_makes_the_same_run() {
         assert_eq!(info.config, config, "{}", args.join(" "));
     }
 }
+
+#[test]
+fn sweep_runs_each_cell_once_and_reports_mean_and_std_per_lr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (tiny_model(dir.path()), tiny_glue(dir.path()));
+    let out = dir.path().join("sweep");
+    let sweep = |extra: &[&str]| {
+        finesse!()
+            .args(["sweep", "--lrs", "1e-3,3e-3", "--seeds", "1,2", "--out"])
+            .arg(&out)
+            .args([
+                "--",
+                "--task",
+                "sst2",
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "4",
+            ])
+            .arg("--model")
+            .arg(&model)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("sweep")
+    };
+    let o = ok(sweep(&[]));
+    let table = String::from_utf8_lossy(&o.stdout).to_string();
+    for cell in [
+        "lr1e-3-seed1",
+        "lr1e-3-seed2",
+        "lr3e-3-seed1",
+        "lr3e-3-seed2",
+    ] {
+        let run = out.join(cell);
+        assert!(run.join("metrics.json").is_file(), "{cell}: {}", stderr(&o));
+        let info: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).expect("run.json"))
+                .expect("json");
+        let (lr, seed) = cell
+            .trim_start_matches("lr")
+            .split_once("-seed")
+            .expect("name");
+        assert_eq!(info["config"]["lr"].as_f64(), lr.parse().ok(), "{info}");
+        assert_eq!(info["config"]["seed"].as_u64(), seed.parse().ok(), "{info}");
+    }
+    // One row per lr, each the mean ± std of its two seeds, as `finesse report --group-by`.
+    let grouped = ok(finesse!()
+        .arg("report")
+        .arg(&out)
+        .args(["--group-by", "task,method,kept,lr"])
+        .output()
+        .expect("report"));
+    let expected = String::from_utf8_lossy(&grouped.stdout).to_string();
+    assert!(table.starts_with(&expected), "{table:?}\n---\n{expected:?}");
+    assert!(
+        expected.lines().filter(|l| l.contains("dense")).count() == 2 && expected.contains('±'),
+        "{expected}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).expect("report.md"),
+        expected
+    );
+    // Again: every cell is finished, nothing is trained.
+    let o = ok(sweep(&[]));
+    assert_eq!(
+        stderr(&o).matches("finished earlier").count(),
+        4,
+        "{}",
+        stderr(&o)
+    );
+    // The sweep sets --lr, --seed and --output-dir itself; a bad flag fails before any cell.
+    let o = sweep(&["--seed", "3"]);
+    assert!(!o.status.success() && stderr(&o).contains("--seed is set by the sweep"));
+    let o = sweep(&["--no-such-flag"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--no-such-flag"),
+        "{}",
+        stderr(&o)
+    );
+}

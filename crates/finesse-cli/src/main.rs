@@ -19,6 +19,7 @@ mod model_cmd;
 mod report_cmd;
 mod runs_cmd;
 mod sparse_cmd;
+mod sweep_cmd;
 
 use std::process::ExitCode;
 
@@ -73,6 +74,9 @@ enum Command {
     /// Time a dense or FISH training step, the Fisher per sample, or an evaluation batch; the
     /// last stdout line is one JSON object (see BENCHMARKS.md).
     Bench(bench_cmd::BenchArgs),
+    /// Fine-tune over learning rates × seeds, one run directory (and process) per cell, then
+    /// the mean ± std per lr: `finesse sweep --out DIR --lrs 1e-3,3e-3 -- --task mrpc …`.
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Sweep(args) => sweep_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

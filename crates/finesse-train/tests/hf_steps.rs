@@ -31,6 +31,12 @@ const LOSS_TOL: f64 = 1e-4;
 const WEIGHT_TOL: f32 = 1e-4;
 const L1_TOL: f64 = 1e-4;
 
+/// Parameters by HF name, flat, PyTorch layout.
+type Weights = BTreeMap<String, Vec<f32>>;
+
+/// (loss, gradient norm, learning rate) of one step.
+type StepRow = (f64, f64, f64);
+
 /// The fixture's tensors as f64 vectors with their shapes, and its metadata.
 struct Fixture {
     tensors: BTreeMap<String, (Vec<usize>, Vec<f64>)>,
@@ -100,7 +106,7 @@ fn values(view: &TensorView<'_>) -> Vec<f64> {
 struct Prepared {
     fixture: Fixture,
     model_dir: PathBuf,
-    base: BTreeMap<String, Vec<f32>>,
+    base: Weights,
     /// Parameter shapes (PyTorch layout) by HF name.
     shapes: BTreeMap<String, Vec<usize>>,
     _tmp: tempfile::TempDir,
@@ -120,7 +126,7 @@ fn hf_name(name: &str) -> String {
     }
 }
 
-fn f32_tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
+fn f32_tensors(path: &Path) -> Weights {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = SafeTensors::deserialize(&bytes).expect("model weights");
     st.tensors()
@@ -263,7 +269,7 @@ fn config(p: &Prepared, case: &str, out: &Path, method: MethodConfig) -> RunConf
 }
 
 /// Trains `config` on flex; the (loss, grad norm, lr) of every step and the final weights.
-fn train(config: RunConfig) -> (Vec<(f64, f64, f64)>, BTreeMap<String, Vec<f32>>) {
+fn train(config: RunConfig) -> (Vec<StepRow>, Weights) {
     let out = config.output_dir.clone();
     let mut steps = Vec::new();
     let outcome = finesse_train::trainer::run(
@@ -295,7 +301,7 @@ fn rel(a: f64, b: f64) -> f64 {
 }
 
 /// Every step's loss, gradient norm and learning rate against the fixture's.
-fn check_steps(p: &Prepared, case: &str, steps: &[(f64, f64, f64)]) {
+fn check_steps(p: &Prepared, case: &str, steps: &[StepRow]) {
     let losses = p.fixture.get(&format!("{case}.loss"));
     let norms = p.fixture.get(&format!("{case}.grad_norm"));
     let lrs = p.fixture.get(&format!("{case}.lr"));
@@ -331,12 +337,7 @@ fn check_steps(p: &Prepared, case: &str, steps: &[(f64, f64, f64)]) {
 /// ignores a shift shared by all keys, so their gradient is 0 in exact arithmetic and both
 /// trainers move them by rounding noise only (an L1 change of about 1e-5 over 384 entries with
 /// AdamW, 1e-12 with SGD), which agrees in size, not in digits.
-fn check_l1(
-    p: &Prepared,
-    case: &str,
-    tuned: &BTreeMap<String, Vec<f32>>,
-    trainable: impl Fn(&str) -> usize,
-) {
+fn check_l1(p: &Prepared, case: &str, tuned: &Weights, trainable: impl Fn(&str) -> usize) {
     let mut worst = (0.0f64, String::new());
     for name in &p.fixture.names {
         let expected = p.fixture.get(&format!("{case}.l1_change.{name}"))[0];
@@ -361,7 +362,7 @@ fn check_l1(
 }
 
 /// The final weights of a dense case: whole small parameters, sampled large ones.
-fn check_dense_weights(p: &Prepared, case: &str, tuned: &BTreeMap<String, Vec<f32>>) {
+fn check_dense_weights(p: &Prepared, case: &str, tuned: &Weights) {
     let stride = p.fixture.usize_of("stride");
     let mut worst = 0f32;
     let mut compared = 0usize;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Why does a random 0.5% mask beat FISH on all-MiniLM-L6-v2? The experiments of the README's
+# "FISH against a random mask: hypotheses tested" section, each a group of real runs. Usage:
+#   scripts/fish-vs-random.sh [FINESSE_BIN] [GROUP ...]
+# Groups (SST-2 groups use the short budget of scripts/sst2-short.sh: 250 steps of batch 32,
+# warm-up 10%, weight decay 0.01, seed 42, full dev set):
+# - sgd: FISH vs random 0.5% with SGD (momentum 0.9; the update follows the gradient's size)
+#   instead of AdamW (about lr per entry), lr $SGD_LRS (default 1e-2 1e-1 1).
+# - warm-head: the head alone is trained first (200 steps, lr 3e-3, every other parameter
+#   frozen: `--method freeze --freeze 'regex:^bert\.'`); then FISH with the Fisher through that
+#   warmed head, FISH with the fresh-head mask, and random, all starting from the warmed model.
+# - ratios: the random mask at 0.1% and 2% (lr 1e-2), beside FISH's 0.1% / 2% rows.
+# - mrpc-seeds: MRPC, 3 epochs, FISH 0.5% (lr 3e-3, Fisher over 1024 examples of its seed) and
+#   random 0.5% (lr 1e-2), seeds $SEEDS (default 42 43 44).
+# The FISH mask of the SST-2 groups is the one of the README's figures run (empirical Fisher
+# over 1024 shuffled examples, seed 42, fresh head): $FRESH_MASK, made here when missing.
+# GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to
+# ${FINESSE_RUNS:-runs/fish-vs-random}/GROUP/. Rows: `finesse report DIR [--group-by method,lr]`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-cargo run --release --}"
+shift || true
+groups=("${@:-sgd warm-head ratios mrpc-seeds}")
+glue="${GLUE_DIR:-../shared/data/glue}"
+out="${FINESSE_RUNS:-runs/fish-vs-random}"
+mkdir -p "$out"
+short=(--task sst2 --data-dir "$glue" --max-steps 250 --batch-size 32 --warmup-ratio 0.1
+  --weight-decay 0.01 --max-seq-len 128 --device flex --log-every 25 --eval-every 250)
+
+run() { # DIR ARGS...
+  local dir="$1"; shift
+  if [ -f "$dir/metrics.json" ]; then echo "$dir: done already"; return; fi
+  rm -rf "$dir"
+  echo "== $dir: $*"
+  $bin finetune "$@" --output-dir "$dir"
+}
+
+fresh_mask="${FRESH_MASK:-$out/mask-fresh-n1024-0.005.safetensors}"
+fresh_mask() {
+  [ -f "$fresh_mask" ] && return
+  [ -f "$out/fisher-fresh-n1024.safetensors" ] || $bin fisher --task sst2 --data-dir "$glue" \
+    --samples 1024 --seed 42 --out "$out/fisher-fresh-n1024.safetensors"
+  $bin mask --fisher "$out/fisher-fresh-n1024.safetensors" --keep-ratio 0.005 \
+    --out "$fresh_mask" > /dev/null
+}
+
+for group in ${groups[@]}; do
+  case "$group" in
+    sgd)
+      fresh_mask
+      for lr in ${SGD_LRS:-1e-2 1e-1 1}; do
+        run "$out/sgd/fish-$lr" "${short[@]}" --seed 42 --optimizer sgd --momentum 0.9 \
+          --lr "$lr" --method fish --mask "$fresh_mask"
+        run "$out/sgd/random-$lr" "${short[@]}" --seed 42 --optimizer sgd --momentum 0.9 \
+          --lr "$lr" --method random --keep-ratio 0.005
+      done
+      ;;
+    warm-head)
+      fresh_mask
+      g="$out/warm-head"
+      run "$g/head-only" --task sst2 --data-dir "$glue" --max-steps 200 --batch-size 32 \
+        --warmup-ratio 0.1 --weight-decay 0.01 --device flex --log-every 25 --eval-every 200 \
+        --seed 42 --lr 3e-3 --method freeze --freeze 'regex:^bert\.' --save-model
+      warm="$g/head-only/model"
+      [ -f "$g/fisher-warm-n1024.safetensors" ] || $bin fisher --model "$warm" --task sst2 \
+        --data-dir "$glue" --samples 1024 --seed 42 --out "$g/fisher-warm-n1024.safetensors"
+      [ -f "$g/mask-warm-0.005.safetensors" ] || $bin mask \
+        --fisher "$g/fisher-warm-n1024.safetensors" --keep-ratio 0.005 \
+        --out "$g/mask-warm-0.005.safetensors" > /dev/null
+      for lr in 1e-3 3e-3; do
+        run "$g/fish-warm-mask-$lr" "${short[@]}" --seed 42 --model "$warm" --lr "$lr" \
+          --method fish --mask "$g/mask-warm-0.005.safetensors"
+      done
+      run "$g/fish-fresh-mask-1e-3" "${short[@]}" --seed 42 --model "$warm" --lr 1e-3 \
+        --method fish --mask "$fresh_mask"
+      run "$g/random-1e-2" "${short[@]}" --seed 42 --model "$warm" --lr 1e-2 \
+        --method random --keep-ratio 0.005
+      ;;
+    ratios)
+      for ratio in 0.001 0.02; do
+        run "$out/ratios/random-$ratio" "${short[@]}" --seed 42 --lr 1e-2 --method random \
+          --keep-ratio "$ratio"
+      done
+      ;;
+    mrpc-seeds)
+      for seed in ${SEEDS:-42 43 44}; do
+        mrpc=(--task mrpc --data-dir "$glue" --epochs 3 --batch-size 32 --warmup-ratio 0.1
+          --weight-decay 0.01 --max-seq-len 128 --device flex --seed "$seed")
+        run "$out/mrpc-seeds/fish-$seed" "${mrpc[@]}" --lr 3e-3 --method fish \
+          --keep-ratio 0.005 --fisher-samples 1024
+        run "$out/mrpc-seeds/random-$seed" "${mrpc[@]}" --lr 1e-2 --method random \
+          --keep-ratio 0.005
+      done
+      ;;
+    *) echo "unknown group $group" >&2; exit 2 ;;
+  esac
+done
