@@ -31,11 +31,13 @@ pub enum HeatmapKind {
     FisherTotal,
     /// Each cell's share of the kept entries.
     FisherShare,
+    /// The share of each cell's Fisher its own top entries hold.
+    FisherTopMass,
 }
 
 impl HeatmapKind {
     /// Every kind, in menu order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Sparsity,
         Self::L1,
         Self::MeanAbs,
@@ -44,6 +46,7 @@ impl HeatmapKind {
         Self::FisherMean,
         Self::FisherTotal,
         Self::FisherShare,
+        Self::FisherTopMass,
     ];
 
     /// The menu's text.
@@ -57,6 +60,7 @@ impl HeatmapKind {
             Self::FisherMean => "Fisher: mean",
             Self::FisherTotal => "Fisher: total",
             Self::FisherShare => "Fisher: share of kept",
+            Self::FisherTopMass => "Fisher: mass in the top entries",
         }
     }
 
@@ -86,6 +90,7 @@ impl HeatmapKind {
             Self::FisherMean => FisherStat::Mean,
             Self::FisherTotal => FisherStat::Total,
             Self::FisherShare => FisherStat::Share,
+            Self::FisherTopMass => FisherStat::TopMass,
             _ => return None,
         })
     }

@@ -55,8 +55,8 @@ enum Kind {
         #[command(flatten)]
         out: OutArgs,
     },
-    /// Fisher information per layer × matrix: mean per entry or total (log scale), or each
-    /// cell's share of the top-k budget.
+    /// Fisher information per layer × matrix: mean per entry or total (log scale), each cell's
+    /// share of the top-k budget, or the share of each cell's Fisher its top entries hold.
     Fisher {
         #[command(flatten)]
         run: OneRun,
@@ -201,6 +201,9 @@ enum Stat {
     Mean,
     Total,
     Share,
+    /// The share of each cell's Fisher held by its own top entries (the run's keep ratio, else
+    /// 0.5%): how concentrated it is.
+    TopMass,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -286,6 +289,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
                 Stat::Mean => FisherStat::Mean,
                 Stat::Total => FisherStat::Total,
                 Stat::Share => FisherStat::Share,
+                Stat::TopMass => FisherStat::TopMass,
             };
             write(
                 &figures::fisher(&open(&run.run)?, stat, grid.options())?,

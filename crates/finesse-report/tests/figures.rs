@@ -195,6 +195,25 @@ fn the_layer_matrix_figures_render_as_heatmaps_and_lines() {
         (total - 1.0).abs() < 1e-9,
         "the shares of the budget add up to 1: {total}"
     );
+    let top = figures::fisher(&fish, FisherStat::TopMass, GridOptions::default()).expect("top");
+    check_renders(
+        &top,
+        "Fisher mass held by each cell",
+        &["share of the cell's Σ Fisher (%)"],
+    );
+    let cells: Vec<f64> = top.panels[0]
+        .grid
+        .layers
+        .iter()
+        .flatten()
+        .chain(top.panels[0].grid.groups.values())
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        !cells.is_empty() && cells.iter().all(|&v| v > 0.0 && v <= 1.0 + 1e-12),
+        "{cells:?}"
+    );
     let sm =
         figures::sparsity(&open("supermask"), GridOptions::default()).expect("supermask sparsity");
     check_renders(

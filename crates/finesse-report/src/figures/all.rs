@@ -67,6 +67,10 @@ pub fn figure_all(run: &Run, out: &Path, format: OutputFormat) -> Result<AllFigu
         "fisher-share",
         boxed(fisher(run, FisherStat::Share, heatmap)),
     )?;
+    put(
+        "fisher-top-mass",
+        boxed(fisher(run, FisherStat::TopMass, heatmap)),
+    )?;
     if matches!(
         run.method(),
         Some(MethodConfig::Supermask { .. } | MethodConfig::Prune { .. })

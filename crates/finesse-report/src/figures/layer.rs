@@ -301,6 +301,10 @@ pub enum FisherStat {
     Total,
     /// The cell's share of the top-k budget (kept entries / all kept).
     Share,
+    /// How concentrated the cell's Fisher is: the share of its total held by its own top
+    /// entries, as many as the run's keep ratio would keep of it (0.5% without a mask). A
+    /// uniform cell gives the keep ratio itself; 100% means the top-k holds it all.
+    TopMass,
 }
 
 impl FisherStat {
@@ -310,12 +314,14 @@ impl FisherStat {
             Self::Mean => "mean",
             Self::Total => "total",
             Self::Share => "share",
+            Self::TopMass => "top-mass",
         }
     }
 }
 
 /// Fisher information per layer × matrix (weights and biases of a matrix together): mean or
-/// total (log scale), or each cell's share of the mask's kept entries.
+/// total (log scale), each cell's share of the mask's kept entries, or how much of each cell's
+/// Fisher its own top entries hold ([`FisherStat::TopMass`]).
 ///
 /// # Errors
 /// The run has no `fisher.safetensors` (FISH runs estimating their own Fisher write it) or, for
@@ -356,6 +362,35 @@ pub fn fisher(run: &Run, stat: FisherStat, options: GridOptions) -> Result<GridF
                 "written by FISH runs that estimate their Fisher (not with --mask)",
             )
         })?;
+        if stat == FisherStat::TopMass {
+            let ratio = run
+                .summary
+                .mask_stats
+                .as_ref()
+                .map_or(DEFAULT_KEEP_RATIO, |m| {
+                    m.overall.kept as f64 / m.overall.total.max(1) as f64
+                });
+            let mut cells = GridSums::<Vec<f32>>::new(CellParams::WeightAndBias);
+            for (name, t) in &file.scores {
+                cells.add(name, |v| v.extend_from_slice(&t.data));
+            }
+            let grid = cells.finish(|values| top_mass(values, ratio));
+            return Ok(figure(
+                "fisher",
+                format!(
+                    "Fisher mass held by each cell's top {} of entries",
+                    percent(ratio)
+                ),
+                run_subtitle(run),
+                "share of the cell's Σ Fisher (%)",
+                vec![GridPanel {
+                    caption: run.name(),
+                    grid,
+                }],
+                (ScaleKind::Auto, true),
+                options,
+            ));
+        }
         let mut sums = GridSums::<(f64, usize)>::new(CellParams::WeightAndBias);
         for (name, t) in &file.scores {
             let total: f64 = t.data.iter().map(|&v| v as f64).sum();
@@ -394,4 +429,48 @@ pub fn fisher(run: &Run, stat: FisherStat, options: GridOptions) -> Result<GridF
         scale,
         options,
     ))
+}
+
+/// The keep ratio of [`FisherStat::TopMass`] for a run without a mask: FISH's 0.5%.
+const DEFAULT_KEEP_RATIO: f64 = 0.005;
+
+/// The share of `values`' sum held by its largest ⌈`ratio` · n⌉ entries; `None` for an empty
+/// cell or one with no Fisher at all.
+fn top_mass(values: &[f32], ratio: f64) -> Option<f64> {
+    let total: f64 = values.iter().map(|&v| f64::from(v)).sum();
+    if values.is_empty() || total <= 0.0 {
+        return None;
+    }
+    let k = ((ratio * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    let mut sorted = values.to_vec();
+    let (_, _, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let top: f64 = sorted[..k].iter().map(|&v| f64::from(v)).sum();
+    Some(top / total)
+}
+
+/// `0.005` → `0.5%`, `0.02` → `2%`.
+fn percent(ratio: f64) -> String {
+    let text = format!("{:.2}", ratio * 100.0);
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_mass_is_the_keep_ratio_when_uniform_and_one_for_a_single_spike() {
+        let uniform = vec![2.0f32; 1000];
+        assert!((top_mass(&uniform, 0.005).expect("mass") - 0.005).abs() < 1e-12);
+        let mut spike = vec![0.0f32; 1000];
+        spike[417] = 3.0;
+        assert_eq!(top_mass(&spike, 0.005), Some(1.0));
+        // ⌈0.005 · 10⌉ = 1 entry of 1 + 2 + … + 10.
+        let ramp: Vec<f32> = (1..=10).map(|v| v as f32).collect();
+        assert!((top_mass(&ramp, 0.005).expect("mass") - 10.0 / 55.0).abs() < 1e-12);
+        assert_eq!(top_mass(&[], 0.005), None);
+        assert_eq!(top_mass(&[0.0, 0.0], 0.005), None);
+        assert_eq!(percent(0.005), "0.5%");
+        assert_eq!(percent(0.02), "2%");
+    }
 }
