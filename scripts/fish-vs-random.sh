@@ -6,14 +6,16 @@
 # warm-up 10%, weight decay 0.01, seed 42, full dev set):
 # - sgd: FISH vs random 0.5% with SGD (momentum 0.9; the update follows the gradient's size)
 #   instead of AdamW (about lr per entry), lr $SGD_LRS (default 1e-2 1e-1 1).
-# - warm-head: the head alone is trained first (200 steps, lr 3e-3, every other parameter
+# - warm-head: the head alone is trained first (400 steps, lr 3e-2, every other parameter
 #   frozen: `--method freeze --freeze 'regex:^bert\.'`); then FISH with the Fisher through that
 #   warmed head, FISH with the fresh-head mask, and random, all starting from the warmed model.
-# - ratios: the random mask at 0.1% and 2% (lr 1e-2), beside FISH's 0.1% / 2% rows.
+# - ratios: the random mask (lr 1e-2) and FISH (lr 1e-3, the fresh-head Fisher cut at each
+#   ratio) at 0.1% and 2%, beside their 0.5% runs.
 # - mrpc-seeds: MRPC, 3 epochs, FISH 0.5% (lr 3e-3, Fisher over 1024 examples of its seed) and
 #   random 0.5% (lr 1e-2), seeds $SEEDS (default 42 43 44).
 # The FISH mask of the SST-2 groups is the one of the README's figures run (empirical Fisher
-# over 1024 shuffled examples, seed 42, fresh head): $FRESH_MASK, made here when missing.
+# over 1024 shuffled examples, seed 42, fresh head): $FRESH_FISHER cut by `finesse mask` into
+# $FRESH_MASK, both made here when missing.
 # GLUE comes from $GLUE_DIR (default ../shared/data/glue); runs go to
 # ${FINESSE_RUNS:-runs/fish-vs-random}/GROUP/. Rows: `finesse report DIR [--group-by method,lr]`.
 set -euo pipefail
@@ -35,12 +37,12 @@ run() { # DIR ARGS...
   $bin finetune "$@" --output-dir "$dir"
 }
 
+fresh_fisher="${FRESH_FISHER:-$out/fisher-fresh-n1024.safetensors}"
 fresh_mask="${FRESH_MASK:-$out/mask-fresh-n1024-0.005.safetensors}"
 fresh_mask() {
-  [ -f "$fresh_mask" ] && return
-  [ -f "$out/fisher-fresh-n1024.safetensors" ] || $bin fisher --task sst2 --data-dir "$glue" \
-    --samples 1024 --seed 42 --out "$out/fisher-fresh-n1024.safetensors"
-  $bin mask --fisher "$out/fisher-fresh-n1024.safetensors" --keep-ratio 0.005 \
+  [ -f "$fresh_fisher" ] || $bin fisher --task sst2 --data-dir "$glue" \
+    --samples 1024 --seed 42 --out "$fresh_fisher"
+  [ -f "$fresh_mask" ] || $bin mask --fisher "$fresh_fisher" --keep-ratio 0.005 \
     --out "$fresh_mask" > /dev/null
 }
 
@@ -58,9 +60,9 @@ for group in ${groups[@]}; do
     warm-head)
       fresh_mask
       g="$out/warm-head"
-      run "$g/head-only" --task sst2 --data-dir "$glue" --max-steps 200 --batch-size 32 \
-        --warmup-ratio 0.1 --weight-decay 0.01 --device flex --log-every 25 --eval-every 200 \
-        --seed 42 --lr 3e-3 --method freeze --freeze 'regex:^bert\.' --save-model
+      run "$g/head-only" --task sst2 --data-dir "$glue" --max-steps 400 --batch-size 32 \
+        --warmup-ratio 0.1 --weight-decay 0.01 --device flex --log-every 25 --eval-every 400 \
+        --seed 42 --lr 3e-2 --method freeze --freeze 'regex:^bert\.' --save-model
       warm="$g/head-only/model"
       [ -f "$g/fisher-warm-n1024.safetensors" ] || $bin fisher --model "$warm" --task sst2 \
         --data-dir "$glue" --samples 1024 --seed 42 --out "$g/fisher-warm-n1024.safetensors"
@@ -77,9 +79,14 @@ for group in ${groups[@]}; do
         --method random --keep-ratio 0.005
       ;;
     ratios)
+      fresh_mask
       for ratio in 0.001 0.02; do
         run "$out/ratios/random-$ratio" "${short[@]}" --seed 42 --lr 1e-2 --method random \
           --keep-ratio "$ratio"
+        [ -f "$out/mask-fresh-$ratio.safetensors" ] || $bin mask --fisher "$fresh_fisher" \
+          --keep-ratio "$ratio" --out "$out/mask-fresh-$ratio.safetensors" > /dev/null
+        run "$out/ratios/fish-$ratio" "${short[@]}" --seed 42 --lr 1e-3 --method fish \
+          --mask "$out/mask-fresh-$ratio.safetensors"
       done
       ;;
     mrpc-seeds)
