@@ -125,6 +125,9 @@ pub struct FinesseApp {
     pub queue: RunQueue<Training>,
     /// Where quitting stands.
     pub quit: Quit,
+    /// Shows a folder in the system's file manager ([`open_folder`]; tests put a recorder
+    /// here).
+    pub file_manager: Box<dyn Fn(&Path) -> Result<(), String>>,
     /// A run that started and opens as soon as its `run.json` is written.
     pending_open: Option<PathBuf>,
     scanner: Scanner,
@@ -150,6 +153,7 @@ impl FinesseApp {
             new_run: None,
             queue: RunQueue::default(),
             quit: Quit::No,
+            file_manager: Box::new(open_folder),
             pending_open: None,
             scanner: Scanner::default(),
             scanned_folder: None,
@@ -164,6 +168,17 @@ impl FinesseApp {
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
         Self::new(settings, runs)
+    }
+
+    /// Shows the run directory `path` in the file manager, or says why it cannot.
+    pub fn show_folder(&mut self, path: &Path) {
+        match (self.file_manager)(path) {
+            Ok(()) => self.notify(
+                format!("Opened {} in the file manager", path.display()),
+                false,
+            ),
+            Err(e) => self.notify(format!("Cannot open {}: {e}", path.display()), true),
+        }
     }
 
     /// The runs folder in use (`None`: none chosen yet).
@@ -498,4 +513,13 @@ impl Drop for FinesseApp {
     fn drop(&mut self) {
         self.queue.shutdown();
     }
+}
+
+/// Opens `dir` in the system's file manager (`xdg-open`, `open`, `explorer`, through the
+/// opener crate); a missing folder is an error, not a file manager showing nothing.
+pub fn open_folder(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err("the folder no longer exists".into());
+    }
+    opener::open(dir).map_err(|e| e.to_string())
 }

@@ -313,3 +313,38 @@ fn a_run_s_command_line_is_copied_from_its_row() {
         notice.text
     );
 }
+
+#[test]
+fn a_run_s_folder_opens_in_the_file_manager_and_a_vanished_one_says_why() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    let shown = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let record = shown.clone();
+    harness.state_mut().file_manager = Box::new(move |path| {
+        record.borrow_mut().push(path.to_path_buf());
+        Ok(())
+    });
+    harness
+        .get_all_by_label("Folder")
+        .next()
+        .expect("a Folder button per row")
+        .click();
+    harness.run();
+    let opened = shown.borrow().clone();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(
+        opened[0].starts_with(dir.path()) && opened[0].join("run.json").is_file(),
+        "{opened:?}"
+    );
+    let notice = harness.state().notice.as_ref().expect("a notice");
+    assert!(
+        !notice.is_error && notice.text.contains("file manager"),
+        "{}",
+        notice.text
+    );
+
+    // The real opener refuses a folder that is gone, with the reason.
+    let gone = dir.path().join("no-such-run");
+    let err = finesse_app::app::open_folder(&gone).expect_err("missing folder");
+    assert!(err.contains("no longer exists"), "{err}");
+}

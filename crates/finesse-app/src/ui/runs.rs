@@ -16,6 +16,7 @@ enum Action {
     Delete(PathBuf),
     CopyPath(PathBuf),
     CopyCommand(PathBuf),
+    ShowFolder(PathBuf),
     Sort(Column),
 }
 
@@ -58,6 +59,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             }
             Err(e) => app.notify(format!("No command line for {}: {e}", path.display()), true),
         },
+        Some(Action::ShowFolder(path)) => app.show_folder(&path),
         Some(Action::Sort(column)) => app.settings.sort = app.settings.sort.clicked(column),
         None => {}
     }
@@ -283,6 +285,13 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                             ui.close();
                         }
                     });
+                    if ui
+                        .small_button("Folder")
+                        .on_hover_text(format!("Show {} in the file manager", row.path.display()))
+                        .clicked()
+                    {
+                        *action = Some(Action::ShowFolder(row.path.clone()));
+                    }
                     let running = row.status == RunStatus::Running && row.error.is_none();
                     let delete = ui
                         .add_enabled(!running, egui::Button::new("Delete…").small())
