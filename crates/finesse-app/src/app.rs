@@ -127,7 +127,7 @@ pub struct FinesseApp {
     pub quit: Quit,
     /// Shows a folder in the system's file manager ([`open_folder`]; tests put a recorder
     /// here).
-    pub file_manager: Box<dyn Fn(&Path) -> Result<(), String>>,
+    pub file_manager: FileManager,
     /// A run that started and opens as soon as its `run.json` is written.
     pending_open: Option<PathBuf>,
     scanner: Scanner,
@@ -514,6 +514,9 @@ impl Drop for FinesseApp {
         self.queue.shutdown();
     }
 }
+
+/// What shows a folder in the file manager: [`open_folder`], or a test's recorder.
+pub type FileManager = Box<dyn Fn(&Path) -> Result<(), String>>;
 
 /// Opens `dir` in the system's file manager (`xdg-open`, `open`, `explorer`, through the
 /// opener crate); a missing folder is an error, not a file manager showing nothing.
