@@ -125,6 +125,10 @@ pub struct FinesseApp {
     pub queue: RunQueue<Training>,
     /// Where quitting stands.
     pub quit: Quit,
+    /// The runs table's export file (`runs.md`, `runs.csv`, `runs.json`).
+    pub table_export_path: String,
+    /// The last table export's outcome.
+    pub table_export_message: Option<Result<String, String>>,
     /// Shows a folder in the system's file manager ([`open_folder`]; tests put a recorder
     /// here).
     pub file_manager: FileManager,
@@ -154,6 +158,8 @@ impl FinesseApp {
             queue: RunQueue::default(),
             quit: Quit::No,
             file_manager: Box::new(open_folder),
+            table_export_path: String::new(),
+            table_export_message: None,
             pending_open: None,
             scanner: Scanner::default(),
             scanned_folder: None,

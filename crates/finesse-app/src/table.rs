@@ -431,6 +431,40 @@ impl RunsTable {
     }
 }
 
+/// Writes the runs in `paths` as `finesse report` does (Markdown; CSV or JSON when `out` ends in
+/// `.csv` / `.json`), atomically; the text written is returned.
+///
+/// # Errors
+/// A run that cannot be read, or the file that cannot be written, named.
+pub fn export_runs(paths: &[PathBuf], out: &Path) -> Result<String, String> {
+    if paths.is_empty() {
+        return Err("no runs to export (the filters hide them all)".into());
+    }
+    let report = finesse_report::report::Report::open(paths).map_err(|e| e.to_string())?;
+    let ext = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let text = match ext.as_deref() {
+        Some("csv") => report.to_csv().map_err(|e| e.to_string())?,
+        Some("json") => report.to_json().map_err(|e| e.to_string())? + "\n",
+        _ => report.to_markdown(),
+    };
+    finesse_bert::io::write_atomic(out, text.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", out.display()))?;
+    Ok(text)
+}
+
+/// The runs in `paths` as a Markdown table (`finesse report`'s), for the clipboard.
+///
+/// # Errors
+/// A run that cannot be read.
+pub fn runs_markdown(paths: &[PathBuf]) -> Result<String, String> {
+    finesse_report::report::Report::open(paths)
+        .map(|r| r.to_markdown())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

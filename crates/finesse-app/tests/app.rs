@@ -348,3 +348,44 @@ fn a_run_s_folder_opens_in_the_file_manager_and_a_vanished_one_says_why() {
     let err = finesse_app::app::open_folder(&gone).expect_err("missing folder");
     assert!(err.contains("no longer exists"), "{err}");
 }
+
+#[test]
+fn the_shown_runs_export_as_a_csv_table_and_a_bad_path_says_why() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness.get_by_label("Filter").click();
+    harness.run();
+    harness.get_by_label("Filter").type_text("a");
+    harness.run();
+    // "a" matches all three names; narrow to two.
+    harness.get_by_label("Filter").type_text("l");
+    harness.run();
+    let target = dir.path().join("export").join("runs.csv");
+    fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+    harness.state_mut().table_export_path = target.display().to_string();
+    harness.run();
+    harness.get_by_label("Export table").click();
+    harness.run();
+    let csv = fs::read_to_string(&target).expect("exported CSV");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("run,"), "{csv}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the header and the one run the filter shows: {csv}"
+    );
+    assert!(lines[1].starts_with("fish-alpha,"), "{csv}");
+    harness.get_by_label_contains("Saved 1 runs");
+
+    // A path under a file cannot be written.
+    let bad = dir
+        .path()
+        .join("fish-alpha")
+        .join("run.json")
+        .join("runs.md");
+    harness.state_mut().table_export_path = bad.display().to_string();
+    harness.run();
+    harness.get_by_label("Export table").click();
+    harness.run();
+    harness.get_by_label_contains("Export failed");
+}

@@ -32,6 +32,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
         return;
     }
     filters(app, ui);
+    export_row(app, ui, &folder);
     ui.add_space(4.0);
     if app.table.rows().is_empty() {
         ui.add_space(12.0);
@@ -123,6 +124,63 @@ fn filters(app: &mut FinesseApp, ui: &mut egui::Ui) {
         }
         ui.label(format!("{shown} of {total} runs"));
     });
+}
+
+/// Export of the shown rows (filters applied, in the table's order) to Markdown, CSV or JSON,
+/// through `finesse report`'s table; or to the clipboard as Markdown.
+fn export_row(app: &mut FinesseApp, ui: &mut egui::Ui, folder: &std::path::Path) {
+    if app.table_export_path.is_empty() {
+        app.table_export_path = folder.join("runs.md").display().to_string();
+    }
+    let paths: Vec<PathBuf> = app
+        .table
+        .visible(&app.settings.filter, app.settings.sort)
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Export table to");
+        ui.add(
+            egui::TextEdit::singleline(&mut app.table_export_path)
+                .hint_text("runs.md, runs.csv or runs.json")
+                .desired_width(320.0),
+        )
+        .labelled_by(label.id);
+        let n = paths.len();
+        if ui
+            .add_enabled(n > 0, egui::Button::new("Export table"))
+            .on_hover_text(format!(
+                "The {n} runs shown, as finesse report writes them (format from the extension)"
+            ))
+            .clicked()
+        {
+            let out = PathBuf::from(app.table_export_path.trim());
+            app.table_export_message = Some(
+                crate::table::export_runs(&paths, &out)
+                    .map(|_| format!("Saved {n} runs to {}", out.display())),
+            );
+        }
+        if ui
+            .add_enabled(n > 0, egui::Button::new("Copy as Markdown"))
+            .clicked()
+        {
+            app.table_export_message = Some(crate::table::runs_markdown(&paths).map(|text| {
+                ui.ctx().copy_text(text);
+                format!("Copied {n} runs as a Markdown table")
+            }));
+        }
+    });
+    match &app.table_export_message {
+        Some(Ok(text)) => {
+            ui.label(RichText::new(text).color(ui.visuals().weak_text_color()));
+        }
+        Some(Err(e)) => {
+            ui.label(
+                RichText::new(format!("Export failed: {e}")).color(ui.visuals().error_fg_color),
+            );
+        }
+        None => {}
+    }
 }
 
 fn choice(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, options: &[String]) {
