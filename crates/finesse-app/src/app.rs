@@ -132,6 +132,13 @@ pub struct FinesseApp {
     /// Shows a folder in the system's file manager ([`open_folder`]; tests put a recorder
     /// here).
     pub file_manager: FileManager,
+    /// Opens file dialogs ([`crate::dialogs::native`]; tests put a scripted one here).
+    pub picker: crate::dialogs::Picker,
+    /// The dialog open now, and the field it fills.
+    pending_pick: Option<(
+        crate::dialogs::Target,
+        std::sync::mpsc::Receiver<Option<PathBuf>>,
+    )>,
     /// A run that started and opens as soon as its `run.json` is written.
     pending_open: Option<PathBuf>,
     scanner: Scanner,
@@ -158,6 +165,8 @@ impl FinesseApp {
             queue: RunQueue::default(),
             quit: Quit::No,
             file_manager: Box::new(open_folder),
+            picker: Box::new(crate::dialogs::native),
+            pending_pick: None,
             table_export_path: String::new(),
             table_export_message: None,
             pending_open: None,
@@ -174,6 +183,67 @@ impl FinesseApp {
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
         Self::new(settings, runs)
+    }
+
+    /// Opens a file dialog for `target` (one at a time), starting from the field's value.
+    pub fn browse(&mut self, target: crate::dialogs::Target) {
+        if self.pending_pick.is_some() {
+            return;
+        }
+        let current = self
+            .field_mut(target)
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        let answer = (self.picker)(crate::dialogs::Request { target, current });
+        self.pending_pick = Some((target, answer));
+    }
+
+    /// A file dialog is open.
+    pub fn browsing(&self) -> bool {
+        self.pending_pick.is_some()
+    }
+
+    /// Puts a dialog's answer, once there is one, into its field (the runs folder is opened).
+    pub fn poll_dialog(&mut self) -> bool {
+        use std::sync::mpsc::TryRecvError;
+        let Some((target, answer)) = &self.pending_pick else {
+            return false;
+        };
+        let target = *target;
+        let chosen = match answer.try_recv() {
+            Ok(chosen) => chosen,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => None,
+        };
+        self.pending_pick = None;
+        let Some(path) = chosen else {
+            self.notify(
+                "No path chosen (closed, or no file dialog on this system: type the path instead)",
+                false,
+            );
+            return true;
+        };
+        let text = path.display().to_string();
+        match self.field_mut(target) {
+            Some(field) => *field = text,
+            None => return true,
+        }
+        if target == crate::dialogs::Target::RunsFolder {
+            self.apply_folder_field();
+        }
+        true
+    }
+
+    /// The text field a dialog target fills, when it is on screen.
+    fn field_mut(&mut self, target: crate::dialogs::Target) -> Option<&mut String> {
+        use crate::dialogs::Target;
+        match target {
+            Target::RunsFolder => Some(&mut self.folder_field),
+            Target::ModelFolder => self.new_run.as_mut().map(|n| &mut n.form.model),
+            Target::GlueFolder => self.new_run.as_mut().map(|n| &mut n.form.data_dir),
+            Target::FigureExport => self.open.as_mut().map(|o| &mut o.export_path),
+            Target::TableExport => Some(&mut self.table_export_path),
+        }
     }
 
     /// Shows the run directory `path` in the file manager, or says why it cannot.
@@ -482,8 +552,11 @@ impl eframe::App for FinesseApp {
             self.poll_now();
             ctx.request_repaint();
         }
-        if self.poll_if_due() {
+        if self.poll_if_due() || self.poll_dialog() {
             ctx.request_repaint();
+        }
+        if self.browsing() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }
         if ctx.input(|i| i.viewport().close_requested()) && !self.close_requested() {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);

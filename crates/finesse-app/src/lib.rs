@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod dialogs;
 pub mod format;
 pub mod live;
 pub mod newrun;

@@ -297,12 +297,12 @@ fn a_run_s_command_line_is_copied_from_its_row() {
     let dir = runs_folder();
     let mut harness = harness(dir.path());
     harness
-        .get_all_by_label("Copy")
+        .get_all_by_label("More")
         .next()
-        .expect("a Copy menu per row")
+        .expect("a More menu per row")
         .click();
     harness.run();
-    harness.get_by_label("Command line").click();
+    harness.get_by_label("Copy command line").click();
     harness.run();
     let notice = harness.state().notice.as_ref().expect("a notice");
     assert!(!notice.is_error, "{}", notice.text);
@@ -325,10 +325,12 @@ fn a_run_s_folder_opens_in_the_file_manager_and_a_vanished_one_says_why() {
         Ok(())
     });
     harness
-        .get_all_by_label("Folder")
+        .get_all_by_label("More")
         .next()
-        .expect("a Folder button per row")
+        .expect("a More menu per row")
         .click();
+    harness.run();
+    harness.get_by_label("Show in file manager").click();
     harness.run();
     let opened = shown.borrow().clone();
     assert_eq!(opened.len(), 1, "{opened:?}");
@@ -388,4 +390,82 @@ fn the_shown_runs_export_as_a_csv_table_and_a_bad_path_says_why() {
     harness.get_by_label("Export table").click();
     harness.run();
     harness.get_by_label_contains("Export failed");
+}
+
+/// A picker that answers every dialog with the next of `answers` at once, and records what
+/// was asked.
+fn scripted_picker(
+    answers: Vec<Option<PathBuf>>,
+) -> (
+    finesse_app::dialogs::Picker,
+    std::rc::Rc<std::cell::RefCell<Vec<finesse_app::dialogs::Target>>>,
+) {
+    let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = asked.clone();
+    let answers = std::cell::RefCell::new(answers.into_iter());
+    let picker: finesse_app::dialogs::Picker = Box::new(move |request| {
+        log.borrow_mut().push(request.target);
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(answers.borrow_mut().next().flatten())
+            .expect("send");
+        rx
+    });
+    (picker, asked)
+}
+
+#[test]
+fn browse_fills_the_runs_folder_and_the_new_run_s_glue_folder() {
+    use finesse_app::dialogs::Target;
+    let dir = runs_folder();
+    let empty = tempfile::tempdir().expect("tempdir");
+    let glue = tempfile::tempdir().expect("glue");
+    let mut harness = harness(empty.path());
+    let (picker, asked) = scripted_picker(vec![
+        None,
+        Some(dir.path().to_path_buf()),
+        Some(glue.path().to_path_buf()),
+    ]);
+    harness.state_mut().picker = picker;
+
+    // Closed without a choice: nothing changes, and the app says how to go on.
+    harness
+        .get_all_by_label("Browse…")
+        .next()
+        .expect("Browse")
+        .click();
+    harness.run();
+    assert!(harness.state().table.rows().is_empty());
+    let notice = harness.state().notice.as_ref().expect("a notice");
+    assert!(notice.text.contains("type the path"), "{}", notice.text);
+
+    // A folder chosen: it becomes the runs folder and its runs are listed.
+    harness
+        .get_all_by_label("Browse…")
+        .next()
+        .expect("Browse")
+        .click();
+    harness.run();
+    harness.run();
+    assert_eq!(
+        harness.state().folder_field,
+        dir.path().display().to_string()
+    );
+    assert_eq!(harness.state().table.rows().len(), 3);
+
+    // In the New run form, the GLUE folder's Browse… fills that field.
+    harness.state_mut().open_new_run();
+    harness.run();
+    let glue_browse = harness
+        .get_all_by_label("Browse…")
+        .max_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
+        .expect("the GLUE folder's Browse…");
+    glue_browse.click();
+    harness.run();
+    harness.run();
+    let form = &harness.state().new_run.as_ref().expect("form").form;
+    assert_eq!(form.data_dir, glue.path().display().to_string());
+    assert_eq!(
+        *asked.borrow(),
+        vec![Target::RunsFolder, Target::RunsFolder, Target::GlueFolder]
+    );
 }

@@ -77,7 +77,7 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
         }
         ui.separator();
         let label = ui.label("Runs folder");
-        let open_width = 200.0;
+        let open_width = 280.0;
         let field = ui
             .add(
                 egui::TextEdit::singleline(&mut app.folder_field)
@@ -88,6 +88,9 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
         let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui.button("Open folder").clicked() || entered {
             app.apply_folder_field();
+        }
+        if browse_button(ui, app.browsing()) {
+            app.browse(crate::dialogs::Target::RunsFolder);
         }
         if ui
             .button("Refresh")
@@ -140,4 +143,11 @@ fn confirm_delete(app: &mut FinesseApp, ctx: &egui::Context) {
         Some(false) => app.confirm_delete = None,
         None => {}
     }
+}
+
+/// A "Browse…" button (disabled while a dialog is open); true when clicked.
+pub fn browse_button(ui: &mut egui::Ui, browsing: bool) -> bool {
+    ui.add_enabled(!browsing, egui::Button::new("Browse…"))
+        .on_hover_text("Choose with the system's file dialog (or type the path)")
+        .clicked()
 }

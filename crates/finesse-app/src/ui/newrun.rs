@@ -2,6 +2,7 @@
 //! hyper-parameters, the run folder and the device; each problem in red under its field,
 //! Start disabled until there is none. Also the queue panel and the quit dialog.
 
+use crate::dialogs::Target;
 use egui::RichText;
 use finesse_glue::GlueTask;
 use finesse_sparse::FisherKindName;
@@ -29,6 +30,8 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
         Err(problems) => problems,
     };
     let busy = app.queue.is_busy();
+    let browsing = app.browsing();
+    let mut browse = None;
     let mut open = true;
     let mut start = false;
     let mut close = false;
@@ -51,6 +54,7 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
                         &cached,
                         &problems,
                         runs_folder.as_deref(),
+                        (browsing, &mut browse),
                         ui,
                     );
                 });
@@ -81,6 +85,9 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
                 }
             });
         });
+    if let Some(target) = browse {
+        app.browse(target);
+    }
     if start && let Err(problems) = app.start_new_run() {
         app.notify(
             format!("The run cannot start: {} field(s) to fix", problems.len()),
@@ -97,6 +104,7 @@ fn form(
     cached: &[String],
     problems: &Problems,
     runs_folder: Option<&std::path::Path>,
+    (browsing, browse): (bool, &mut Option<Target>),
     ui: &mut egui::Ui,
 ) {
     if let Some(reason) = problems.get(&Field::RunsFolder) {
@@ -109,9 +117,12 @@ fn form(
                 ui.add(
                     egui::TextEdit::singleline(&mut f.model)
                         .hint_text("a known name, a cached model, an HF folder or org/name")
-                        .desired_width(FIELD_WIDTH - 80.0),
+                        .desired_width(FIELD_WIDTH - 160.0),
                 )
                 .labelled_by(label);
+                if super::browse_button(ui, browsing) {
+                    *browse = Some(Target::ModelFolder);
+                }
                 ui.menu_button("Cached models…", |ui| {
                     if cached.is_empty() {
                         ui.label("No model in the cache yet (fetched on first use).");
@@ -136,12 +147,23 @@ fn form(
                 .response
                 .labelled_by(label);
         });
-        text_row(
+        row(
             ui,
             "GLUE folder",
-            &mut f.data_dir,
-            "the folder holding SST-2/train.tsv, …",
             problems.get(&Field::DataDir),
+            |ui, label| {
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut f.data_dir)
+                            .hint_text("the folder holding SST-2/train.tsv, …")
+                            .desired_width(FIELD_WIDTH - 80.0),
+                    )
+                    .labelled_by(label);
+                    if super::browse_button(ui, browsing) {
+                        *browse = Some(Target::GlueFolder);
+                    }
+                });
+            },
         );
     });
 

@@ -18,6 +18,8 @@ use crate::ui::runs::error_card;
 
 /// Draws the opened run.
 pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let browsing = app.browsing();
+    let mut browse = false;
     let smoothing = &mut app.settings.smoothing;
     let kind = &mut app.settings.heatmap;
     let Some(open) = &mut app.open else {
@@ -38,7 +40,10 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     ui.separator();
     match open.tab {
         RunTab::Training => training(open, smoothing, ui),
-        RunTab::Analysis => analysis(open, kind, ui),
+        RunTab::Analysis => analysis(open, kind, (browsing, &mut browse), ui),
+    }
+    if browse {
+        app.browse(crate::dialogs::Target::FigureExport);
     }
     match action {
         Some(RunAction::Cancel) => app.cancel_training(),
@@ -373,7 +378,12 @@ fn points(x: &[f64], y: &[f64]) -> Vec<[f64; 2]> {
     x.iter().zip(y).map(|(x, y)| [*x, *y]).collect()
 }
 
-fn analysis(open: &mut OpenRun, kind: &mut HeatmapKind, ui: &mut egui::Ui) {
+fn analysis(
+    open: &mut OpenRun,
+    kind: &mut HeatmapKind,
+    (browsing, browse): (bool, &mut bool),
+    ui: &mut egui::Ui,
+) {
     let Some(run) = &open.live.run else {
         ui.label("The run's files cannot be read (see above).");
         return;
@@ -397,6 +407,9 @@ fn analysis(open: &mut OpenRun, kind: &mut HeatmapKind, ui: &mut egui::Ui) {
                 .desired_width(320.0),
         )
         .labelled_by(label.id);
+        if super::browse_button(ui, browsing) {
+            *browse = true;
+        }
         let ready = matches!(&open.heatmap, Some((_, Ok(_))));
         if ui
             .add_enabled(ready, egui::Button::new("Export"))

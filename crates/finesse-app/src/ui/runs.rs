@@ -146,6 +146,9 @@ fn export_row(app: &mut FinesseApp, ui: &mut egui::Ui, folder: &std::path::Path)
                 .desired_width(320.0),
         )
         .labelled_by(label.id);
+        if super::browse_button(ui, app.browsing()) {
+            app.browse(crate::dialogs::Target::TableExport);
+        }
         let n = paths.len();
         if ui
             .add_enabled(n > 0, egui::Button::new("Export table"))
@@ -325,9 +328,9 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                     if ui.small_button("Open").clicked() {
                         *action = Some(Action::Open(row.path.clone()));
                     }
-                    ui.menu_button("Copy", |ui| {
+                    ui.menu_button("More", |ui| {
                         if ui
-                            .button("Path")
+                            .button("Copy path")
                             .on_hover_text(row.path.display().to_string())
                             .clicked()
                         {
@@ -335,21 +338,22 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                             ui.close();
                         }
                         if ui
-                            .button("Command line")
+                            .button("Copy command line")
                             .on_hover_text("The finesse finetune command line that makes this run")
                             .clicked()
                         {
                             *action = Some(Action::CopyCommand(row.path.clone()));
                             ui.close();
                         }
+                        if ui
+                            .button("Show in file manager")
+                            .on_hover_text(row.path.display().to_string())
+                            .clicked()
+                        {
+                            *action = Some(Action::ShowFolder(row.path.clone()));
+                            ui.close();
+                        }
                     });
-                    if ui
-                        .small_button("Folder")
-                        .on_hover_text(format!("Show {} in the file manager", row.path.display()))
-                        .clicked()
-                    {
-                        *action = Some(Action::ShowFolder(row.path.clone()));
-                    }
                     let running = row.status == RunStatus::Running && row.error.is_none();
                     let delete = ui
                         .add_enabled(!running, egui::Button::new("Delete…").small())
