@@ -80,6 +80,11 @@ for group in ${groups[@]}; do
       ;;
     ratios)
       fresh_mask
+      # 0.5% from the mask file too, so all three FISH points are one line of `figure sweep`.
+      run "$out/ratios/fish-0.005" "${short[@]}" --seed 42 --lr 1e-3 --method fish \
+        --mask "$fresh_mask"
+      run "$out/ratios/random-0.005" "${short[@]}" --seed 42 --lr 1e-2 --method random \
+        --keep-ratio 0.005
       for ratio in 0.001 0.02; do
         run "$out/ratios/random-$ratio" "${short[@]}" --seed 42 --lr 1e-2 --method random \
           --keep-ratio "$ratio"

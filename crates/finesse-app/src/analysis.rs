@@ -7,6 +7,7 @@ use std::path::Path;
 use finesse_report::colormap::{ColorScale, format_value};
 use finesse_report::figures::{self, DistanceMetric, FisherStat, GridOptions};
 use finesse_report::grid::GridFigure;
+use finesse_report::grid::GridStyle;
 use finesse_report::runs::Run;
 use finesse_sparse::grid::grid_cell;
 use serde::{Deserialize, Serialize};
@@ -212,11 +213,18 @@ impl Heatmap {
         text
     }
 
-    /// Saves the figure as PNG or SVG (from `path`'s extension) through `finesse-report`.
+    /// Saves the figure as PNG or SVG (from `path`'s extension) through `finesse-report`, as a
+    /// heatmap or, with `lines`, in the line form (what the view shows).
     ///
     /// # Errors
     /// An unknown extension, or the file cannot be written.
-    pub fn export(&self, path: &Path) -> Result<(), String> {
-        finesse_report::canvas::save(&self.figure, path, None).map_err(|e| e.to_string())
+    pub fn export(&self, path: &Path, lines: bool) -> Result<(), String> {
+        let mut figure = self.figure.clone();
+        figure.style = if lines {
+            GridStyle::Lines
+        } else {
+            GridStyle::Heatmap
+        };
+        finesse_report::canvas::save(&figure, path, None).map_err(|e| e.to_string())
     }
 }

@@ -32,6 +32,8 @@ pub struct Settings {
     pub smoothing: f64,
     /// The analysis view's figure.
     pub heatmap: HeatmapKind,
+    /// Show it in the papers' line form (one line per matrix across layers), not as a heatmap.
+    pub lines: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             sort: Sort::default(),
             smoothing: 0.6,
             heatmap: HeatmapKind::default(),
+            lines: false,
         }
     }
 }

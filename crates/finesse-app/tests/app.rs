@@ -469,3 +469,71 @@ fn browse_fills_the_runs_folder_and_the_new_run_s_glue_folder() {
         vec![Target::RunsFolder, Target::RunsFolder, Target::GlueFolder]
     );
 }
+
+#[test]
+fn the_line_form_shows_one_line_per_matrix_and_exports_as_lines() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    harness.get_by_label("fish-alpha").click();
+    harness.run();
+    harness.get_by_label("Analysis").click();
+    harness.run();
+    harness.get_by_label("Lines").click();
+    harness.run();
+    assert!(harness.state().settings.lines, "the form is remembered");
+    assert!(harness.query_by_label("layer × matrix heatmap").is_none());
+    // The legend names every matrix; the groups outside the layers are listed.
+    for matrix in ["WQ", "WK", "WV", "WD", "WI", "WO"] {
+        assert!(
+            harness.query_all_by_label(matrix).count() >= 1,
+            "{matrix} missing from the legend"
+        );
+    }
+    let groups = {
+        let app = harness.state();
+        let (_, map) = app
+            .open
+            .as_ref()
+            .expect("open")
+            .heatmap
+            .as_ref()
+            .expect("built");
+        map.as_ref().expect("figure").figure.panels[0]
+            .grid
+            .groups
+            .len()
+    };
+    assert_eq!(
+        harness
+            .query_all_by_label_contains("Outside the layers: ")
+            .count(),
+        usize::from(groups > 0),
+        "the groups line is there exactly when the figure has groups ({groups})"
+    );
+
+    // The export is the line form too (finesse figure --style lines draws a legend, no colour
+    // bar).
+    let lines = dir.path().join("lines.svg");
+    let cells = dir.path().join("heatmap.svg");
+    harness.state_mut().open.as_mut().expect("open").export_path = lines.display().to_string();
+    harness.run();
+    harness.get_by_label("Export").click();
+    harness.run();
+    harness.get_by_label("Heatmap").click();
+    harness.run();
+    harness.state_mut().open.as_mut().expect("open").export_path = cells.display().to_string();
+    harness.run();
+    harness.get_by_label("Export").click();
+    harness.run();
+    let (lines, cells) = (
+        fs::read_to_string(&lines).expect("lines svg"),
+        fs::read_to_string(&cells).expect("heatmap svg"),
+    );
+    assert!(lines.starts_with("<svg") && cells.starts_with("<svg"));
+    assert!(
+        lines.contains("<polyline") || lines.contains("<path"),
+        "the line form draws lines"
+    );
+    assert_ne!(lines, cells);
+    assert!(harness.query_by_label("layer × matrix heatmap").is_some());
+}

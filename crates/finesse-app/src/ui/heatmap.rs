@@ -11,7 +11,7 @@
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 use finesse_report::colormap::text_color_on;
-use finesse_report::grid::{GridFigure, ticks};
+use finesse_report::grid::{GridFigure, ZERO_COLOR, ticks};
 
 use crate::analysis::Heatmap;
 
@@ -146,9 +146,19 @@ pub fn show(ui: &mut egui::Ui, map: &Heatmap) {
     let show_values = layout.cell.y >= 15.0 && layout.cell.x >= 44.0;
     let hit = response.hover_pos().and_then(|p| layout.hit(p));
 
-    let fill = |value: Option<f64>| value.map_or(empty, |v| rgb!(map.scale.color(v)));
-    let label_on =
-        |value: Option<f64>| value.map_or(text_color, |v| rgb!(text_color_on(map.scale.color(v))));
+    // A zero on a log scale has no colour: it is drawn as the exported figure draws it
+    // (`grid::ZERO_COLOR`), not as the scale's darkest end.
+    let zero = |v: f64| map.scale.log && v <= 0.0;
+    let fill = |value: Option<f64>| match value {
+        None => empty,
+        Some(v) if zero(v) => rgb!(ZERO_COLOR),
+        Some(v) => rgb!(map.scale.color(v)),
+    };
+    let label_on = |value: Option<f64>| match value {
+        None => text_color,
+        Some(v) if zero(v) => rgb!(text_color_on(ZERO_COLOR)),
+        Some(v) => rgb!(text_color_on(map.scale.color(v))),
+    };
 
     // Column headers and row labels.
     let panel = &figure.panels[0];

@@ -11,6 +11,7 @@ macro_rules! rgb {
 }
 
 pub mod heatmap;
+pub mod lines;
 pub mod newrun;
 pub mod run;
 pub mod runs;

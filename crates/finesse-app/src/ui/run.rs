@@ -22,6 +22,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     let mut browse = false;
     let smoothing = &mut app.settings.smoothing;
     let kind = &mut app.settings.heatmap;
+    let lines = &mut app.settings.lines;
     let Some(open) = &mut app.open else {
         return;
     };
@@ -40,7 +41,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     ui.separator();
     match open.tab {
         RunTab::Training => training(open, smoothing, ui),
-        RunTab::Analysis => analysis(open, kind, (browsing, &mut browse), ui),
+        RunTab::Analysis => analysis(open, (kind, lines), (browsing, &mut browse), ui),
     }
     if browse {
         app.browse(crate::dialogs::Target::FigureExport);
@@ -380,7 +381,7 @@ fn points(x: &[f64], y: &[f64]) -> Vec<[f64; 2]> {
 
 fn analysis(
     open: &mut OpenRun,
-    kind: &mut HeatmapKind,
+    (kind, lines): (&mut HeatmapKind, &mut bool),
     (browsing, browse): (bool, &mut bool),
     ui: &mut egui::Ui,
 ) {
@@ -399,6 +400,9 @@ fn analysis(
             })
             .response
             .labelled_by(label.id);
+        ui.selectable_value(lines, false, "Heatmap");
+        ui.selectable_value(lines, true, "Lines")
+            .on_hover_text("The papers' line form: one line per matrix across the layers");
         ui.separator();
         let label = ui.label("Export to");
         ui.add(
@@ -421,7 +425,7 @@ fn analysis(
         {
             let path = std::path::PathBuf::from(open.export_path.trim());
             open.export_message = Some(
-                map.export(&path)
+                map.export(&path, *lines)
                     .map(|()| format!("Saved {}", path.display())),
             );
         }
@@ -451,6 +455,7 @@ fn analysis(
     }
     ui.add_space(4.0);
     match &open.heatmap {
+        Some((_, Ok(map))) if *lines => super::lines::show(ui, map),
         Some((_, Ok(map))) => heatmap::show(ui, map),
         Some((_, Err(e))) => {
             error_card(ui, "This figure cannot be drawn for this run", e);
