@@ -374,6 +374,30 @@ impl FinesseApp {
         self.open = None;
     }
 
+    /// The run `delta` rows after (negative: before) the open one in the runs table as it is
+    /// shown (filters and sort applied); `None` at either end or with no run open.
+    pub fn neighbour_run(&self, delta: isize) -> Option<PathBuf> {
+        let open = &self.open.as_ref()?.live.dir.root;
+        let rows = self
+            .table
+            .visible(&self.settings.filter, self.settings.sort);
+        let at = rows.iter().position(|r| &r.path == open)?;
+        let to = at.checked_add_signed(delta)?;
+        rows.get(to).map(|r| r.path.clone())
+    }
+
+    /// Opens the run `delta` rows away (see [`Self::neighbour_run`]), keeping the tab.
+    pub fn open_neighbour(&mut self, delta: isize) {
+        let Some(path) = self.neighbour_run(delta) else {
+            return;
+        };
+        let tab = self.open.as_ref().map(|o| o.tab).unwrap_or_default();
+        self.open_run(&path);
+        if let Some(open) = &mut self.open {
+            open.tab = tab;
+        }
+    }
+
     /// Deletes the run directory `path` (after the user confirmed): only a run directory
     /// inside the runs folder, and not while a process trains it.
     ///

@@ -537,3 +537,41 @@ fn the_line_form_shows_one_line_per_matrix_and_exports_as_lines() {
     assert_ne!(lines, cells);
     assert!(harness.query_by_label("layer × matrix heatmap").is_some());
 }
+
+#[test]
+fn next_and_previous_walk_the_table_in_its_order_from_the_keyboard_and_the_buttons() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    let table = order(&harness);
+    let opened = |h: &Harness<'_, FinesseApp>| {
+        h.state().open.as_ref().map(|o| {
+            o.live
+                .dir
+                .root
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string()
+        })
+    };
+    harness.get_by_label(table[0]).click();
+    harness.run();
+    assert_eq!(opened(&harness).as_deref(), Some(table[0]));
+    // At the top there is no previous run.
+    assert!(harness.state().neighbour_run(-1).is_none());
+    harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowDown);
+    harness.run();
+    assert_eq!(opened(&harness).as_deref(), Some(table[1]));
+    harness.get_by_label("Next").click();
+    harness.run();
+    assert_eq!(opened(&harness).as_deref(), Some(table[2]));
+    assert!(
+        harness.state().neighbour_run(1).is_none(),
+        "the last row has no next"
+    );
+    harness.get_by_label("Previous").click();
+    harness.run();
+    harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowUp);
+    harness.run();
+    assert_eq!(opened(&harness).as_deref(), Some(table[0]));
+}

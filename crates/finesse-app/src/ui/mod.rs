@@ -66,6 +66,23 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
             {
                 app.close_run();
             }
+            for (label, delta, key) in [
+                ("Previous", -1, egui::Key::ArrowUp),
+                ("Next", 1, egui::Key::ArrowDown),
+            ] {
+                let there = app.neighbour_run(delta).is_some();
+                let button = ui
+                    .add_enabled(there, egui::Button::new(label))
+                    .on_hover_text(format!(
+                        "The {} run of the table (Alt+{key:?})",
+                        label.to_lowercase()
+                    ));
+                if button.clicked()
+                    || (there && ui.input(|i| i.modifiers.alt && i.key_pressed(key)))
+                {
+                    app.open_neighbour(delta);
+                }
+            }
             ui.separator();
         }
         if ui

@@ -415,12 +415,15 @@ fn analysis(
             *browse = true;
         }
         let ready = matches!(&open.heatmap, Some((_, Ok(_))));
-        if ui
+        let shortcut = ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::E));
+        if (ui
             .add_enabled(ready, egui::Button::new("Export"))
             .on_hover_text(
-                "Save this figure as PNG or SVG (from the extension), as finesse figure does",
+                "Save this figure as PNG or SVG (from the extension), as finesse figure does \
+                 (Ctrl+E)",
             )
             .clicked()
+            || shortcut)
             && let Some((_, Ok(map))) = &open.heatmap
         {
             let path = std::path::PathBuf::from(open.export_path.trim());
