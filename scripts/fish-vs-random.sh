@@ -5,14 +5,15 @@
 # Groups (SST-2 groups use the short budget of scripts/sst2-short.sh: 250 steps of batch 32,
 # warm-up 10%, weight decay 0.01, seed 42, full dev set):
 # - sgd: FISH vs random 0.5% with SGD (momentum 0.9; the update follows the gradient's size)
-#   instead of AdamW (about lr per entry), lr $SGD_LRS (default 1e-2 1e-1 1).
+#   instead of AdamW (about lr per entry), lr $SGD_LRS (default 1e-2 3e-2 1e-1 3e-1 1).
 # - warm-head: the head alone is trained first (400 steps, lr 3e-2, every other parameter
 #   frozen: `--method freeze --freeze 'regex:^bert\.'`); then FISH with the Fisher through that
 #   warmed head, FISH with the fresh-head mask, and random, all starting from the warmed model.
 # - ratios: the random mask (lr 1e-2) and FISH (lr 1e-3, the fresh-head Fisher cut at each
 #   ratio) at 0.1% and 2%, beside their 0.5% runs.
-# - mrpc-seeds: MRPC, 3 epochs, FISH 0.5% (lr 3e-3, Fisher over 1024 examples of its seed) and
-#   random 0.5% (lr 1e-2), seeds $SEEDS (default 42 43 44).
+# - mrpc-seeds: MRPC, 3 epochs, FISH 0.5% (lr 3e-3, Fisher over 1024 examples of its seed),
+#   random 0.5% (lr 1e-2) and dense (lr 1e-4) through `finesse sweep`, seeds $SEEDS (default
+#   42,43,44), in mrpc-fish/, mrpc-random/, mrpc-dense/.
 # The FISH mask of the SST-2 groups is the one of the README's figures run (empirical Fisher
 # over 1024 shuffled examples, seed 42, fresh head): $FRESH_FISHER cut by `finesse mask` into
 # $FRESH_MASK, both made here when missing.
@@ -50,7 +51,7 @@ for group in ${groups[@]}; do
   case "$group" in
     sgd)
       fresh_mask
-      for lr in ${SGD_LRS:-1e-2 1e-1 1}; do
+      for lr in ${SGD_LRS:-1e-2 3e-2 1e-1 3e-1 1}; do
         run "$out/sgd/fish-$lr" "${short[@]}" --seed 42 --optimizer sgd --momentum 0.9 \
           --lr "$lr" --method fish --mask "$fresh_mask"
         run "$out/sgd/random-$lr" "${short[@]}" --seed 42 --optimizer sgd --momentum 0.9 \
@@ -95,14 +96,16 @@ for group in ${groups[@]}; do
       done
       ;;
     mrpc-seeds)
-      for seed in ${SEEDS:-42 43 44}; do
-        mrpc=(--task mrpc --data-dir "$glue" --epochs 3 --batch-size 32 --warmup-ratio 0.1
-          --weight-decay 0.01 --max-seq-len 128 --device flex --seed "$seed")
-        run "$out/mrpc-seeds/fish-$seed" "${mrpc[@]}" --lr 3e-3 --method fish \
-          --keep-ratio 0.005 --fisher-samples 1024
-        run "$out/mrpc-seeds/random-$seed" "${mrpc[@]}" --lr 1e-2 --method random \
-          --keep-ratio 0.005
-      done
+      # `finesse sweep`: one process per seed, resumable, mean ± std in DIR/report.md.
+      mrpc=(--task mrpc --data-dir "$glue" --epochs 3 --batch-size 32 --warmup-ratio 0.1
+        --weight-decay 0.01 --max-seq-len 128 --device flex)
+      seeds="${SEEDS:-42,43,44}"
+      $bin sweep --out "$out/mrpc-fish" --lrs 3e-3 --seeds "$seeds" -- "${mrpc[@]}" \
+        --method fish --keep-ratio 0.005 --fisher-samples 1024
+      $bin sweep --out "$out/mrpc-random" --lrs 1e-2 --seeds "$seeds" -- "${mrpc[@]}" \
+        --method random --keep-ratio 0.005
+      $bin sweep --out "$out/mrpc-dense" --lrs 1e-4 --seeds "$seeds" -- "${mrpc[@]}" \
+        --method dense
       ;;
     *) echo "unknown group $group" >&2; exit 2 ;;
   esac
