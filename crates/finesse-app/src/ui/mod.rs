@@ -169,3 +169,18 @@ pub fn browse_button(ui: &mut egui::Ui, browsing: bool) -> bool {
         .on_hover_text("Choose with the system's file dialog (or type the path)")
         .clicked()
 }
+
+/// The line under an export: what was saved (weak) or why it failed (error colour).
+pub fn export_outcome(ui: &mut egui::Ui, outcome: &Option<Result<String, String>>) {
+    match outcome {
+        Some(Ok(text)) => {
+            ui.label(RichText::new(text).color(ui.visuals().weak_text_color()));
+        }
+        Some(Err(e)) => {
+            ui.label(
+                RichText::new(format!("Export failed: {e}")).color(ui.visuals().error_fg_color),
+            );
+        }
+        None => {}
+    }
+}

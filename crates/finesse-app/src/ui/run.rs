@@ -433,17 +433,7 @@ fn analysis(
             );
         }
     });
-    match &open.export_message {
-        Some(Ok(text)) => {
-            ui.label(RichText::new(text).color(ui.visuals().weak_text_color()));
-        }
-        Some(Err(e)) => {
-            ui.label(
-                RichText::new(format!("Export failed: {e}")).color(ui.visuals().error_fg_color),
-            );
-        }
-        None => {}
-    }
+    super::export_outcome(ui, &open.export_message);
     if open.heatmap.as_ref().is_none_or(|(k, _)| k != kind) {
         open.heatmap = Some((*kind, Heatmap::build(run, *kind)));
         // The export path follows the figure's kind unless the user typed another folder.

@@ -173,17 +173,7 @@ fn export_row(app: &mut FinesseApp, ui: &mut egui::Ui, folder: &std::path::Path)
             }));
         }
     });
-    match &app.table_export_message {
-        Some(Ok(text)) => {
-            ui.label(RichText::new(text).color(ui.visuals().weak_text_color()));
-        }
-        Some(Err(e)) => {
-            ui.label(
-                RichText::new(format!("Export failed: {e}")).color(ui.visuals().error_fg_color),
-            );
-        }
-        None => {}
-    }
+    super::export_outcome(ui, &app.table_export_message);
 }
 
 fn choice(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, options: &[String]) {
