@@ -443,7 +443,7 @@ fn top_mass(values: &[f32], ratio: f64) -> Option<f64> {
     }
     let k = ((ratio * values.len() as f64).ceil() as usize).clamp(1, values.len());
     let mut sorted = values.to_vec();
-    let (_, _, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     let top: f64 = sorted[..k].iter().map(|&v| f64::from(v)).sum();
     Some(top / total)
 }
