@@ -193,10 +193,7 @@ impl FinesseApp {
         if self.pending_pick.is_some() {
             return;
         }
-        let current = self
-            .field_mut(target)
-            .map(|f| f.clone())
-            .unwrap_or_default();
+        let current = self.field_mut(target).cloned().unwrap_or_default();
         let answer = (self.picker)(crate::dialogs::Request { target, current });
         self.pending_pick = Some((target, answer));
     }

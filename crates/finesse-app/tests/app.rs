@@ -59,6 +59,14 @@ fn harness(folder: &Path) -> Harness<'static, FinesseApp> {
     harness
 }
 
+/// Types `text` into the table's filter field.
+fn filter(harness: &mut Harness<'_, FinesseApp>, text: &str) {
+    harness.get_by_label("Filter").click();
+    harness.run();
+    harness.get_by_label("Filter").type_text(text);
+    harness.run();
+}
+
 /// Top edge of the node labelled `label` (rows are ordered top to bottom).
 fn top(harness: &Harness<'_, FinesseApp>, label: &str) -> f32 {
     harness.get_by_label(label).rect().top()
@@ -93,10 +101,7 @@ fn the_runs_table_lists_sorts_and_filters_the_folder() {
     assert_eq!(order(&harness), ["fish-alpha", "fish-beta", "fish-gamma"]);
 
     // Filter by text.
-    harness.get_by_label("Filter").click();
-    harness.run();
-    harness.get_by_label("Filter").type_text("gam");
-    harness.run();
+    filter(&mut harness, "gam");
     assert!(harness.query_by_label("fish-alpha").is_none());
     harness.get_by_label("fish-gamma");
     harness.get_by_label_contains("1 of 3 runs");
@@ -263,10 +268,7 @@ fn the_analysis_view_hovers_a_cell_and_exports_the_figure() {
 fn deleting_a_run_asks_first_and_removes_only_that_folder() {
     let dir = runs_folder();
     let mut harness = harness(dir.path());
-    harness.get_by_label("Filter").click();
-    harness.run();
-    harness.get_by_label("Filter").type_text("beta");
-    harness.run();
+    filter(&mut harness, "beta");
 
     // Cancel keeps it.
     harness.get_by_label("Delete…").click();
@@ -355,11 +357,8 @@ fn a_run_s_folder_opens_in_the_file_manager_and_a_vanished_one_says_why() {
 fn the_shown_runs_export_as_a_csv_table_and_a_bad_path_says_why() {
     let dir = runs_folder();
     let mut harness = harness(dir.path());
-    harness.get_by_label("Filter").click();
-    harness.run();
-    harness.get_by_label("Filter").type_text("a");
-    harness.run();
-    // "a" matches all three names; narrow to two.
+    filter(&mut harness, "a");
+    // "a" matches all three names; "al" only fish-alpha.
     harness.get_by_label("Filter").type_text("l");
     harness.run();
     let target = dir.path().join("export").join("runs.csv");

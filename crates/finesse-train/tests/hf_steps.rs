@@ -393,32 +393,28 @@ fn check_dense_weights(p: &Prepared, case: &str, tuned: &Weights) {
     eprintln!("{case}: {compared} final weights within {worst:.1e}");
 }
 
-#[test]
-fn dense_adamw_with_warmup_decay_and_clipping_equals_transformers() {
+/// Trains the dense `case` and checks its steps and final weights.
+fn dense_case(case: &str) {
     let Some(p) = prepared() else { return };
     let out = tempfile::tempdir().expect("tempdir");
     let (steps, tuned) = train(config(
         p,
-        "adamw",
+        case,
         &out.path().join("run"),
         MethodConfig::Dense,
     ));
-    check_steps(p, "adamw", &steps);
-    check_dense_weights(p, "adamw", &tuned);
+    check_steps(p, case, &steps);
+    check_dense_weights(p, case, &tuned);
+}
+
+#[test]
+fn dense_adamw_with_warmup_decay_and_clipping_equals_transformers() {
+    dense_case("adamw");
 }
 
 #[test]
 fn dense_sgd_with_momentum_equals_transformers() {
-    let Some(p) = prepared() else { return };
-    let out = tempfile::tempdir().expect("tempdir");
-    let (steps, tuned) = train(config(
-        p,
-        "sgd",
-        &out.path().join("run"),
-        MethodConfig::Dense,
-    ));
-    check_steps(p, "sgd", &steps);
-    check_dense_weights(p, "sgd", &tuned);
+    dense_case("sgd");
 }
 
 #[test]
