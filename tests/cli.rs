@@ -1057,3 +1057,30 @@ fn device_wgpu_list_prints_the_adapters_and_a_missing_adapter_is_named() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("wgpu:N"), "{}", stderr(&out));
 }
+
+/// `finesse … | head`: when the reader of stdout is gone, finesse ends quietly (SIGPIPE's
+/// default action, as other command-line tools) instead of panicking in `println!`.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = finesse!()
+        .args(["model", "list"])
+        .env("FINESSE_HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run finesse");
+    // Close the read end before finesse prints its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "finesse panicked: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "expected an end by SIGPIPE, got {:?}: {err}",
+        out.status
+    );
+}

@@ -53,6 +53,23 @@ fn apply() -> bool {
     false
 }
 
+/// Restores the default action of `SIGPIPE` (the process ends quietly), as command-line tools
+/// do: Rust ignores the signal, so `finesse mask stats … | head` would otherwise panic on the
+/// first `println!` after `head` exits ("failed printing to stdout: Broken pipe"). Sockets are
+/// unaffected (std's writes to them pass `MSG_NOSIGNAL`). Call it first thing in a command-line
+/// `main`; a no-op off Unix.
+pub fn default_sigpipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `signal` with `SIG_DFL` installs no handler code; it is called before any
+        // thread starts, so no other thread observes the change mid-way.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

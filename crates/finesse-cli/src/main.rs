@@ -82,6 +82,8 @@ enum Command {
 fn main() -> ExitCode {
     // Before any thread: tensor buffers stay in the process between steps (finesse-alloc).
     finesse_alloc::tune();
+    // `finesse … | head` ends quietly instead of panicking on a closed stdout.
+    finesse_alloc::default_sigpipe();
     logging::init();
     if device::list_if_asked() {
         return ExitCode::SUCCESS;
