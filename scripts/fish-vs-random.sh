@@ -11,6 +11,9 @@
 #   warmed head, FISH with the fresh-head mask, and random, all starting from the warmed model.
 # - ratios: the random mask (lr 1e-2) and FISH (lr 1e-3, the fresh-head Fisher cut at each
 #   ratio) at 0.1% and 2%, beside their 0.5% runs.
+# - quotas: FISH 0.5% with the budget apportioned by size per encoder layer (`--scope
+#   per-layer`: embeddings, each layer and the pooler get their share, top-k inside each) and
+#   per tensor (`--scope per-tensor`), both cut from the fresh-head Fisher, lr 1e-3 and 3e-3.
 # - mrpc-seeds: MRPC, 3 epochs, FISH 0.5% (lr 3e-3, Fisher over 1024 examples of its seed),
 #   random 0.5% (lr 1e-2) and dense (lr 1e-4) through `finesse sweep`, seeds $SEEDS (default
 #   42,43,44), in mrpc-fish/, mrpc-random/, mrpc-dense/.
@@ -56,6 +59,19 @@ for group in ${groups[@]}; do
           --lr "$lr" --method fish --mask "$fresh_mask"
         run "$out/sgd/random-$lr" "${short[@]}" --seed 42 --optimizer sgd --momentum 0.9 \
           --lr "$lr" --method random --keep-ratio 0.005
+      done
+      ;;
+    quotas)
+      fresh_mask
+      for scope in per-layer per-tensor; do
+        m="$out/quotas/mask-$scope-0.005.safetensors"
+        mkdir -p "$out/quotas"
+        [ -f "$m" ] || $bin mask --fisher "$fresh_fisher" --keep-ratio 0.005 --scope "$scope" \
+          --out "$m" > /dev/null
+        for lr in 1e-3 3e-3; do
+          run "$out/quotas/fish-$scope-$lr" "${short[@]}" --seed 42 --lr "$lr" --method fish \
+            --mask "$m"
+        done
       done
       ;;
     warm-head)

@@ -20,7 +20,8 @@ pub struct BudgetArgs {
     /// Kept number of entries.
     #[arg(long)]
     pub keep_count: Option<usize>,
-    /// Where the top-k is taken: over all parameters at once (FISH) or inside every tensor.
+    /// Where the top-k is taken: over all parameters at once (FISH), inside every tensor, or
+    /// inside every encoder layer (and the embeddings and the pooler) with a quota by size.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Scope::Global)]
     pub scope: Scope,
     /// Keep the classifier in addition to the budget instead of counting it inside.

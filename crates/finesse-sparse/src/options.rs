@@ -42,6 +42,10 @@ pub enum Scope {
     /// The same kept fraction inside every parameter tensor.
     #[cfg_attr(feature = "clap", value(alias = "pertensor", alias = "per_tensor"))]
     PerTensor,
+    /// The same kept fraction inside every encoder layer, the embeddings and the pooler; a
+    /// top-k inside each (a per-layer quota).
+    #[cfg_attr(feature = "clap", value(alias = "perlayer", alias = "per_layer"))]
+    PerLayer,
 }
 
 impl Scope {
@@ -50,6 +54,7 @@ impl Scope {
         match self {
             Self::Global => "global",
             Self::PerTensor => "per-tensor",
+            Self::PerLayer => "per-layer",
         }
     }
 }
@@ -60,12 +65,15 @@ impl FromStr for Scope {
         parse_name(
             s,
             "scope",
-            "global or per-tensor",
+            "global, per-tensor or per-layer",
             &[
                 ("global", Self::Global),
                 ("per-tensor", Self::PerTensor),
                 ("pertensor", Self::PerTensor),
                 ("per_tensor", Self::PerTensor),
+                ("per-layer", Self::PerLayer),
+                ("perlayer", Self::PerLayer),
+                ("per_layer", Self::PerLayer),
             ],
         )
     }
@@ -272,7 +280,7 @@ mod tests {
                 );
             }
         }
-        check(&[Scope::Global, Scope::PerTensor]);
+        check(&[Scope::Global, Scope::PerTensor, Scope::PerLayer]);
         check(&[SampleOrder::File, SampleOrder::Shuffled]);
         check(&[
             FisherKindName::Empirical,
@@ -285,11 +293,12 @@ mod tests {
     #[test]
     fn aliases_parse_and_unknown_names_list_the_values() {
         assert_eq!("per_tensor".parse::<Scope>(), Ok(Scope::PerTensor));
+        assert_eq!("Per-Layer".parse::<Scope>(), Ok(Scope::PerLayer));
         assert_eq!("Shuffle".parse::<SampleOrder>(), Ok(SampleOrder::Shuffled));
         let err = "Sideways".parse::<Scope>().expect_err("must fail");
         assert_eq!(
             err.to_string(),
-            "unknown scope `sideways` (expected global or per-tensor)"
+            "unknown scope `sideways` (expected global, per-tensor or per-layer)"
         );
         let err = "fast".parse::<FisherKindName>().expect_err("must fail");
         assert_eq!(

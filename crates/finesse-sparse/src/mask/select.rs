@@ -147,108 +147,137 @@ pub fn select_excluding(
         .map(|(_, t)| t.numel())
         .sum();
     let chosen = chosen_count(scores, sel, body)?;
+    // Each scope is a partition of the candidate tensors into groups; the budget is apportioned
+    // over the groups by size and each group keeps its top entries.
+    let mut groups: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for name in scores.keys().filter(|n| candidate(n)) {
+        groups
+            .entry(group_key(sel.scope, name))
+            .or_default()
+            .push(name);
+    }
+    let sizes: Vec<(&String, usize)> = groups
+        .iter()
+        .map(|(g, names)| (g, names.iter().map(|n| scores[*n].numel()).sum()))
+        .collect();
+    let quotas = apportion(chosen, body, &sizes);
     let mut tensors = BTreeMap::new();
-    match sel.scope {
-        Scope::Global => {
-            let threshold = kth_largest(
-                scores
-                    .iter()
-                    .filter(|(n, _)| candidate(n))
-                    .flat_map(|(_, t)| t.data.iter().copied()),
-                chosen,
-            );
-            let above: usize = threshold.map_or(0, |th| {
-                scores
-                    .iter()
-                    .filter(|(n, _)| candidate(n))
-                    .map(|(_, t)| t.data.iter().filter(|&&v| v > th).count())
-                    .sum()
-            });
-            let mut ties = chosen - above;
-            for (name, t) in scores {
-                let kept = if is_head(name) {
-                    (0..t.numel() as u32).collect()
-                } else if !candidate(name) {
-                    Vec::new()
-                } else {
-                    let mut kept = Vec::new();
-                    if let Some(th) = threshold {
-                        for (i, &v) in t.data.iter().enumerate() {
-                            if v > th {
-                                kept.push(i as u32);
-                            } else if v == th && ties > 0 {
-                                ties -= 1;
-                                kept.push(i as u32);
-                            }
-                        }
-                    }
-                    kept
-                };
-                tensors.insert(
-                    name.clone(),
-                    MaskTensor {
-                        shape: t.shape.clone(),
-                        kept,
-                    },
-                );
-            }
-        }
-        Scope::PerTensor => {
-            let ratio = if body == 0 {
-                0.0
-            } else {
-                chosen as f64 / body as f64
-            };
-            // Largest-remainder apportionment: the per-tensor counts add up to `chosen`.
-            let mut quota: BTreeMap<&String, usize> = BTreeMap::new();
-            let mut remainders = Vec::new();
-            for (name, t) in scores.iter().filter(|(n, _)| candidate(n)) {
-                let exact = ratio * t.numel() as f64;
-                let floor = (exact.floor() as usize).min(t.numel());
-                quota.insert(name, floor);
-                remainders.push((exact - floor as f64, name));
-            }
-            let mut left = chosen.saturating_sub(quota.values().sum());
-            remainders.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-            for (_, name) in remainders {
-                if left == 0 {
-                    break;
-                }
-                if let Some(q) = quota.get_mut(name)
-                    && *q < scores[name].numel()
-                {
-                    *q += 1;
-                    left -= 1;
-                }
-            }
-            for (name, t) in scores {
-                let kept = if is_head(name) {
-                    (0..t.numel() as u32).collect()
-                } else {
-                    let k = quota.get(name).copied().unwrap_or(0);
-                    let mut order: Vec<u32> = (0..t.numel() as u32).collect();
-                    if k > 0 && k < order.len() {
-                        order.select_nth_unstable_by(k - 1, |&a, &b| {
-                            t.data[b as usize]
-                                .total_cmp(&t.data[a as usize])
-                                .then(a.cmp(&b))
-                        });
-                    }
-                    let mut kept: Vec<u32> = order.into_iter().take(k).collect();
-                    kept.sort_unstable();
-                    kept
-                };
-                tensors.insert(
-                    name.clone(),
-                    MaskTensor {
-                        shape: t.shape.clone(),
-                        kept,
-                    },
-                );
-            }
-        }
+    for (name, t) in scores.iter().filter(|(n, _)| !candidate(n)) {
+        let kept = if is_head(name) {
+            (0..t.numel() as u32).collect()
+        } else {
+            Vec::new()
+        };
+        tensors.insert(
+            name.clone(),
+            MaskTensor {
+                shape: t.shape.clone(),
+                kept,
+            },
+        );
+    }
+    for (group, names) in &groups {
+        let members = names.iter().map(|n| (*n, &scores[*n]));
+        tensors.extend(top_k(members, quotas[group]));
     }
     Ok(Mask { tensors })
+}
+
+/// The group a candidate tensor competes in under `scope`: one group for a global top-k, the
+/// tensor itself per tensor, and per layer its encoder layer (or `embeddings` / `pooler`).
+fn group_key(scope: Scope, name: &str) -> String {
+    match scope {
+        Scope::Global => String::new(),
+        Scope::PerTensor => name.to_string(),
+        Scope::PerLayer => match finesse_bert::registry::layer_index(name) {
+            Some(l) => format!("layer {l:04}"),
+            None if name.contains("embeddings.") => "embeddings".to_string(),
+            None if name.contains("pooler.") => "pooler".to_string(),
+            None => name.to_string(),
+        },
+    }
+}
+
+/// Largest-remainder apportionment of `chosen` entries over groups of the given sizes (out of
+/// `body` entries in all), so that the quotas add up to `chosen` exactly and none exceeds its
+/// group; ties in the remainders go to the group whose name sorts first.
+fn apportion<'a>(
+    chosen: usize,
+    body: usize,
+    sizes: &[(&'a String, usize)],
+) -> BTreeMap<&'a String, usize> {
+    let ratio = if body == 0 {
+        0.0
+    } else {
+        chosen as f64 / body as f64
+    };
+    let mut quota = BTreeMap::new();
+    let mut remainders = Vec::new();
+    for &(group, size) in sizes {
+        let exact = ratio * size as f64;
+        let floor = (exact.floor() as usize).min(size);
+        quota.insert(group, floor);
+        remainders.push((exact - floor as f64, group, size));
+    }
+    let mut left = chosen.saturating_sub(quota.values().sum());
+    remainders.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    while left > 0 {
+        let before = left;
+        for &(_, group, size) in &remainders {
+            if left == 0 {
+                break;
+            }
+            if let Some(q) = quota.get_mut(group)
+                && *q < size
+            {
+                *q += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break;
+        }
+    }
+    quota
+}
+
+/// The top `k` entries over `members` (tensors in name order): every entry above the k-th
+/// largest score, then entries equal to it in (tensor name, flat index) order until `k` are
+/// kept.
+fn top_k<'a>(
+    members: impl Iterator<Item = (&'a String, &'a HostTensor)> + Clone,
+    k: usize,
+) -> Vec<(String, MaskTensor)> {
+    let threshold = kth_largest(members.clone().flat_map(|(_, t)| t.data.iter().copied()), k);
+    let above: usize = threshold.map_or(0, |th| {
+        members
+            .clone()
+            .map(|(_, t)| t.data.iter().filter(|&&v| v > th).count())
+            .sum()
+    });
+    let mut ties = k - above;
+    members
+        .map(|(name, t)| {
+            let mut kept = Vec::new();
+            if let Some(th) = threshold {
+                for (i, &v) in t.data.iter().enumerate() {
+                    if v > th {
+                        kept.push(i as u32);
+                    } else if v == th && ties > 0 {
+                        ties -= 1;
+                        kept.push(i as u32);
+                    }
+                }
+            }
+            (
+                name.clone(),
+                MaskTensor {
+                    shape: t.shape.clone(),
+                    kept,
+                },
+            )
+        })
+        .collect()
 }
 
 /// The k-th largest value (1-based), or `None` for k = 0.
@@ -363,6 +392,60 @@ mod tests {
         assert_eq!(m.kept(), 6);
         assert_eq!(m.tensors["bert.a.weight"].kept, vec![0, 2]);
         assert_eq!(m.tensors["bert.b.bias"].kept, vec![1, 3]);
+    }
+
+    #[test]
+    fn per_layer_scope_gives_each_layer_its_share_and_a_top_k_inside() {
+        let t = |v: Vec<f32>| HostTensor::new(vec![v.len()], v);
+        let mut scores = BTreeMap::new();
+        // Layer 0 has the largest scores everywhere: a global top-k would take only from it.
+        scores.insert(
+            "bert.encoder.layer.0.attention.self.query.weight".to_string(),
+            t(vec![9.0, 8.0, 7.0, 6.0]),
+        );
+        scores.insert(
+            "bert.encoder.layer.0.output.dense.bias".to_string(),
+            t(vec![9.5, 5.0, 5.0, 5.0]),
+        );
+        scores.insert(
+            "bert.encoder.layer.1.attention.self.query.weight".to_string(),
+            t(vec![0.1, 0.4, 0.2, 0.3]),
+        );
+        scores.insert(
+            "bert.encoder.layer.1.output.dense.bias".to_string(),
+            t(vec![0.0, 0.0, 0.5, 0.0]),
+        );
+        scores.insert(
+            "bert.pooler.dense.bias".to_string(),
+            t(vec![0.0, 1.0, 2.0, 3.0]),
+        );
+        scores.insert("classifier.bias".to_string(), t(vec![0.0, 0.0]));
+        // 20 candidates, 10 chosen (+2 head): 4 per layer, 2 for the pooler.
+        let mut s = sel(Budget::Count(12));
+        s.scope = Scope::PerLayer;
+        let m = select(&scores, &s).expect("select");
+        assert_eq!(m.kept(), 12);
+        let kept = |n: &str| m.tensors[n].kept.clone();
+        assert_eq!(
+            kept("bert.encoder.layer.0.attention.self.query.weight"),
+            vec![0, 1, 2]
+        );
+        assert_eq!(kept("bert.encoder.layer.0.output.dense.bias"), vec![0]);
+        assert_eq!(
+            kept("bert.encoder.layer.1.attention.self.query.weight"),
+            vec![1, 2, 3]
+        );
+        assert_eq!(kept("bert.encoder.layer.1.output.dense.bias"), vec![2]);
+        assert_eq!(kept("bert.pooler.dense.bias"), vec![2, 3]);
+        assert_eq!(kept("classifier.bias"), vec![0, 1]);
+        // The global scope on the same scores keeps layer 0 whole and nothing of layer 1.
+        s.scope = Scope::Global;
+        let g = select(&scores, &s).expect("select");
+        assert!(
+            g.tensors["bert.encoder.layer.1.attention.self.query.weight"]
+                .kept
+                .is_empty()
+        );
     }
 
     #[test]
