@@ -8,6 +8,7 @@ use finesse_report::runs::Run;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Heatmap, HeatmapKind};
+use crate::compare::Compare;
 use crate::live::LiveRun;
 use crate::newrun::{NewRunForm, Problems};
 use crate::queue::{Ended, QueueEvent, RunQueue, Training};
@@ -118,6 +119,10 @@ pub struct FinesseApp {
     pub folder_error: Option<String>,
     /// The run shown, if any (else the runs browser).
     pub open: Option<OpenRun>,
+    /// Runs ticked in the table for comparison.
+    pub selected: std::collections::BTreeSet<PathBuf>,
+    /// The runs compared side by side, when that view is shown.
+    pub compare: Option<Compare>,
     /// The run whose deletion awaits confirmation.
     pub confirm_delete: Option<PathBuf>,
     /// The latest notice.
@@ -162,6 +167,8 @@ impl FinesseApp {
             table: RunsTable::default(),
             folder_error: None,
             open: None,
+            selected: Default::default(),
+            compare: None,
             confirm_delete: None,
             notice: None,
             new_run: None,
@@ -285,6 +292,9 @@ impl FinesseApp {
             }
             changed = true;
         }
+        if let Some(compare) = &mut self.compare {
+            changed |= compare.poll();
+        }
         if let Some(open) = &mut self.open
             && open.live.poll()
         {
@@ -338,6 +348,7 @@ impl FinesseApp {
         self.folder_error = None;
         for path in &changes.removed {
             self.table.remove(path);
+            self.selected.remove(path);
         }
         for path in &changes.changed {
             let row = match Run::open(path) {
@@ -357,6 +368,7 @@ impl FinesseApp {
             .join(format!("{}.png", self.settings.heatmap.file_stem()))
             .display()
             .to_string();
+        self.compare = None;
         self.open = Some(OpenRun {
             live,
             tab: RunTab::default(),
@@ -366,9 +378,36 @@ impl FinesseApp {
         });
     }
 
-    /// Back to the runs browser.
+    /// Back to the runs browser (from a run or the comparison).
     pub fn close_run(&mut self) {
         self.open = None;
+        self.compare = None;
+    }
+
+    /// Ticks or unticks `path` for comparison.
+    pub fn toggle_selected(&mut self, path: &Path) {
+        if !self.selected.remove(path) {
+            self.selected.insert(path.to_path_buf());
+        }
+    }
+
+    /// The ticked runs still in the table, in the table's order as shown.
+    pub fn selected_runs(&self) -> Vec<PathBuf> {
+        self.table
+            .visible(&self.settings.filter, self.settings.sort)
+            .into_iter()
+            .filter(|r| self.selected.contains(&r.path))
+            .map(|r| r.path.clone())
+            .collect()
+    }
+
+    /// Shows the ticked runs side by side (two or more).
+    pub fn open_compare(&mut self) {
+        let paths = self.selected_runs();
+        if paths.len() >= 2 {
+            self.open = None;
+            self.compare = Some(Compare::open(&paths));
+        }
     }
 
     /// The run `delta` rows after (negative: before) the open one in the runs table as it is

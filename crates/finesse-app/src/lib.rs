@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod compare;
 pub mod dialogs;
 pub mod format;
 pub mod live;

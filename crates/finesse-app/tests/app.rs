@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use finesse_app::{FinesseApp, Settings};
 
 const FIXTURE: &str = concat!(
@@ -573,4 +573,100 @@ fn next_and_previous_walk_the_table_in_its_order_from_the_keyboard_and_the_butto
     harness.key_press_modifiers(egui::Modifiers::ALT, egui::Key::ArrowUp);
     harness.run();
     assert_eq!(opened(&harness).as_deref(), Some(table[0]));
+}
+
+#[test]
+fn ticked_runs_are_compared_side_by_side() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    // Nothing ticked yet: nothing to compare.
+    assert!(
+        harness
+            .get_by_label("Compare 0 runs")
+            .accesskit_node()
+            .is_disabled()
+    );
+
+    for i in 0..2 {
+        harness
+            .get_all_by_label("Compare")
+            .nth(i)
+            .expect("a Compare tick per row")
+            .click();
+        harness.run();
+    }
+    assert_eq!(harness.state().selected.len(), 2);
+    harness.get_by_label("Compare 2 runs").click();
+    harness.run();
+
+    let compared: Vec<PathBuf> = {
+        let compare = harness
+            .state()
+            .compare
+            .as_ref()
+            .expect("the comparison is shown");
+        compare.paths().iter().map(|p| p.to_path_buf()).collect()
+    };
+    assert_eq!(compared.len(), 2);
+    harness.get_by_label("2 runs side by side");
+    harness.get_by_label("Training loss (smoothed)");
+    harness.get_by_label("Dev accuracy");
+    // Each compared run's row: its name and its final accuracy (metrics.json) side by side.
+    for path in &compared {
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        let accuracy = match name.as_str() {
+            "fish-alpha" => "0.7500",
+            "fish-beta" => "0.9000",
+            "fish-gamma" => "0.6000",
+            other => panic!("unexpected run {other}"),
+        };
+        assert!(
+            harness.query_all_by_label(&name).count() >= 1,
+            "{name} is not shown"
+        );
+        assert!(
+            harness.query_all_by_label(accuracy).count() >= 1,
+            "{name}'s accuracy {accuracy} is not shown"
+        );
+    }
+    let (metrics, values) = harness
+        .state()
+        .compare
+        .as_ref()
+        .expect("compare")
+        .final_metrics();
+    assert_eq!(metrics.first().map(String::as_str), Some("accuracy"));
+    assert!(values.iter().all(|v| v[0].is_some()));
+
+    // A run's name opens it; Esc from there goes back to the table.
+    let first = compared[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    // (The first node of that label is the table's; the legend has one too.)
+    harness
+        .get_all_by_label(&first)
+        .next()
+        .expect("the run's name")
+        .click();
+    harness.run();
+    assert!(harness.state().compare.is_none());
+    assert_eq!(
+        harness
+            .state()
+            .open
+            .as_ref()
+            .map(|o| o.live.dir.root.clone()),
+        Some(compared[0].clone())
+    );
+    harness.get_by_label("All runs").click();
+    harness.run();
+    assert!(harness.state().open.is_none());
+    // The ticks stay for the next comparison.
+    harness.get_by_label("Compare 2 runs");
 }

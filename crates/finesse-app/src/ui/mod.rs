@@ -1,6 +1,7 @@
 //! Drawing: the top bar (new run, runs folder, navigation), the notice line, the queue, the
 //! delete confirmation, the new-run window, the quit dialog (`newrun.rs`), and the view
-//! shown — the runs browser (`runs.rs`) or a run (`run.rs`, `heatmap.rs`).
+//! shown — the runs browser (`runs.rs`), a run (`run.rs`, `heatmap.rs`) or runs side by side
+//! (`compare.rs`).
 
 /// A `finesse-report` (plotters) colour as an egui one.
 macro_rules! rgb {
@@ -10,6 +11,7 @@ macro_rules! rgb {
     }};
 }
 
+pub mod compare;
 pub mod heatmap;
 pub mod lines;
 pub mod newrun;
@@ -41,7 +43,9 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     }
     newrun::queue_panel(app, ui);
     egui::CentralPanel::default().show(ui, |ui| {
-        if app.open.is_some() {
+        if app.compare.is_some() {
+            compare::show(app, ui);
+        } else if app.open.is_some() {
             run::show(app, ui);
         } else {
             runs::show(app, ui);
@@ -57,7 +61,7 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.heading(RichText::new("finesse").strong());
         ui.separator();
-        if app.open.is_some() {
+        if app.compare.is_some() || app.open.is_some() {
             if ui
                 .button("All runs")
                 .on_hover_text("Back to the runs table (Esc)")
@@ -66,6 +70,11 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
             {
                 app.close_run();
             }
+            if app.compare.is_some() {
+                ui.separator();
+            }
+        }
+        if app.open.is_some() {
             for (label, delta, key) in [
                 ("Previous", -1, egui::Key::ArrowUp),
                 ("Next", 1, egui::Key::ArrowDown),

@@ -18,6 +18,7 @@ enum Action {
     CopyCommand(PathBuf),
     ShowFolder(PathBuf),
     Sort(Column),
+    Select(PathBuf),
 }
 
 /// Draws the runs browser.
@@ -33,6 +34,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     }
     filters(app, ui);
     export_row(app, ui, &folder);
+    compare_row(app, ui);
     ui.add_space(4.0);
     if app.table.rows().is_empty() {
         ui.add_space(12.0);
@@ -62,6 +64,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
         },
         Some(Action::ShowFolder(path)) => app.show_folder(&path),
         Some(Action::Sort(column)) => app.settings.sort = app.settings.sort.clicked(column),
+        Some(Action::Select(path)) => app.toggle_selected(&path),
         None => {}
     }
 }
@@ -128,6 +131,23 @@ fn filters(app: &mut FinesseApp, ui: &mut egui::Ui) {
 
 /// Export of the shown rows (filters applied, in the table's order) to Markdown, CSV or JSON,
 /// through `finesse report`'s table; or to the clipboard as Markdown.
+/// "Compare" over the runs ticked in the table.
+fn compare_row(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let n = app.selected_runs().len();
+    ui.horizontal(|ui| {
+        let compare = ui
+            .add_enabled(n >= 2, egui::Button::new(format!("Compare {n} runs")))
+            .on_hover_text("Loss and dev-metric curves overlaid, metrics side by side")
+            .on_disabled_hover_text("Tick two or more runs (Compare, in the Actions column)");
+        if compare.clicked() {
+            app.open_compare();
+        }
+        if n > 0 && ui.button("Clear selection").clicked() {
+            app.selected.clear();
+        }
+    });
+}
+
 fn export_row(app: &mut FinesseApp, ui: &mut egui::Ui, folder: &std::path::Path) {
     if app.table_export_path.is_empty() {
         app.table_export_path = folder.join("runs.md").display().to_string();
@@ -257,7 +277,7 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
         };
         builder = builder.column(width);
     }
-    builder = builder.column(TableColumn::remainder().at_least(190.0));
+    builder = builder.column(TableColumn::remainder().at_least(280.0));
     builder
         .header(row_height + 2.0, |mut header| {
             for column in Column::ALL {
@@ -315,6 +335,14 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                     });
                 }
                 table_row.col(|ui| {
+                    let mut ticked = app.selected.contains(&row.path);
+                    if ui
+                        .checkbox(&mut ticked, "Compare")
+                        .on_hover_text(format!("Compare {} with other ticked runs", row.name))
+                        .changed()
+                    {
+                        *action = Some(Action::Select(row.path.clone()));
+                    }
                     if ui.small_button("Open").clicked() {
                         *action = Some(Action::Open(row.path.clone()));
                     }

@@ -1,0 +1,140 @@
+//! Two or more runs side by side: each followed live as the run view follows one, their
+//! training-loss and dev-metric curves overlaid, their table rows and final metrics side by
+//! side. No window needed.
+
+use std::path::{Path, PathBuf};
+
+use std::collections::BTreeMap;
+
+use finesse_report::figures::smooth;
+use finesse_train::rundir::main_metric;
+
+use crate::live::LiveRun;
+use crate::table::RunRow;
+
+/// The runs compared, in the order they were given.
+#[derive(Debug)]
+pub struct Compare {
+    /// Each run, followed live.
+    pub runs: Vec<LiveRun>,
+}
+
+impl Compare {
+    /// Opens every run of `paths` (at least two are useful; any number works).
+    pub fn open(paths: &[PathBuf]) -> Self {
+        Self {
+            runs: paths.iter().map(|p| LiveRun::open(p)).collect(),
+        }
+    }
+
+    /// Reads the runs' new events; returns whether anything changed.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        for live in &mut self.runs {
+            changed |= live.poll();
+        }
+        changed
+    }
+
+    /// The run directories compared.
+    pub fn paths(&self) -> Vec<&Path> {
+        self.runs.iter().map(|r| r.dir.root.as_path()).collect()
+    }
+
+    /// The name of the dev metric the curves show: the main metric of the first run that has
+    /// been evaluated (runs of one task share it).
+    pub fn main_metric(&self) -> Option<String> {
+        self.runs
+            .iter()
+            .find_map(|r| main_metric_name(r).map(str::to_string))
+    }
+
+    /// The final metric names of all runs (first dev split; each run's main metric first,
+    /// `eval_loss` last), and each run's value of each (`None` where a run has none yet).
+    pub fn final_metrics(&self) -> (Vec<String>, Vec<Vec<Option<f64>>>) {
+        let per_run: Vec<BTreeMap<String, f64>> = self.runs.iter().map(final_metrics).collect();
+        let mut names: Vec<String> = Vec::new();
+        for metrics in &per_run {
+            if let Some((main, _)) = main_metric(metrics)
+                && !names.iter().any(|n| n == main)
+            {
+                names.push(main.to_string());
+            }
+        }
+        for name in per_run.iter().flat_map(BTreeMap::keys) {
+            if name != "eval_loss" && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if per_run.iter().any(|m| m.contains_key("eval_loss")) {
+            names.push("eval_loss".to_string());
+        }
+        let values = per_run
+            .iter()
+            .map(|metrics| names.iter().map(|n| metrics.get(n).copied()).collect())
+            .collect();
+        (names, values)
+    }
+}
+
+/// The runs table's row of a compared run (an unreadable run gives an error row).
+pub fn row(live: &LiveRun) -> RunRow {
+    match &live.run {
+        Some(run) => RunRow::of_run(run),
+        None => RunRow::unreadable(
+            &live.dir.root,
+            live.error
+                .clone()
+                .unwrap_or_else(|| "its files cannot be read".to_string()),
+        ),
+    }
+}
+
+/// The training loss, smoothed with TensorBoard's debiased EMA of weight `smoothing`, as
+/// (step, loss) points.
+pub fn loss_curve(live: &LiveRun, smoothing: f64) -> Vec<[f64; 2]> {
+    let losses = &live.progress.losses;
+    let raw: Vec<f64> = losses.iter().map(|l| l.loss).collect();
+    losses
+        .iter()
+        .zip(smooth(&raw, smoothing))
+        .map(|(l, y)| [l.step as f64, y])
+        .collect()
+}
+
+/// The evaluations of `metric` on the first dev split, as (step, value) points.
+pub fn metric_curve(live: &LiveRun, metric: &str) -> Vec<[f64; 2]> {
+    let evals = &live.progress.evals;
+    let Some(first) = evals.first().map(|e| e.split.clone()) else {
+        return Vec::new();
+    };
+    evals
+        .iter()
+        .filter(|e| e.split == first)
+        .filter_map(|e| Some([e.step as f64, *e.metrics.get(metric)?]))
+        .collect()
+}
+
+fn main_metric_name(live: &LiveRun) -> Option<&str> {
+    main_metric(&live.progress.evals.first()?.metrics).map(|(m, _)| m)
+}
+
+/// A run's final metrics: `metrics.json`'s first dev split when the run finished, else its
+/// latest evaluation so far.
+fn final_metrics(live: &LiveRun) -> BTreeMap<String, f64> {
+    let from_file = live
+        .run
+        .as_ref()
+        .and_then(|r| r.summary.metrics.as_ref())
+        .map(|m| m.final_metrics.clone());
+    from_file.unwrap_or_else(|| {
+        live.progress
+            .last_metrics()
+            .map(|e| {
+                let mut metrics = e.metrics.clone();
+                metrics.insert("eval_loss".to_string(), e.loss);
+                metrics
+            })
+            .unwrap_or_default()
+    })
+}

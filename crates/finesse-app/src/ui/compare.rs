@@ -1,0 +1,163 @@
+//! Runs side by side: the training loss (smoothed) and the main dev metric of every compared run
+//! on one plot each, one colour per run, and a table of what each run is and where it ended.
+
+use egui::RichText;
+use egui_extras::{Column as TableColumn, TableBuilder};
+use egui_plot::{Legend, Line, Plot, Points};
+use finesse_report::colormap::series_color;
+
+use crate::app::FinesseApp;
+use crate::compare::{Compare, loss_curve, metric_curve, row};
+use crate::format;
+use crate::table::Column;
+
+/// Draws the comparison (the app has one).
+pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let Some(compare) = &app.compare else {
+        return;
+    };
+    let mut open = None;
+    ui.horizontal(|ui| {
+        ui.heading(format!("{} runs side by side", compare.runs.len()));
+        ui.separator();
+        let label = ui.label("Loss smoothing");
+        ui.add(egui::Slider::new(&mut app.settings.smoothing, 0.0..=0.999).fixed_decimals(3))
+            .labelled_by(label.id)
+            .on_hover_text("Exponential moving average weight, debiased as in TensorBoard");
+    });
+    ui.add_space(4.0);
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            summary_table(compare, ui, &mut open);
+            ui.add_space(8.0);
+            curves(compare, app.settings.smoothing, ui);
+        });
+    if let Some(path) = open {
+        app.open_run(&path);
+    }
+}
+
+fn color(i: usize) -> egui::Color32 {
+    rgb!(series_color(i))
+}
+
+/// One row per run: the runs table's columns and every final dev metric.
+fn summary_table(compare: &Compare, ui: &mut egui::Ui, open: &mut Option<std::path::PathBuf>) {
+    let (metrics, values) = compare.final_metrics();
+    let columns = [
+        Column::Name,
+        Column::Task,
+        Column::Method,
+        Column::Budget,
+        Column::Lr,
+        Column::Status,
+        Column::Best,
+        Column::Duration,
+    ];
+    let row_height = ui.text_style_height(&egui::TextStyle::Body) + 8.0;
+    let mut builder = TableBuilder::new(ui)
+        .id_salt("compare-table")
+        .striped(true)
+        .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+        .auto_shrink([false, true]);
+    for column in columns {
+        let width = match column {
+            Column::Name => 170.0,
+            Column::Status | Column::Best => 120.0,
+            _ => 80.0,
+        };
+        builder = builder.column(TableColumn::initial(width).at_least(40.0).clip(true));
+    }
+    for _ in &metrics {
+        builder = builder.column(TableColumn::initial(90.0).at_least(50.0));
+    }
+    builder
+        .header(row_height + 2.0, |mut header| {
+            for column in columns {
+                header.col(|ui| {
+                    ui.strong(column.title());
+                });
+            }
+            for metric in &metrics {
+                header.col(|ui| {
+                    ui.strong(metric);
+                });
+            }
+        })
+        .body(|mut body| {
+            for (i, live) in compare.runs.iter().enumerate() {
+                let r = row(live);
+                body.row(row_height, |mut table_row| {
+                    for column in columns {
+                        table_row.col(|ui| {
+                            let text = r.cell(column);
+                            if column == Column::Name {
+                                let name = RichText::new(text).strong().color(color(i));
+                                if ui
+                                    .add(egui::Button::new(name).frame(false))
+                                    .on_hover_text(format!("Open {}", r.path.display()))
+                                    .clicked()
+                                {
+                                    *open = Some(r.path.clone());
+                                }
+                            } else {
+                                ui.label(text);
+                            }
+                        });
+                    }
+                    for value in &values[i] {
+                        table_row.col(|ui| {
+                            ui.label(value.map_or_else(|| "—".to_string(), format::metric));
+                        });
+                    }
+                });
+            }
+        });
+}
+
+/// The smoothed training loss and the main dev metric of every run, one colour per run.
+fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
+    let metric = compare.main_metric();
+    let link = egui::Id::unique("compare-steps");
+    let height = (ui.available_height() * 0.5).clamp(180.0, 360.0);
+    ui.columns(2, |cols| {
+        let left = &mut cols[0];
+        left.strong("Training loss (smoothed)");
+        Plot::new("compare-loss")
+            .height(height)
+            .legend(Legend::default())
+            .link_axis(link, [true, false])
+            .link_cursor(link, [true, false])
+            .include_x(0.0)
+            .x_axis_label("step")
+            .show(left, |plot| {
+                for (i, live) in compare.runs.iter().enumerate() {
+                    let name = row(live).name;
+                    plot.line(Line::new(name, loss_curve(live, smoothing)).color(color(i)));
+                }
+            });
+        let right = &mut cols[1];
+        let Some(metric) = metric else {
+            right.strong("Dev metric");
+            right.label(RichText::new("No run has been evaluated yet.").weak());
+            return;
+        };
+        right.strong(format!("Dev {metric}"));
+        Plot::new("compare-metric")
+            .height(height)
+            .legend(Legend::default())
+            .link_axis(link, [true, false])
+            .link_cursor(link, [true, false])
+            .include_x(0.0)
+            .x_axis_label("step")
+            .show(right, |plot| {
+                for (i, live) in compare.runs.iter().enumerate() {
+                    let name = row(live).name;
+                    let pts = metric_curve(live, &metric);
+                    plot.line(Line::new(name.clone(), pts.clone()).color(color(i)));
+                    plot.points(Points::new(name, pts).color(color(i)).radius(3.0));
+                }
+            });
+    });
+}
