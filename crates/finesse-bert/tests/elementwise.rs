@@ -11,6 +11,9 @@ const N: usize = 300_007;
 /// Below the threshold.
 const CHUNK: usize = 10_000;
 
+/// A named element-wise op.
+type Op = (&'static str, Box<dyn Fn(Tensor<1>) -> Tensor<1>>);
+
 fn inputs(device: &Device) -> Tensor<1> {
     // Values over [-8, 8], some far enough out for exp's underflow path.
     let data: Vec<f32> = (0..N)
@@ -43,7 +46,7 @@ fn elementwise_ops_are_bit_identical_above_the_parallel_threshold() {
     let device = Device::flex();
     let x = inputs(&device);
     let y = inputs(&device).flip([0]);
-    let ops: Vec<(&str, Box<dyn Fn(Tensor<1>) -> Tensor<1>>)> = vec![
+    let ops: Vec<Op> = vec![
         ("gelu", Box::new(gelu)),
         ("erf", Box::new(|t| t.erf())),
         ("exp", Box::new(|t| t.exp())),
@@ -62,7 +65,10 @@ fn elementwise_ops_are_bit_identical_above_the_parallel_threshold() {
         .step_by(CHUNK)
         .map(|s| {
             let n = CHUNK.min(N - s);
-            x.clone().narrow(0, s, n).abs().powf(y.clone().narrow(0, s, n).abs() * 0.25)
+            x.clone()
+                .narrow(0, s, n)
+                .abs()
+                .powf(y.clone().narrow(0, s, n).abs() * 0.25)
         })
         .collect();
     assert!(whole == bits(Tensor::cat(chunked, 0)), "powf changed bits");
@@ -80,8 +86,15 @@ fn gelu_backward_is_bit_identical_above_the_parallel_threshold() {
     let whole = grad_of(x.clone().detach());
     let mut chunked = Vec::with_capacity(N);
     for start in (0..N).step_by(CHUNK) {
-        chunked.extend(grad_of(x.clone().detach().narrow(0, start, CHUNK.min(N - start))));
+        chunked.extend(grad_of(x.clone().detach().narrow(
+            0,
+            start,
+            CHUNK.min(N - start),
+        )));
     }
     assert_eq!(whole.len(), N);
-    assert!(whole == chunked, "gelu's backward: the parallel path changed bits");
+    assert!(
+        whole == chunked,
+        "gelu's backward: the parallel path changed bits"
+    );
 }
