@@ -587,12 +587,8 @@ fn ticked_runs_are_compared_side_by_side() {
             .is_disabled()
     );
 
-    for i in 0..2 {
-        harness
-            .get_all_by_label("Compare")
-            .nth(i)
-            .expect("a Compare tick per row")
-            .click();
+    for name in ["fish-alpha", "fish-gamma"] {
+        harness.get_by_label(&format!("Compare {name}")).click();
         harness.run();
     }
     assert_eq!(harness.state().selected.len(), 2);

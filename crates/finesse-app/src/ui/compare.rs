@@ -120,7 +120,7 @@ fn summary_table(compare: &Compare, ui: &mut egui::Ui, open: &mut Option<std::pa
 fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
     let metric = compare.main_metric();
     let link = egui::Id::unique("compare-steps");
-    let height = (ui.available_height() * 0.5).clamp(180.0, 360.0);
+    let height = (ui.available_height() * 0.85).clamp(180.0, 520.0);
     ui.columns(2, |cols| {
         let left = &mut cols[0];
         left.strong("Training loss (smoothed)");
@@ -146,7 +146,8 @@ fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
         right.strong(format!("Dev {metric}"));
         Plot::new("compare-metric")
             .height(height)
-            .legend(Legend::default())
+            // Metrics rise: the lower right corner is the free one.
+            .legend(Legend::default().position(egui_plot::Corner::RightBottom))
             .link_axis(link, [true, false])
             .link_cursor(link, [true, false])
             .include_x(0.0)

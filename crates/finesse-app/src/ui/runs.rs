@@ -138,7 +138,7 @@ fn compare_row(app: &mut FinesseApp, ui: &mut egui::Ui) {
         let compare = ui
             .add_enabled(n >= 2, egui::Button::new(format!("Compare {n} runs")))
             .on_hover_text("Loss and dev-metric curves overlaid, metrics side by side")
-            .on_disabled_hover_text("Tick two or more runs (Compare, in the Actions column)");
+            .on_disabled_hover_text("Tick two or more runs (the boxes before Actions)");
         if compare.clicked() {
             app.open_compare();
         }
@@ -268,16 +268,17 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
     for column in Column::ALL {
         let width = match column {
             Column::Name => TableColumn::initial(170.0).at_least(80.0).clip(true),
-            Column::Status => TableColumn::initial(120.0).at_least(70.0).clip(true),
+            Column::Status => TableColumn::initial(105.0).at_least(70.0).clip(true),
             Column::Metric => TableColumn::initial(125.0).at_least(60.0).clip(true),
-            Column::Date => TableColumn::initial(125.0).at_least(60.0).clip(true),
+            Column::Date => TableColumn::initial(118.0).at_least(60.0).clip(true),
             Column::Best | Column::Budget => TableColumn::initial(95.0).at_least(50.0).clip(true),
             Column::Lr => TableColumn::initial(50.0).at_least(40.0).clip(true),
             _ => TableColumn::initial(70.0).at_least(40.0).clip(true),
         };
         builder = builder.column(width);
     }
-    builder = builder.column(TableColumn::remainder().at_least(280.0));
+    builder = builder.column(TableColumn::exact(22.0));
+    builder = builder.column(TableColumn::remainder().at_least(190.0));
     builder
         .header(row_height + 2.0, |mut header| {
             for column in Column::ALL {
@@ -294,6 +295,7 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                     }
                 });
             }
+            header.col(|_| {});
             header.col(|ui| {
                 ui.strong("Actions");
             });
@@ -336,13 +338,19 @@ fn table(app: &FinesseApp, ui: &mut egui::Ui, action: &mut Option<Action>) {
                 }
                 table_row.col(|ui| {
                     let mut ticked = app.selected.contains(&row.path);
-                    if ui
-                        .checkbox(&mut ticked, "Compare")
-                        .on_hover_text(format!("Compare {} with other ticked runs", row.name))
+                    let label = format!("Compare {}", row.name);
+                    let tick = ui.add(egui::Checkbox::without_text(&mut ticked));
+                    tick.widget_info(|| {
+                        egui::WidgetInfo::selected(egui::Role::CheckBox, true, ticked, &label)
+                    });
+                    if tick
+                        .on_hover_text("Tick runs to compare them (Compare N runs, above)")
                         .changed()
                     {
                         *action = Some(Action::Select(row.path.clone()));
                     }
+                });
+                table_row.col(|ui| {
                     if ui.small_button("Open").clicked() {
                         *action = Some(Action::Open(row.path.clone()));
                     }
