@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use finesse_report::figures::smooth;
+use finesse_sparse::Mask;
 use finesse_train::rundir::main_metric;
 
 use crate::live::LiveRun;
@@ -17,13 +18,99 @@ use crate::table::RunRow;
 pub struct Compare {
     /// Each run, followed live.
     pub runs: Vec<LiveRun>,
+    /// How the masks of each pair of runs with a mask overlap (read once, when opened).
+    pub overlaps: Vec<MaskOverlap>,
+    /// Masks that could not be read: (run index, why).
+    pub mask_errors: Vec<(usize, String)>,
+}
+
+/// The overlap of two compared runs' masks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskOverlap {
+    /// The runs (indices into [`Compare::runs`]).
+    pub runs: (usize, usize),
+    /// Entries each mask keeps.
+    pub kept: (usize, usize),
+    /// Entries both keep.
+    pub shared: usize,
+    /// Jaccard index of the dropped entries (the papers' Figure 7 measure).
+    pub dropped_jaccard: f64,
+}
+
+impl MaskOverlap {
+    /// `shared` over the smaller mask's kept entries (1 when one mask contains the other).
+    pub fn share_of_smaller(&self) -> f64 {
+        let smaller = self.kept.0.min(self.kept.1);
+        if smaller == 0 {
+            0.0
+        } else {
+            self.shared as f64 / smaller as f64
+        }
+    }
+}
+
+/// Entries both masks keep, over the tensors both have.
+fn shared_kept(a: &Mask, b: &Mask) -> usize {
+    a.tensors
+        .iter()
+        .filter_map(|(name, ta)| Some((ta, b.tensors.get(name)?)))
+        .map(|(ta, tb)| {
+            // Both sorted: a merge.
+            let (mut i, mut j, mut n) = (0, 0, 0);
+            while i < ta.kept.len() && j < tb.kept.len() {
+                match ta.kept[i].cmp(&tb.kept[j]) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        n += 1;
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            n
+        })
+        .sum()
+}
+
+/// The overlaps of every pair of masks, and the masks that could not be read.
+fn mask_overlaps(runs: &[LiveRun]) -> (Vec<MaskOverlap>, Vec<(usize, String)>) {
+    let mut masks = Vec::new();
+    let mut errors = Vec::new();
+    for (i, live) in runs.iter().enumerate() {
+        match live.dir.read_mask() {
+            Ok(Some(mask)) => masks.push((i, mask)),
+            Ok(None) => {}
+            Err(e) => errors.push((i, e.to_string())),
+        }
+    }
+    let mut overlaps = Vec::new();
+    for (x, (i, a)) in masks.iter().enumerate() {
+        for (j, b) in &masks[x + 1..] {
+            match finesse_sparse::mask::overlap(a, b) {
+                Ok(report) => overlaps.push(MaskOverlap {
+                    runs: (*i, *j),
+                    kept: (a.kept(), b.kept()),
+                    shared: shared_kept(a, b),
+                    dropped_jaccard: report.overall.jaccard,
+                }),
+                Err(e) => errors.push((*j, format!("against run {}: {e}", i + 1))),
+            }
+        }
+    }
+    (overlaps, errors)
 }
 
 impl Compare {
-    /// Opens every run of `paths` (at least two are useful; any number works).
+    /// Opens every run of `paths` (at least two are useful; any number works) and compares
+    /// their masks.
     pub fn open(paths: &[PathBuf]) -> Self {
+        let runs: Vec<LiveRun> = paths.iter().map(|p| LiveRun::open(p)).collect();
+        let (overlaps, mask_errors) = mask_overlaps(&runs);
         Self {
-            runs: paths.iter().map(|p| LiveRun::open(p)).collect(),
+            runs,
+            overlaps,
+            mask_errors,
         }
     }
 
@@ -137,4 +224,39 @@ fn final_metrics(live: &LiveRun) -> BTreeMap<String, f64> {
             })
             .unwrap_or_default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use finesse_sparse::{Mask, MaskTensor};
+
+    use super::shared_kept;
+
+    fn mask(tensors: &[(&str, Vec<u32>)]) -> Mask {
+        Mask {
+            tensors: tensors
+                .iter()
+                .map(|(name, kept)| {
+                    (
+                        name.to_string(),
+                        MaskTensor {
+                            shape: vec![10],
+                            kept: kept.clone(),
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn shared_kept_entries_are_counted_per_tensor() {
+        let a = mask(&[("w", vec![0, 2, 5, 9]), ("b", vec![1]), ("only-a", vec![3])]);
+        let b = mask(&[("w", vec![2, 3, 9]), ("b", vec![0, 1])]);
+        assert_eq!(shared_kept(&a, &b), 3);
+        assert_eq!(shared_kept(&b, &a), 3);
+        assert_eq!(shared_kept(&a, &a), a.kept());
+    }
 }

@@ -67,9 +67,31 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
+/// A count with thousands separators: `113,569`.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(113_569), "113,569");
+        assert_eq!(count(22_713_986), "22,713,986");
+    }
 
     #[test]
     fn durations_pick_their_unit() {

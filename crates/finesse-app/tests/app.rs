@@ -637,6 +637,19 @@ fn ticked_runs_are_compared_side_by_side() {
         .final_metrics();
     assert_eq!(metrics.first().map(String::as_str), Some("accuracy"));
     assert!(values.iter().all(|v| v[0].is_some()));
+    // The fixture runs share one FISH mask: every kept entry is kept by both.
+    {
+        let compare = harness.state().compare.as_ref().expect("compare");
+        assert_eq!(compare.overlaps.len(), 1, "{:?}", compare.mask_errors);
+        let o = &compare.overlaps[0];
+        assert!(o.kept.0 > 0);
+        assert_eq!(o.shared, o.kept.0);
+        assert_eq!(o.kept.0, o.kept.1);
+        assert!((o.share_of_smaller() - 1.0).abs() < 1e-12);
+        assert!((o.dropped_jaccard - 1.0).abs() < 1e-12);
+    }
+    harness.get_by_label("Masks");
+    harness.get_by_label("100.0%");
 
     // A run's name opens it; Esc from there goes back to the table.
     let first = compared[0]

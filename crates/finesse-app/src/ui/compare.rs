@@ -32,6 +32,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             summary_table(compare, ui, &mut open);
             ui.add_space(8.0);
             curves(compare, app.settings.smoothing, ui);
+            masks(compare, ui);
         });
     if let Some(path) = open {
         app.open_run(&path);
@@ -161,4 +162,52 @@ fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
                 }
             });
     });
+}
+
+/// How the masks of each pair of runs overlap (runs without a mask, dense ones, are left out).
+fn masks(compare: &Compare, ui: &mut egui::Ui) {
+    if compare.overlaps.is_empty() && compare.mask_errors.is_empty() {
+        return;
+    }
+    ui.add_space(8.0);
+    ui.strong("Masks");
+    let name = |i: usize| row(&compare.runs[i]).name;
+    egui::Grid::new("compare-masks")
+        .striped(true)
+        .num_columns(5)
+        .show(ui, |ui| {
+            for title in [
+                "runs",
+                "kept entries",
+                "kept by both",
+                "of the smaller mask",
+                "dropped entries, Jaccard",
+            ] {
+                ui.strong(title);
+            }
+            ui.end_row();
+            for o in &compare.overlaps {
+                let (a, b) = o.runs;
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new(name(a)).color(color(a)));
+                    ui.label("·");
+                    ui.label(RichText::new(name(b)).color(color(b)));
+                });
+                ui.label(format!(
+                    "{} · {}",
+                    format::count(o.kept.0),
+                    format::count(o.kept.1)
+                ));
+                ui.label(format::count(o.shared));
+                ui.label(format!("{:.1}%", 100.0 * o.share_of_smaller()));
+                ui.label(format!("{:.4}", o.dropped_jaccard));
+                ui.end_row();
+            }
+        });
+    for (i, error) in &compare.mask_errors {
+        ui.label(
+            RichText::new(format!("{}'s mask cannot be read: {error}", name(*i)))
+                .color(ui.visuals().error_fg_color),
+        );
+    }
 }
