@@ -117,6 +117,17 @@ fn summary_table(compare: &Compare, ui: &mut egui::Ui, open: &mut Option<std::pa
         });
 }
 
+/// A plot against the step, its x axis and cursor linked to the other plots of the view.
+fn step_plot(id: &str, height: f32, link: egui::Id, legend: Legend) -> Plot<'_> {
+    Plot::new(id)
+        .height(height)
+        .legend(legend)
+        .link_axis(link, [true, false])
+        .link_cursor(link, [true, false])
+        .include_x(0.0)
+        .x_axis_label("step")
+}
+
 /// The smoothed training loss and the main dev metric of every run, one colour per run.
 fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
     let metric = compare.main_metric();
@@ -125,19 +136,12 @@ fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
     ui.columns(2, |cols| {
         let left = &mut cols[0];
         left.strong("Training loss (smoothed)");
-        Plot::new("compare-loss")
-            .height(height)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .link_cursor(link, [true, false])
-            .include_x(0.0)
-            .x_axis_label("step")
-            .show(left, |plot| {
-                for (i, live) in compare.runs.iter().enumerate() {
-                    let name = row(live).name;
-                    plot.line(Line::new(name, loss_curve(live, smoothing)).color(color(i)));
-                }
-            });
+        step_plot("compare-loss", height, link, Legend::default()).show(left, |plot| {
+            for (i, live) in compare.runs.iter().enumerate() {
+                let name = row(live).name;
+                plot.line(Line::new(name, loss_curve(live, smoothing)).color(color(i)));
+            }
+        });
         let right = &mut cols[1];
         let Some(metric) = metric else {
             right.strong("Dev metric");
@@ -145,22 +149,16 @@ fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
             return;
         };
         right.strong(format!("Dev {metric}"));
-        Plot::new("compare-metric")
-            .height(height)
-            // Metrics rise: the lower right corner is the free one.
-            .legend(Legend::default().position(egui_plot::Corner::RightBottom))
-            .link_axis(link, [true, false])
-            .link_cursor(link, [true, false])
-            .include_x(0.0)
-            .x_axis_label("step")
-            .show(right, |plot| {
-                for (i, live) in compare.runs.iter().enumerate() {
-                    let name = row(live).name;
-                    let pts = metric_curve(live, &metric);
-                    plot.line(Line::new(name.clone(), pts.clone()).color(color(i)));
-                    plot.points(Points::new(name, pts).color(color(i)).radius(3.0));
-                }
-            });
+        // Metrics rise: the lower right corner is the free one.
+        let legend = Legend::default().position(egui_plot::Corner::RightBottom);
+        step_plot("compare-metric", height, link, legend).show(right, |plot| {
+            for (i, live) in compare.runs.iter().enumerate() {
+                let name = row(live).name;
+                let pts = metric_curve(live, &metric);
+                plot.line(Line::new(name.clone(), pts.clone()).color(color(i)));
+                plot.points(Points::new(name, pts).color(color(i)).radius(3.0));
+            }
+        });
     });
 }
 
