@@ -221,21 +221,17 @@ fn apportion<'a>(
     }
     let mut left = chosen.saturating_sub(quota.values().sum());
     remainders.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    while left > 0 {
-        let before = left;
-        for &(_, group, size) in &remainders {
-            if left == 0 {
-                break;
-            }
-            if let Some(q) = quota.get_mut(group)
-                && *q < size
-            {
-                *q += 1;
-                left -= 1;
-            }
-        }
-        if left == before {
+    // The remainders are below 1 and add up to `left`: one pass gives every group at most the
+    // one entry it is owed.
+    for &(_, group, size) in &remainders {
+        if left == 0 {
             break;
+        }
+        if let Some(q) = quota.get_mut(group)
+            && *q < size
+        {
+            *q += 1;
+            left -= 1;
         }
     }
     quota
