@@ -19,8 +19,8 @@
 #   kit      the side-by-side kit (KIT, default ../shared/reference/gpu) under DEADLINE: forward
 #            parity on random MiniLM- and BERT-base-shaped models against PyTorch CUDA and CPU,
 #            finetune runs, PyTorch fp32/bf16 steps, flex vs PyTorch on the CPU cores;
-#   models   only the kit's random models, the long SST-2 and PyTorch's CUDA fp32 reference steps
-#            (dense, masked, Fisher) for both shapes: what `bench` needs, in a fraction of the time;
+#   models   only the kit's random models, the long SST-2 and (unless TORCH_REF=0) PyTorch's CUDA
+#            fp32 reference steps (dense, masked, Fisher): what `bench` needs, in a fraction of the time;
 #   bench    `finesse bench` (dense-step, fish-step, fisher, eval) on $DEVICE (default wgpu) with
 #            the kit's models, each bounded by BENCH_TIMEOUT (the first training step on a new GPU
 #            spends tens of seconds compiling and tuning kernels: FIRST_TIMEOUT for the first);
@@ -37,7 +37,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 res="$out/results.jsonl"
 kit="${KIT:-../shared/reference/gpu}"
-kit=$(cd "$kit" && pwd)
+[ -d "$kit" ] && kit=$(cd "$kit" && pwd)
 steps=" ${STEPS:-doctor backends golden kit bench} "
 device="${DEVICE:-wgpu}"
 work="${WORK:-/tmp/gpu-work}"
@@ -138,7 +138,7 @@ if has models; then
   say "random models, long SST-2, PyTorch's CUDA reference steps"
   python3 "$kit/make_random_bert.py" "${TOK:?a folder with tokenizer.json}" "${SST2:?}/dev.tsv" "$work" | tee -a "$res"
   python3 "$kit/make_long_sst2.py" "$SST2/train.tsv" "$work/long" >&2
-  for m in ${BENCH_MODELS:-minilm bertbase}; do
+  [ "${TORCH_REF:-1}" = 1 ] && for m in ${BENCH_MODELS:-minilm bertbase}; do
     timeout -k 5 120 python3 "$kit/torch_gpu_reference.py" "$work/$m" "$work/long/SST-2/train.tsv" cuda fp32 10 \
       | tee -a "$res"
   done

@@ -9,6 +9,7 @@
 //! not depend on the number of threads), and the mask is one multiply by a tensor of 0 and
 //! 1 / (1 − p). GPU backends keep Burn's own dropout, whose random numbers are made on the device.
 
+use crate::readback::on_host;
 use burn::nn::Dropout;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rand_core::RngCore;
@@ -62,13 +63,6 @@ fn draw_seed(device: &Device) -> u64 {
     words
         .iter()
         .fold(0u64, |seed, &w| (seed << 16) | (w as u64 & 0xffff))
-}
-
-/// Whether `device` computes on the host (flex, ndarray), where a host-made mask costs no
-/// transfer.
-fn on_host(device: &Device) -> bool {
-    let name = format!("{device:?}");
-    name.contains("Flex") || name.contains("NdArray")
 }
 
 #[cfg(test)]

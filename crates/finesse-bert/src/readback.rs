@@ -4,7 +4,15 @@
 //! Burn's own `into_data()` panics when the backend fails; these return the error, with the
 //! tensor's name, so a device failure reaches the user as a message rather than a panic.
 
-use burn::tensor::{Int, Tensor, TensorReadError};
+use burn::tensor::{Device, Int, Tensor, TensorReadError};
+
+/// Whether `device` computes on the host (flex, ndarray): there a host-made tensor costs no
+/// transfer and a serial loop is no slower than a kernel; elsewhere (wgpu, cuda) work should
+/// be one parallel kernel.
+pub fn on_host(device: &Device) -> bool {
+    let name = format!("{device:?}");
+    name.contains("Flex") || name.contains("NdArray")
+}
 
 /// A tensor could not be read back from the device.
 #[derive(Debug, thiserror::Error)]
