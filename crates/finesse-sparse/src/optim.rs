@@ -515,10 +515,13 @@ mod tests {
         };
         let a = host.add(value.clone(), delta.clone()).into_data();
         let b = nd.add(value.clone(), delta).into_data();
-        let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+        let (a, b) = (
+            a.as_slice::<f32>().expect("f32"),
+            b.as_slice::<f32>().expect("f32"),
+        );
         assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
         let before = value.into_data();
-        let before = before.as_slice::<f32>().unwrap();
+        let before = before.as_slice::<f32>().expect("f32");
         let changed = (0..n)
             .filter(|&i| a[i].to_bits() != before[i].to_bits())
             .count();
