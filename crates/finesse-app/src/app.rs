@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Heatmap, HeatmapKind};
 use crate::compare::Compare;
+use crate::fetch::{FetchState, ModelFetch};
 use crate::live::LiveRun;
 use crate::newrun::{NewRunForm, Problems};
 use crate::queue::{Ended, QueueEvent, RunQueue, Training};
 use crate::scan::{Scanner, is_run_dir};
 use crate::table::{Filter, RunRow, RunsTable, Sort};
 use crate::ui;
+use finesse_train::device::DeviceChoice;
 
 /// How often the runs folder and the opened run are looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -149,6 +151,14 @@ pub struct FinesseApp {
     )>,
     /// A run that started and opens as soon as its `run.json` is written.
     pending_open: Option<PathBuf>,
+    /// The model fetch going on (or the last one, until dismissed).
+    pub fetch: Option<ModelFetch>,
+    /// How model fetches run (tests put a stand-in Python and cache here).
+    pub fetch_setup: crate::fetch::FetchSetup,
+    /// The welcome view's demo (`finesse demo`'s settings; tests make it small).
+    pub demo: finesse_train::demo::DemoSettings,
+    /// The demo run waiting for its model's fetch.
+    pending_demo: Option<(finesse_train::RunConfig, DeviceChoice)>,
     scanner: Scanner,
     scanned_folder: Option<PathBuf>,
     last_poll: Option<Instant>,
@@ -180,6 +190,10 @@ impl FinesseApp {
             table_export_path: String::new(),
             table_export_message: None,
             pending_open: None,
+            fetch: None,
+            fetch_setup: Default::default(),
+            demo: Default::default(),
+            pending_demo: None,
             scanner: Scanner::default(),
             scanned_folder: None,
             last_poll: None,
@@ -600,6 +614,106 @@ impl FinesseApp {
         self.quit = Quit::Stopping;
     }
 
+    /// Starts fetching the known model `model` in the background (progress in the window;
+    /// cancellable). Does nothing while another fetch runs.
+    pub fn fetch_model(&mut self, model: &str) {
+        if self.fetch.as_ref().is_some_and(ModelFetch::is_running) {
+            return;
+        }
+        self.fetch = Some(ModelFetch::start(model, self.fetch_setup.clone()));
+    }
+
+    /// The welcome view's one click: the demo run (FISH 0.5% on SST-2 — the shipped sample
+    /// unless `$FINESSE_HOME/data/glue` has SST-2 — 150 steps) in the runs folder (default
+    /// `$FINESSE_HOME/runs`), queued at once, or after its model's fetch.
+    ///
+    /// # Errors
+    /// The runs folder or the sample cannot be written, or the demo's settings are invalid.
+    pub fn start_demo(&mut self) -> Result<(), String> {
+        let runs = match self.runs_folder() {
+            Some(runs) => runs,
+            None => {
+                let runs = finesse_bert::hub::finesse_home().join("runs");
+                self.settings.runs_folder = runs.display().to_string();
+                self.folder_field = self.settings.runs_folder.clone();
+                runs
+            }
+        };
+        std::fs::create_dir_all(&runs)
+            .map_err(|e| format!("cannot create the runs folder {}: {e}", runs.display()))?;
+        let (data, sample) = finesse_train::demo::demo_data(self.demo.data_dir.clone())
+            .map_err(|e| e.to_string())?;
+        let taken = self.queue.paths();
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let output = (0..)
+            .map(|n| match n {
+                0 => runs.join(format!("demo-{secs}")),
+                n => runs.join(format!("demo-{secs}-{n}")),
+            })
+            .find(|p| !p.exists() && !taken.contains(p))
+            .unwrap_or_else(|| runs.join("demo"));
+        let device = DeviceChoice::default_choice();
+        let config = finesse_train::demo::demo_config(
+            &self.demo,
+            data,
+            output,
+            finesse_train::device::device_label(device),
+        );
+        config.validate().map_err(|e| e.to_string())?;
+        let on = if sample {
+            "the SST-2 sample shipped with finesse"
+        } else {
+            "SST-2"
+        };
+        if self.fetch_setup.needs_fetch(&self.demo.model) {
+            let model = self.demo.model.clone();
+            self.fetch_model(&model);
+            self.pending_demo = Some((config, device));
+            self.notify(
+                format!("The demo trains on {on} once {model} is fetched"),
+                false,
+            );
+        } else {
+            self.queue.push(config, device, false);
+            self.notify(format!("Demo: FISH 0.5% on {on}"), false);
+        }
+        self.poll_now();
+        Ok(())
+    }
+
+    /// Follows the model fetch: a finished one queues the demo waiting for it, a failed or
+    /// cancelled one drops it, saying so. Returns whether anything changed.
+    pub fn tick_fetch(&mut self) -> bool {
+        let Some(fetch) = &self.fetch else {
+            return false;
+        };
+        match fetch.state() {
+            FetchState::Running(_) => return true,
+            FetchState::Done(_) => {
+                if let Some((config, device)) = self.pending_demo.take() {
+                    self.queue.push(config, device, false);
+                    self.poll_now();
+                }
+            }
+            FetchState::Failed(e) => {
+                if self.pending_demo.take().is_some() {
+                    self.notify(format!("The demo cannot start: {e}"), true);
+                }
+            }
+            FetchState::Cancelled => {
+                if self.pending_demo.take().is_some() {
+                    self.notify(
+                        "The demo was not started: the model fetch was cancelled",
+                        false,
+                    );
+                }
+            }
+        }
+        false
+    }
+
     /// Shows `text` at the bottom of the window.
     pub fn notify(&mut self, text: impl Into<String>, is_error: bool) {
         self.notice = Some(Notice {
@@ -614,6 +728,9 @@ impl eframe::App for FinesseApp {
         if self.queue.active().is_some() && self.tick_queue() {
             self.poll_now();
             ctx.request_repaint();
+        }
+        if self.tick_fetch() {
+            ctx.request_repaint_after(Duration::from_millis(100));
         }
         if self.poll_if_due() || self.poll_dialog() {
             ctx.request_repaint();

@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod app;
 pub mod compare;
 pub mod dialogs;
+pub mod fetch;
 pub mod format;
 pub mod live;
 pub mod newrun;

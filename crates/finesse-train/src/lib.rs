@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod command;
 pub mod config;
+pub mod demo;
 pub mod device;
 pub mod error;
 pub mod events;

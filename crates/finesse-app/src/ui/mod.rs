@@ -21,6 +21,7 @@ pub mod runs;
 use egui::RichText;
 
 use crate::app::FinesseApp;
+use crate::fetch::FetchState;
 
 /// Draws the whole window.
 pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
@@ -41,6 +42,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             });
         });
     }
+    fetch_panel(app, ui);
     newrun::queue_panel(app, ui);
     egui::CentralPanel::default().show(ui, |ui| {
         if app.compare.is_some() {
@@ -54,6 +56,45 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     confirm_delete(app, ui.ctx());
     newrun::window(app, ui.ctx());
     newrun::quit_dialog(app, ui.ctx());
+}
+
+/// The model fetch, when one runs or just ended: a progress bar and Cancel, or its outcome.
+fn fetch_panel(app: &mut FinesseApp, ui: &mut egui::Ui) {
+    let Some(fetch) = &app.fetch else {
+        return;
+    };
+    let state = fetch.state();
+    let text = fetch.describe();
+    let (mut cancel, mut dismiss) = (false, false);
+    let error = ui.visuals().error_fg_color;
+    egui::Panel::bottom("fetch").show(ui, |ui| {
+        ui.horizontal(|ui| match &state {
+            FetchState::Running(phase) => {
+                let fraction = phase.and_then(|p| p.fraction());
+                let bar = egui::ProgressBar::new(fraction.unwrap_or(0.0))
+                    .desired_width(220.0)
+                    .show_percentage()
+                    .animate(fraction.is_none());
+                ui.add(bar);
+                ui.label(text);
+                cancel = ui.button("Cancel fetch").clicked();
+            }
+            FetchState::Failed(_) => {
+                ui.label(RichText::new(text).color(error));
+                dismiss = ui.small_button("Dismiss").clicked();
+            }
+            FetchState::Done(_) | FetchState::Cancelled => {
+                ui.label(text);
+                dismiss = ui.small_button("Dismiss").clicked();
+            }
+        });
+    });
+    if cancel && let Some(fetch) = &app.fetch {
+        fetch.cancel();
+    }
+    if dismiss {
+        app.fetch = None;
+    }
 }
 
 fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {

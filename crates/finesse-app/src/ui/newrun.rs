@@ -30,6 +30,7 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
         Err(problems) => problems,
     };
     let busy = app.queue.is_busy();
+    let app_fetching = app.fetch.as_ref().is_some_and(|f| f.is_running());
     let browsing = app.browsing();
     let mut browse = None;
     let mut open = true;
@@ -39,6 +40,9 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
         return;
     };
     let cached = new_run.cached_models.clone();
+    let model = new_run.form.model.trim().to_string();
+    let needs_fetch = app.fetch_setup.needs_fetch(&model);
+    let mut fetch_now = false;
     egui::Window::new("New run")
         .open(&mut open)
         .collapsible(false)
@@ -58,6 +62,19 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
                         ui,
                     );
                 });
+            if needs_fetch {
+                ui.separator();
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(format!(
+                        "{model} is not in the cache: the run fetches it when it starts, or fetch \
+                         it now (progress at the bottom of the window)."
+                    ));
+                    fetch_now = ui
+                        .add_enabled(!app_fetching, egui::Button::new("Fetch now"))
+                        .on_disabled_hover_text("A fetch is going on")
+                        .clicked();
+                });
+            }
             ui.separator();
             ui.horizontal(|ui| {
                 let label = if busy { "Add to queue" } else { "Start" };
@@ -87,6 +104,9 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
         });
     if let Some(target) = browse {
         app.browse(target);
+    }
+    if fetch_now {
+        app.fetch_model(&model);
     }
     if start && let Err(problems) = app.start_new_run() {
         app.notify(

@@ -24,7 +24,7 @@ enum Action {
 /// Draws the runs browser.
 pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     let Some(folder) = app.runs_folder() else {
-        welcome(ui);
+        welcome(app, ui, None);
         return;
     };
     if let Some(error) = &app.folder_error {
@@ -37,13 +37,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     compare_row(app, ui);
     ui.add_space(4.0);
     if app.table.rows().is_empty() {
-        ui.add_space(12.0);
-        ui.label(format!(
-            "No runs in {} yet. Runs started there (finesse finetune --output-dir {}/NAME) appear \
-             here as soon as they start.",
-            folder.display(),
-            folder.display()
-        ));
+        welcome(app, ui, Some(&folder));
         return;
     }
     let mut action = None;
@@ -76,17 +70,76 @@ fn command_line(path: &std::path::Path) -> Result<String, String> {
     finesse_train::command::finetune_line(&info.config)
 }
 
-fn welcome(ui: &mut egui::Ui) {
+/// The first-launch view (no runs folder, or one with no runs yet): what the app does, and
+/// the demo in one click.
+fn welcome(app: &mut FinesseApp, ui: &mut egui::Ui, folder: Option<&std::path::Path>) {
     ui.add_space(24.0);
+    let mut demo = false;
     ui.vertical_centered(|ui| {
         ui.heading("Welcome to finesse");
         ui.add_space(8.0);
-        ui.label(
-            "Type the folder that holds your run directories above (the --output-dir parents \
-             of finesse finetune) and press Enter.",
-        );
-        ui.label("The app lists the runs, follows running ones live and shows their heatmaps.");
+        ui.label("finesse fine-tunes BERT models with sparse updates. This app does three things:");
     });
+    ui.add_space(8.0);
+    ui.vertical_centered(|ui| {
+        ui.set_max_width(720.0);
+        for (title, text) in [
+            (
+                "1. Start fine-tuning runs",
+                "dense, FISH masks, random masks, BitFit, freezing, pruning and supermasks, with \
+                 New run (Ctrl+N); they queue and train in the background.",
+            ),
+            (
+                "2. Follow runs live",
+                "progress, training loss, learning rate, dev metrics and the event log, also of \
+                 runs the finesse CLI writes into the runs folder.",
+            ),
+            (
+                "3. See where fine-tuning changes the model",
+                "layer × matrix heatmaps of masks, distances and Fisher information; runs \
+                 compared side by side; figures exported as PNG or SVG.",
+            ),
+        ] {
+            ui.label(RichText::new(title).strong());
+            ui.label(text);
+            ui.add_space(6.0);
+        }
+        ui.add_space(8.0);
+        let busy = app.queue.is_busy() || app.fetch.as_ref().is_some_and(|f| f.is_running());
+        demo = ui
+            .add_enabled(
+                !busy,
+                egui::Button::new(RichText::new("Run the demo").heading()),
+            )
+            .on_disabled_hover_text("A run or a model fetch is going on")
+            .clicked();
+        let model = &app.demo.model;
+        ui.label(format!(
+            "FISH on SST-2: 0.5% of {model}'s parameters, chosen by their Fisher information over \
+             {} examples, trained for {} steps of batch 32 (as `finesse demo`). It uses \
+             $FINESSE_HOME/data/glue/SST-2 when `finesse data fetch sst2` put it there, else \
+             the SST-2 sample shipped with finesse; the model is fetched first if it is not in \
+             the cache.",
+            app.demo.fisher_samples, app.demo.steps
+        ));
+        ui.add_space(8.0);
+        match folder {
+            Some(folder) => ui.label(format!(
+                "No runs in {} yet. Runs started there (finesse finetune --output-dir {}/NAME) \
+                 appear here as soon as they start.",
+                folder.display(),
+                folder.display()
+            )),
+            None => ui.label(format!(
+                "The demo's run goes to {}. To list other runs, type the folder that holds \
+                 them above (the --output-dir parents of finesse finetune) and press Enter.",
+                finesse_bert::hub::finesse_home().join("runs").display()
+            )),
+        };
+    });
+    if demo && let Err(e) = app.start_demo() {
+        app.notify(format!("The demo cannot start: {e}"), true);
+    }
 }
 
 /// A framed error: a title and the message, in the error colour.
