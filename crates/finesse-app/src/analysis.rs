@@ -9,7 +9,7 @@ use finesse_report::figures::{self, DistanceMetric, FisherStat, GridOptions};
 use finesse_report::grid::GridFigure;
 use finesse_report::grid::GridStyle;
 use finesse_report::runs::Run;
-use finesse_sparse::grid::grid_cell;
+use finesse_sparse::grid::{LayerGrid, grid_cell};
 use serde::{Deserialize, Serialize};
 
 /// Which layer × matrix figure the analysis view shows.
@@ -108,6 +108,8 @@ pub struct Heatmap {
     pub tensors: Vec<Vec<Vec<String>>>,
     /// Per cell the kept and total entries of the mask, when the run has one.
     pub counts: Vec<Vec<Option<(usize, usize)>>>,
+    /// For a difference, the two runs' names and grids (hovering shows both values).
+    pub operands: Vec<(String, LayerGrid<Option<f64>>)>,
 }
 
 impl Heatmap {
@@ -162,6 +164,32 @@ impl Heatmap {
             scale,
             tensors,
             counts,
+            operands: Vec::new(),
+        })
+    }
+
+    /// `a − b`, cell by cell, on the diverging scale (`names`: the two runs'), for the
+    /// comparison of two runs.
+    ///
+    /// # Errors
+    /// The figures are of different kinds or their models differ in shape.
+    pub fn difference(a: &Self, b: &Self, names: (&str, &str)) -> Result<Self, String> {
+        let figure = a
+            .figure
+            .difference(&b.figure, names)
+            .map_err(|e| e.to_string())?;
+        let scale = ColorScale::fit(figure.scale, figure.values().collect::<Vec<_>>());
+        let grid = |h: &Self| h.figure.panels.first().map(|p| p.grid.clone());
+        let operands = [(names.0, grid(a)), (names.1, grid(b))]
+            .into_iter()
+            .filter_map(|(name, g)| Some((name.to_string(), g?)))
+            .collect();
+        Ok(Self {
+            figure,
+            scale,
+            tensors: a.tensors.clone(),
+            counts: vec![Vec::new(); a.tensors.len()],
+            operands,
         })
     }
 
@@ -202,6 +230,10 @@ impl Heatmap {
             self.figure.value_label,
             self.format(value),
         );
+        for (name, grid) in &self.operands {
+            let value = grid.cell(layer, matrix).copied().flatten();
+            text.push_str(&format!("\n{name}: {}", self.format(value)));
+        }
         if let Some(Some((kept, total))) = self.counts.get(layer).and_then(|r| r.get(matrix)) {
             text.push_str(&format!("\nmask: {kept} of {total} entries kept"));
         }

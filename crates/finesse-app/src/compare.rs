@@ -10,6 +10,7 @@ use finesse_report::figures::smooth;
 use finesse_sparse::Mask;
 use finesse_train::rundir::main_metric;
 
+use crate::analysis::{Heatmap, HeatmapKind};
 use crate::live::LiveRun;
 use crate::table::RunRow;
 
@@ -22,6 +23,14 @@ pub struct Compare {
     pub overlaps: Vec<MaskOverlap>,
     /// Masks that could not be read: (run index, why).
     pub mask_errors: Vec<(usize, String)>,
+    /// The figure whose difference (first run − second run) is shown.
+    pub difference_kind: HeatmapKind,
+    /// That difference, built for `difference_kind` (rebuilt when the runs change).
+    difference: Option<(HeatmapKind, Result<Heatmap, String>)>,
+    /// The difference's export file.
+    pub export_path: String,
+    /// The last export's outcome.
+    pub export_message: Option<Result<String, String>>,
 }
 
 /// The overlap of two compared runs' masks.
@@ -111,6 +120,10 @@ impl Compare {
             runs,
             overlaps,
             mask_errors,
+            difference_kind: HeatmapKind::default(),
+            difference: None,
+            export_path: "difference.png".into(),
+            export_message: None,
         }
     }
 
@@ -120,7 +133,31 @@ impl Compare {
         for live in &mut self.runs {
             changed |= live.poll();
         }
+        if changed {
+            self.difference = None;
+        }
         changed
+    }
+
+    /// The first run's `difference_kind` heatmap minus the second's (`None` with fewer than
+    /// two runs); built on first use and again after the runs change.
+    pub fn difference(&mut self) -> Option<&Result<Heatmap, String>> {
+        let [a, b, ..] = self.runs.as_slice() else {
+            return None;
+        };
+        let kind = self.difference_kind;
+        if self.difference.as_ref().is_none_or(|(k, _)| *k != kind) {
+            let build = |live: &LiveRun| match &live.run {
+                Some(run) => Heatmap::build(run, kind).map_err(|e| format!("{}: {e}", live.name())),
+                None => Err(format!("{}: its files cannot be read", live.name())),
+            };
+            let map = build(a).and_then(|ha| {
+                let hb = build(b)?;
+                Heatmap::difference(&ha, &hb, (&a.name(), &b.name()))
+            });
+            self.difference = Some((kind, map));
+        }
+        self.difference.as_ref().map(|(_, map)| map)
     }
 
     /// The run directories compared.

@@ -679,3 +679,48 @@ fn ticked_runs_are_compared_side_by_side() {
     // The ticks stay for the next comparison.
     harness.get_by_label("Compare 2 runs");
 }
+
+#[test]
+fn two_compared_runs_show_the_heatmap_of_their_difference_and_export_it() {
+    let dir = runs_folder();
+    // fish-gamma's mask keeps 53 of layer 1 WQ's 1,056 entries; fish-alpha's none.
+    let stats_path = dir.path().join("fish-gamma/mask_stats.json");
+    let mut stats: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&stats_path).expect("read")).expect("json");
+    stats["layers"][0][0] =
+        serde_json::json!({"kept": 53, "total": 1056, "fraction": 53.0 / 1056.0});
+    fs::write(&stats_path, stats.to_string()).expect("write");
+
+    let mut harness = harness(dir.path());
+    for name in ["fish-alpha", "fish-gamma"] {
+        harness.get_by_label(&format!("Compare {name}")).click();
+        harness.run();
+    }
+    harness.get_by_label("Compare 2 runs").click();
+    harness.run();
+    harness.get_by_label_contains("Difference of the heatmaps: fish-alpha − fish-gamma");
+    {
+        let app = harness.state_mut();
+        let compare = app.compare.as_mut().expect("compare");
+        let map = compare
+            .difference()
+            .expect("two runs")
+            .as_ref()
+            .expect("a difference");
+        let value = map.value(0, 0).expect("layer 1 WQ");
+        assert!((value + 53.0 / 1056.0).abs() < 1e-12, "{value}");
+        assert_eq!(map.value(0, 2), Some(0.0), "the same elsewhere");
+        let hover = map.hover_text(0, 0);
+        assert!(
+            hover.contains("fish-alpha: 0") && hover.contains("fish-gamma: 5.02%"),
+            "{hover}"
+        );
+        compare.export_path = dir.path().join("difference.png").display().to_string();
+    }
+    harness.run();
+    harness.get_by_label("Export difference").click();
+    harness.run();
+    let png = fs::read(dir.path().join("difference.png")).expect("exported PNG");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    harness.get_by_label_contains("Saved");
+}

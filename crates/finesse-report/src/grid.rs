@@ -17,6 +17,7 @@ use finesse_sparse::grid::LayerGrid;
 
 use crate::canvas::{DrawResult, Figure, Style};
 use crate::colormap::{ColorScale, ScaleKind, format_value, series_color, text_color_on};
+use crate::error::ReportError;
 use crate::plots::{draw_legend, legend_line};
 
 /// Which form a layer × matrix figure takes.
@@ -75,6 +76,71 @@ impl GridFigure {
                 .flatten()
                 .chain(p.grid.groups.values())
                 .filter_map(|v| *v)
+        })
+    }
+
+    /// Cell by cell `self − other` (first panels; a cell empty in either stays empty), drawn
+    /// on the diverging scale: where two runs differ, layer by layer and matrix by matrix.
+    /// `names` are the two runs' labels for the subtitle.
+    ///
+    /// # Errors
+    /// [`ReportError::Input`] when the figures are of different kinds or their grids differ
+    /// in layers, matrices or groups (models of different shapes).
+    pub fn difference(&self, other: &Self, names: (&str, &str)) -> Result<Self, ReportError> {
+        let fail = |reason: String| ReportError::Input {
+            figure: self.kind,
+            reason,
+        };
+        if self.kind != other.kind || self.value_label != other.value_label {
+            return Err(fail(format!(
+                "cannot subtract a {} figure ({}) from a {} figure ({})",
+                other.kind, other.value_label, self.kind, self.value_label
+            )));
+        }
+        let (Some(a), Some(b)) = (self.panels.first(), other.panels.first()) else {
+            return Err(fail("a figure has no panel".into()));
+        };
+        let (a, b) = (&a.grid, &b.grid);
+        if a.num_layers() != b.num_layers()
+            || a.matrices != b.matrices
+            || !a.groups.keys().eq(b.groups.keys())
+        {
+            return Err(fail(format!(
+                "the runs' models differ ({} layers × {} against {} layers × {})",
+                a.num_layers(),
+                a.matrices.join(" "),
+                b.num_layers(),
+                b.matrices.join(" ")
+            )));
+        }
+        let minus = |x: &Option<f64>, y: &Option<f64>| x.zip(*y).map(|(x, y)| x - y);
+        let grid = LayerGrid {
+            layers: a
+                .layers
+                .iter()
+                .zip(&b.layers)
+                .map(|(ra, rb)| ra.iter().zip(rb).map(|(x, y)| minus(x, y)).collect())
+                .collect(),
+            matrices: a.matrices.clone(),
+            groups: a
+                .groups
+                .iter()
+                .map(|(k, x)| (k.clone(), minus(x, &b.groups[k])))
+                .collect(),
+        };
+        Ok(Self {
+            kind: self.kind,
+            title: format!("Difference: {}", self.title),
+            subtitle: format!("{} − {}", names.0, names.1),
+            value_label: format!("Δ {}", self.value_label),
+            panels: vec![GridPanel {
+                caption: format!("{} − {}", names.0, names.1),
+                grid,
+            }],
+            scale: ScaleKind::Diverging,
+            percent: self.percent,
+            style: self.style,
+            show_values: self.show_values,
         })
     }
 

@@ -443,3 +443,38 @@ fn zeros_on_a_log_scale_do_not_take_the_smallest_values_colour() {
         "zero cells and the swatch are labelled 0"
     );
 }
+
+#[test]
+fn the_difference_of_two_grids_is_cellwise_on_the_diverging_scale() {
+    let a = known_grid();
+    let mut b = known_grid();
+    // b: every value doubled, one cell emptied.
+    for row in &mut b.panels[0].grid.layers {
+        for v in row.iter_mut() {
+            *v = v.map(|x| 2.0 * x);
+        }
+    }
+    b.panels[0].grid.layers[1][5] = None;
+    let d = a.difference(&b, ("run-a", "run-b")).expect("same shapes");
+    let cell = |l: usize, m: usize| d.panels[0].grid.layers[l][m];
+    assert_eq!(cell(0, 0), Some(0.0));
+    assert_eq!(cell(0, 3), Some(-3.0));
+    assert_eq!(cell(1, 4), Some(-10.0));
+    assert_eq!(
+        cell(1, 5),
+        None,
+        "empty in one run, empty in the difference"
+    );
+    assert_eq!(d.scale, ScaleKind::Diverging);
+    assert_eq!(d.subtitle, "run-a − run-b");
+    assert!(d.value_label.starts_with("Δ "), "{}", d.value_label);
+    // It draws (PNG and SVG) like any grid figure.
+    let svg = render_svg(&d, Canvas::new(900, 560)).expect("svg");
+    assert!(svg.contains("run-a − run-b") && svg.contains("Difference"));
+    render_png(&d, Canvas::new(900, 560)).expect("png");
+
+    let mut fewer = known_grid();
+    fewer.panels[0].grid.layers.pop();
+    let err = a.difference(&fewer, ("a", "b")).expect_err("shapes differ");
+    assert!(err.to_string().contains("models differ"), "{err}");
+}

@@ -6,6 +6,7 @@ use egui_extras::{Column as TableColumn, TableBuilder};
 use egui_plot::{Legend, Line, Plot, Points};
 use finesse_report::colormap::series_color;
 
+use crate::analysis::HeatmapKind;
 use crate::app::FinesseApp;
 use crate::compare::{Compare, loss_curve, metric_curve, row};
 use crate::format;
@@ -13,7 +14,7 @@ use crate::table::Column;
 
 /// Draws the comparison (the app has one).
 pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
-    let Some(compare) = &app.compare else {
+    let Some(compare) = &mut app.compare else {
         return;
     };
     let mut open = None;
@@ -33,6 +34,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
             ui.add_space(8.0);
             curves(compare, app.settings.smoothing, ui);
             masks(compare, ui);
+            difference(compare, ui);
         });
     if let Some(path) = open {
         app.open_run(&path);
@@ -207,5 +209,55 @@ fn masks(compare: &Compare, ui: &mut egui::Ui) {
             RichText::new(format!("{}'s mask cannot be read: {error}", name(*i)))
                 .color(ui.visuals().error_fg_color),
         );
+    }
+}
+
+/// The first run's heatmap minus the second's, on the diverging scale, with the figure's
+/// choice and an export.
+fn difference(compare: &mut Compare, ui: &mut egui::Ui) {
+    if compare.runs.len() < 2 {
+        return;
+    }
+    let (a, b) = (compare.runs[0].name(), compare.runs[1].name());
+    ui.add_space(12.0);
+    ui.label(RichText::new(format!("Difference of the heatmaps: {a} − {b}")).strong());
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Figure");
+        egui::ComboBox::from_id_salt("difference-kind")
+            .selected_text(compare.difference_kind.title())
+            .show_ui(ui, |ui| {
+                for k in HeatmapKind::ALL {
+                    ui.selectable_value(&mut compare.difference_kind, k, k.title());
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        ui.separator();
+        let label = ui.label("Export to");
+        ui.add(egui::TextEdit::singleline(&mut compare.export_path).desired_width(240.0))
+            .labelled_by(label.id);
+        if ui.button("Export difference").clicked() {
+            let path = std::path::PathBuf::from(compare.export_path.trim());
+            let outcome = match compare.difference() {
+                Some(Ok(map)) => map
+                    .export(&path, false)
+                    .map(|()| format!("Saved {}", path.display())),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("two runs are needed".into()),
+            };
+            compare.export_message = Some(outcome);
+        }
+    });
+    super::export_outcome(ui, &compare.export_message);
+    if compare.runs.len() > 2 {
+        ui.label(
+            RichText::new("Of the runs compared, the first two are subtracted.")
+                .color(ui.visuals().weak_text_color()),
+        );
+    }
+    match compare.difference() {
+        Some(Ok(map)) => super::heatmap::show(ui, map),
+        Some(Err(e)) => super::runs::error_card(ui, "No difference can be drawn", e),
+        None => {}
     }
 }
