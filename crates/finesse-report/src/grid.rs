@@ -130,7 +130,14 @@ impl GridFigure {
         };
         Ok(Self {
             kind: self.kind,
-            title: format!("Difference: {}", self.title),
+            // The title without the first run's own "(method …)" part.
+            title: format!(
+                "Difference: {}",
+                self.title
+                    .rsplit_once(" (")
+                    .filter(|(_, rest)| rest.ends_with(')'))
+                    .map_or(self.title.as_str(), |(head, _)| head)
+            ),
             subtitle: format!("{} − {}", names.0, names.1),
             value_label: format!("Δ {}", self.value_label),
             panels: vec![GridPanel {
