@@ -75,6 +75,8 @@ pub struct OpenRun {
     pub export_path: String,
     /// What the last export did.
     pub export_message: Option<Result<String, String>>,
+    /// The heatmap cell clicked last, in detail (its window is open while `Some`).
+    pub details: Option<crate::details::CellDetails>,
 }
 
 /// A message shown at the bottom of the window.
@@ -389,6 +391,7 @@ impl FinesseApp {
             heatmap: None,
             export_path,
             export_message: None,
+            details: None,
         });
     }
 

@@ -11,6 +11,7 @@
 pub mod analysis;
 pub mod app;
 pub mod compare;
+pub mod details;
 pub mod dialogs;
 pub mod fetch;
 pub mod format;

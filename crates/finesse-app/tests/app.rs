@@ -724,3 +724,59 @@ fn two_compared_runs_show_the_heatmap_of_their_difference_and_export_it() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     harness.get_by_label_contains("Saved");
 }
+
+#[test]
+fn a_clicked_heatmap_cell_opens_its_matrices_in_detail() {
+    let dir = runs_folder();
+    // The data: layer 1 · WV of the fixture's FISH mask keeps 29 weight entries and 1 bias.
+    let run = dir.path().join("fish-alpha");
+    let names = vec![
+        "bert.encoder.layer.0.attention.self.value.bias".to_string(),
+        "bert.encoder.layer.0.attention.self.value.weight".to_string(),
+    ];
+    let details = finesse_app::details::CellDetails::read(&run, "layer 1 · WV".into(), &names);
+    assert!(details.notes.is_empty(), "{:?}", details.notes);
+    let [weight, bias] = details.tensors.as_slice() else {
+        panic!("two tensors: {:?}", details.tensors);
+    };
+    assert_eq!((bias.counted_total(), weight.counted_total()), (1, 29));
+    assert_eq!(weight.shape, vec![32, 32]);
+    assert_eq!(
+        weight.per_col.iter().map(|&n| u64::from(n)).sum::<u64>(),
+        29
+    );
+    assert_eq!(weight.counted, "kept by the mask");
+    // The diff changed kept entries only, and the histogram counts each change once.
+    assert!(!weight.changes.is_empty() && weight.changes.len() <= 29);
+    let hist = finesse_app::details::histogram(&weight.changes, 40);
+    assert_eq!(
+        hist.iter().map(|b| b.2).sum::<usize>(),
+        weight.changes.len()
+    );
+
+    // The click: layer 1 · WQ, the first cell, opens the window.
+    let mut harness = harness(dir.path());
+    harness.get_by_label("fish-alpha").click();
+    harness.run();
+    harness.get_by_label("Analysis").click();
+    harness.run();
+    let heatmap = harness.get_by_label("layer × matrix heatmap").rect();
+    let pos = heatmap.min + egui::vec2(64.0 + 8.0, 22.0 + 4.0);
+    harness.hover_at(pos);
+    harness.run();
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    harness.run();
+    let open = harness.state().open.as_ref().expect("open run");
+    let details = open.details.as_ref().expect("the details window");
+    assert_eq!(details.title, "layer 1 · WQ");
+    assert_eq!(details.tensors.len(), 2, "{:?}", details.notes);
+    harness.get_by_label_contains("Cell details: layer 1 · WQ");
+    harness.get_by_label("bert.encoder.layer.0.attention.self.query.weight");
+}

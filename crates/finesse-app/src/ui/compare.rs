@@ -256,7 +256,9 @@ fn difference(compare: &mut Compare, ui: &mut egui::Ui) {
         );
     }
     match compare.difference() {
-        Some(Ok(map)) => super::heatmap::show(ui, map),
+        Some(Ok(map)) => {
+            super::heatmap::show(ui, map);
+        }
         Some(Err(e)) => super::runs::error_card(ui, "No difference can be drawn", e),
         None => {}
     }

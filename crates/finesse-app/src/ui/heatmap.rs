@@ -120,8 +120,8 @@ impl Layout {
     }
 }
 
-/// Draws `map` and its read-out line.
-pub fn show(ui: &mut egui::Ui, map: &Heatmap) {
+/// Draws `map` and its read-out line; returns the cell (layer, matrix) clicked, if any.
+pub fn show(ui: &mut egui::Ui, map: &Heatmap) -> Option<(usize, usize)> {
     let figure = &map.figure;
     ui.label(egui::RichText::new(&figure.title).strong());
     ui.label(egui::RichText::new(&figure.subtitle).weak());
@@ -131,9 +131,9 @@ pub fn show(ui: &mut egui::Ui, map: &Heatmap) {
     let max_height = (ui.available_height() - 40.0).max(200.0);
     let Some(layout) = Layout::new(figure, origin, width, max_height) else {
         ui.label("The figure has no cells.");
-        return;
+        return None;
     };
-    let (rect, response) = ui.allocate_exact_size(layout.size(origin), Sense::hover());
+    let (rect, response) = ui.allocate_exact_size(layout.size(origin), Sense::click());
     response.widget_info(|| {
         egui::WidgetInfo::labeled(egui::Role::Image, true, "layer × matrix heatmap")
     });
@@ -145,6 +145,10 @@ pub fn show(ui: &mut egui::Ui, map: &Heatmap) {
     let small = FontId::proportional(11.0);
     let show_values = layout.cell.y >= 15.0 && layout.cell.x >= 44.0;
     let hit = response.hover_pos().and_then(|p| layout.hit(p));
+    let clicked = match (&hit, response.clicked()) {
+        (Some(Hit::Cell(l, m)), true) => Some((*l, *m)),
+        _ => None,
+    };
 
     // A zero on a log scale has no colour: it is drawn as the exported figure draws it
     // (`grid::ZERO_COLOR`), not as the scale's darkest end.
@@ -268,10 +272,15 @@ pub fn show(ui: &mut egui::Ui, map: &Heatmap) {
         }
         None => {
             ui.label(
-                egui::RichText::new("Hover a cell for its exact value, tensors and counts.").weak(),
+                egui::RichText::new(
+                    "Hover a cell for its exact value, tensors and counts; click it for its \
+                     matrices in detail.",
+                )
+                .weak(),
             );
         }
     }
+    clicked
 }
 
 fn color_bar(

@@ -12,6 +12,7 @@ macro_rules! rgb {
 }
 
 pub mod compare;
+pub mod details;
 pub mod heatmap;
 pub mod lines;
 pub mod newrun;
@@ -56,6 +57,7 @@ pub fn show(app: &mut FinesseApp, ui: &mut egui::Ui) {
     confirm_delete(app, ui.ctx());
     newrun::window(app, ui.ctx());
     newrun::quit_dialog(app, ui.ctx());
+    details::window(app, ui.ctx());
 }
 
 /// The model fetch, when one runs or just ended: a progress bar and Cancel, or its outcome.

@@ -11,6 +11,7 @@ use finesse_train::progress::Phase;
 
 use crate::analysis::{Heatmap, HeatmapKind};
 use crate::app::{FinesseApp, OpenRun, RunTab};
+use crate::details::CellDetails;
 use crate::format;
 use crate::live::{event_line, status_advice};
 use crate::ui::heatmap;
@@ -449,7 +450,28 @@ fn analysis(
     ui.add_space(4.0);
     match &open.heatmap {
         Some((_, Ok(map))) if *lines => super::lines::show(ui, map),
-        Some((_, Ok(map))) => heatmap::show(ui, map),
+        Some((_, Ok(map))) => {
+            if let Some((layer, matrix)) = heatmap::show(ui, map) {
+                let names = map
+                    .tensors
+                    .get(layer)
+                    .and_then(|r| r.get(matrix))
+                    .cloned()
+                    .unwrap_or_default();
+                let label = map
+                    .figure
+                    .panels
+                    .first()
+                    .and_then(|p| p.grid.matrices.get(matrix))
+                    .cloned()
+                    .unwrap_or_default();
+                open.details = Some(CellDetails::read(
+                    &open.live.dir.root,
+                    format!("layer {} · {label}", layer + 1),
+                    &names,
+                ));
+            }
+        }
         Some((_, Err(e))) => {
             error_card(ui, "This figure cannot be drawn for this run", e);
         }
