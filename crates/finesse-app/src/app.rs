@@ -37,6 +37,43 @@ pub struct Settings {
     pub heatmap: HeatmapKind,
     /// Show it in the papers' line form (one line per matrix across layers), not as a heatmap.
     pub lines: bool,
+    /// Light, dark, or the system's.
+    pub theme: ThemeChoice,
+}
+
+/// The app's colours: light, dark, or the system's preference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThemeChoice {
+    /// Follow the system (dark where it says nothing).
+    #[default]
+    System,
+    /// Dark text on a light background.
+    Light,
+    /// Light text on a dark background.
+    Dark,
+}
+
+impl ThemeChoice {
+    /// Every choice, in menu order.
+    pub const ALL: [Self; 3] = [Self::System, Self::Light, Self::Dark];
+
+    /// The menu's text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::System => "System",
+            Self::Light => "Light",
+            Self::Dark => "Dark",
+        }
+    }
+
+    /// egui's preference for it.
+    pub fn preference(self) -> egui::ThemePreference {
+        match self {
+            Self::System => egui::ThemePreference::System,
+            Self::Light => egui::ThemePreference::Light,
+            Self::Dark => egui::ThemePreference::Dark,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -48,6 +85,7 @@ impl Default for Settings {
             smoothing: 0.6,
             heatmap: HeatmapKind::default(),
             lines: false,
+            theme: ThemeChoice::System,
         }
     }
 }
@@ -161,6 +199,8 @@ pub struct FinesseApp {
     pub demo: finesse_train::demo::DemoSettings,
     /// The demo run waiting for its model's fetch.
     pending_demo: Option<(finesse_train::RunConfig, DeviceChoice)>,
+    /// The theme last handed to egui.
+    applied_theme: Option<ThemeChoice>,
     scanner: Scanner,
     scanned_folder: Option<PathBuf>,
     last_poll: Option<Instant>,
@@ -196,6 +236,7 @@ impl FinesseApp {
             fetch_setup: Default::default(),
             demo: Default::default(),
             pending_demo: None,
+            applied_theme: None,
             scanner: Scanner::default(),
             scanned_folder: None,
             last_poll: None,
@@ -728,6 +769,10 @@ impl FinesseApp {
 
 impl eframe::App for FinesseApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        if self.applied_theme != Some(self.settings.theme) {
+            ctx.set_theme(self.settings.theme.preference());
+            self.applied_theme = Some(self.settings.theme);
+        }
         if self.queue.active().is_some() && self.tick_queue() {
             self.poll_now();
             ctx.request_repaint();

@@ -780,3 +780,83 @@ fn a_clicked_heatmap_cell_opens_its_matrices_in_detail() {
     harness.get_by_label_contains("Cell details: layer 1 · WQ");
     harness.get_by_label("bert.encoder.layer.0.attention.self.query.weight");
 }
+
+#[test]
+fn the_theme_switches_between_light_and_dark_and_is_remembered() {
+    let dir = runs_folder();
+    let mut harness = harness(dir.path());
+    for (choice, theme) in [("Light", egui::Theme::Light), ("Dark", egui::Theme::Dark)] {
+        harness.get_by_label("Theme").click();
+        harness.run();
+        harness.get_by_label(choice).click();
+        harness.run();
+        assert_eq!(harness.ctx.theme(), theme);
+        // Every view draws in it: the table, a run, its heatmap.
+        harness.get_by_label("fish-alpha").click();
+        harness.run();
+        harness.get_by_label("Analysis").click();
+        harness.run();
+        harness.get_by_label("layer × matrix heatmap");
+        harness.get_by_label("All runs").click();
+        harness.run();
+    }
+    let settings = harness.state().settings.clone();
+    // Persisted with the other settings (serde, as eframe's storage writes them).
+    let text = serde_json::to_string(&settings).expect("serialise");
+    let saved: Settings = serde_json::from_str(&text).expect("read back");
+    assert_eq!(saved.theme, finesse_app::app::ThemeChoice::Dark);
+}
+
+#[test]
+fn a_24_layer_heatmap_fits_the_view_and_hovers_its_last_layer() {
+    use finesse_report::colormap::{ColorScale, ScaleKind};
+    use finesse_report::grid::{GridFigure, GridPanel, GridStyle};
+    // A BERT-large-shaped grid: 24 layers × 6 matrices, values 0 … 143 / 144.
+    let layers = (0..24)
+        .map(|l| (0..6).map(|m| Some((l * 6 + m) as f64 / 144.0)).collect())
+        .collect();
+    let figure = GridFigure {
+        kind: "sparsity",
+        title: "Kept fraction per layer × matrix".into(),
+        subtitle: "24 layers".into(),
+        value_label: "kept (% of entries)".into(),
+        panels: vec![GridPanel {
+            caption: String::new(),
+            grid: finesse_sparse::LayerGrid {
+                layers,
+                matrices: finesse_sparse::grid::matrix_labels(),
+                groups: Default::default(),
+            },
+        }],
+        scale: ScaleKind::Linear,
+        percent: true,
+        style: GridStyle::Heatmap,
+        show_values: false,
+    };
+    let map = finesse_app::analysis::Heatmap {
+        scale: ColorScale::fit(ScaleKind::Linear, figure.values().collect::<Vec<_>>()),
+        figure,
+        tensors: vec![vec![Vec::new(); 6]; 24],
+        counts: vec![vec![None; 6]; 24],
+        operands: Vec::new(),
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::Vec2::new(1000.0, 700.0))
+        .build_ui(move |ui| {
+            finesse_app::ui::heatmap::show(ui, &map);
+        });
+    harness.run();
+    let rect = harness.get_by_label("layer × matrix heatmap").rect();
+    assert!(
+        rect.bottom() <= 700.0 && rect.right() <= 1000.0,
+        "the heatmap leaves the view: {rect:?}"
+    );
+    // The last layer's first cell: its row is the bottom one.
+    // (The cells end 4 px above the widget's bottom; rows are at least 12 px high.)
+    harness.hover_at(egui::pos2(rect.min.x + 64.0 + 8.0, rect.bottom() - 10.0));
+    harness.run();
+    assert!(
+        harness.query_all_by_label_contains("layer 24 · WQ").count() >= 1,
+        "hovering the bottom row does not name layer 24"
+    );
+}

@@ -21,7 +21,7 @@ pub mod runs;
 
 use egui::RichText;
 
-use crate::app::FinesseApp;
+use crate::app::{FinesseApp, ThemeChoice};
 use crate::fetch::FetchState;
 
 /// Draws the whole window.
@@ -147,7 +147,7 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
         }
         ui.separator();
         let label = ui.label("Runs folder");
-        let open_width = 280.0;
+        let open_width = 420.0;
         let field = ui
             .add(
                 egui::TextEdit::singleline(&mut app.folder_field)
@@ -169,6 +169,19 @@ fn top_bar(app: &mut FinesseApp, ui: &mut egui::Ui) {
         {
             app.refresh_all();
         }
+        let theme = &mut app.settings.theme;
+        let label = ui.label("Theme");
+        egui::ComboBox::from_id_salt("theme")
+            .selected_text(theme.title())
+            .width(70.0)
+            .show_ui(ui, |ui| {
+                for choice in ThemeChoice::ALL {
+                    ui.selectable_value(theme, choice, choice.title());
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("Colours: light, dark or the system's");
     });
     ui.add_space(2.0);
 }
