@@ -860,3 +860,75 @@ fn a_24_layer_heatmap_fits_the_view_and_hovers_its_last_layer() {
         "hovering the bottom row does not name layer 24"
     );
 }
+
+/// Snapshots of the main views, rendered with wgpu (Mesa's lavapipe in CI): the runs table, a
+/// run's training view, its heatmap, two runs compared, and the welcome view. The runs sit in
+/// folders named relative to the crate (`tests/snapshot-runs`, `tests/snapshot-empty`, ignored
+/// by git), so the paths the views print are the same on every machine.
+/// `UPDATE_SNAPSHOTS=true cargo test-all --test app snapshots` rewrites them after a deliberate
+/// change (then look at `tests/snapshots/*.png`).
+#[test]
+fn snapshots_of_the_main_views() {
+    let folder = PathBuf::from("tests/snapshot-runs");
+    let empty = PathBuf::from("tests/snapshot-empty");
+    for f in [&folder, &empty] {
+        let _ = fs::remove_dir_all(f);
+    }
+    add_run(&folder, "fish-alpha", 0.75);
+    add_run(&folder, "fish-beta", 0.9);
+    add_run(&folder, "fish-gamma", 0.6);
+    fs::create_dir_all(&empty).expect("empty runs folder");
+    let settings = Settings {
+        theme: finesse_app::app::ThemeChoice::Dark,
+        ..Settings::default()
+    };
+    let build = |runs: PathBuf| {
+        let settings = settings.clone();
+        let mut harness = Harness::builder()
+            .with_size(egui::Vec2::new(1400.0, 900.0))
+            .wgpu()
+            .build_eframe(move |_cc| FinesseApp::new(settings.clone(), Some(runs.clone())));
+        harness.run();
+        harness
+    };
+    let mut failures = Vec::new();
+    let mut shot = |harness: &mut Harness<'_, FinesseApp>, name: &str| {
+        harness.run();
+        if let Err(e) = harness.try_snapshot(name) {
+            failures.push(format!("{name}: {e}"));
+        }
+    };
+
+    let mut harness = build(folder.clone());
+    shot(&mut harness, "runs-table");
+    harness.get_by_label("fish-alpha").click();
+    harness.run();
+    shot(&mut harness, "run-view");
+    harness.get_by_label("Analysis").click();
+    harness.run();
+    shot(&mut harness, "heatmap");
+    harness.get_by_label("All runs").click();
+    harness.run();
+    for name in ["fish-alpha", "fish-gamma"] {
+        harness.get_by_label(&format!("Compare {name}")).click();
+        harness.run();
+    }
+    harness.get_by_label("Compare 2 runs").click();
+    harness.run();
+    shot(&mut harness, "compare");
+    drop(harness);
+
+    let mut harness = build(empty.clone());
+    harness.get_by_label("Welcome to finesse");
+    shot(&mut harness, "welcome");
+    drop(harness);
+
+    for f in [&folder, &empty] {
+        let _ = fs::remove_dir_all(f);
+    }
+    assert!(
+        failures.is_empty(),
+        "snapshots differ:\n{}",
+        failures.join("\n")
+    );
+}

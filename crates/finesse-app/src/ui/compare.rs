@@ -153,10 +153,24 @@ fn curves(compare: &Compare, smoothing: f64, ui: &mut egui::Ui) {
         right.strong(format!("Dev {metric}"));
         // Metrics rise: the lower right corner is the free one.
         let legend = Legend::default().position(egui_plot::Corner::RightBottom);
-        step_plot("compare-metric", height, link, legend).show(right, |plot| {
-            for (i, live) in compare.runs.iter().enumerate() {
+        let curves: Vec<_> = compare
+            .runs
+            .iter()
+            .map(|live| metric_curve(live, &metric))
+            .collect();
+        // A flat metric (one evaluation, or equal values) gets a band of ±0.05 around it
+        // instead of egui_plot's wide default range for a zero-height plot.
+        let ys = curves.iter().flatten().map(|p| p[1]);
+        let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+        let mut plot = step_plot("compare-metric", height, link, legend);
+        if lo.is_finite() && hi - lo < 1e-9 {
+            plot = plot.include_y(lo - 0.05).include_y(hi + 0.05);
+        }
+        plot.show(right, |plot| {
+            for (i, (live, pts)) in compare.runs.iter().zip(curves).enumerate() {
                 let name = row(live).name;
-                let pts = metric_curve(live, &metric);
                 plot.line(Line::new(name.clone(), pts.clone()).color(color(i)));
                 plot.points(Points::new(name, pts).color(color(i)).radius(3.0));
             }
