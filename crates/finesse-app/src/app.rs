@@ -197,6 +197,8 @@ pub struct FinesseApp {
     pub fetch_setup: crate::fetch::FetchSetup,
     /// The welcome view's demo (`finesse demo`'s settings; tests make it small).
     pub demo: finesse_train::demo::DemoSettings,
+    /// The welcome view's GLUE folder field (empty: `$FINESSE_HOME/data/glue` or the sample).
+    pub demo_data_field: String,
     /// The demo run waiting for its model's fetch.
     pending_demo: Option<(finesse_train::RunConfig, DeviceChoice)>,
     /// The theme last handed to egui.
@@ -235,6 +237,7 @@ impl FinesseApp {
             fetch: None,
             fetch_setup: Default::default(),
             demo: Default::default(),
+            demo_data_field: String::new(),
             pending_demo: None,
             applied_theme: None,
             scanner: Scanner::default(),
@@ -307,6 +310,7 @@ impl FinesseApp {
             Target::GlueFolder => self.new_run.as_mut().map(|n| &mut n.form.data_dir),
             Target::FigureExport => self.open.as_mut().map(|o| &mut o.export_path),
             Target::TableExport => Some(&mut self.table_export_path),
+            Target::DemoGlueFolder => Some(&mut self.demo_data_field),
         }
     }
 
@@ -683,6 +687,18 @@ impl FinesseApp {
                 runs
             }
         };
+        let typed = self.demo_data_field.trim();
+        if !typed.is_empty() {
+            let dir = PathBuf::from(typed);
+            if !dir.join("SST-2").join("train.tsv").is_file() {
+                return Err(format!(
+                    "{} holds no SST-2/train.tsv (a GLUE-layout folder; `finesse data fetch \
+                     sst2` makes one)",
+                    dir.display()
+                ));
+            }
+            self.demo.data_dir = Some(dir);
+        }
         std::fs::create_dir_all(&runs)
             .map_err(|e| format!("cannot create the runs folder {}: {e}", runs.display()))?;
         let (data, sample) = finesse_train::demo::demo_data(self.demo.data_dir.clone())

@@ -19,6 +19,8 @@ pub enum Target {
     FigureExport,
     /// The runs table's export file.
     TableExport,
+    /// The welcome view's GLUE folder for the demo.
+    DemoGlueFolder,
 }
 
 impl Target {
@@ -28,6 +30,7 @@ impl Target {
             Self::RunsFolder => "Choose the runs folder",
             Self::ModelFolder => "Choose a model folder (config.json, model.safetensors)",
             Self::GlueFolder => "Choose the GLUE folder (SST-2/train.tsv, …)",
+            Self::DemoGlueFolder => "Choose a GLUE folder with SST-2 for the demo",
             Self::FigureExport => "Save the figure as (.png or .svg)",
             Self::TableExport => "Save the runs table as (.md, .csv or .json)",
         }

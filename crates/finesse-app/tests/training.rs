@@ -241,7 +241,6 @@ fn the_welcome_view_runs_the_demo_in_one_click() {
         model: s.model.display().to_string(),
         steps: 4,
         fisher_samples: 8,
-        data_dir: Some(s.data.clone()),
         ..Default::default()
     };
     frames(&mut harness);
@@ -249,6 +248,21 @@ fn the_welcome_view_runs_the_demo_in_one_click() {
     harness.get_by_label("1. Start fine-tuning runs");
     harness.get_by_label("2. Follow runs live");
     harness.get_by_label("3. See where fine-tuning changes the model");
+    // A GLUE folder without SST-2 is refused, saying why.
+    let field = "SST-2 from a GLUE folder (optional)";
+    harness.get_by_label(field).click();
+    harness.run();
+    harness
+        .get_by_label(field)
+        .type_text(&s.runs.display().to_string());
+    harness.run();
+    harness.get_by_label("Run the demo").click();
+    frames(&mut harness);
+    harness.get_by_label_contains("holds no SST-2/train.tsv");
+    assert!(!harness.state().queue.is_busy());
+    // The toy SST-2 folder is taken.
+    harness.state_mut().demo_data_field = s.data.display().to_string();
+    frames(&mut harness);
     harness.get_by_label("Run the demo").click();
     frames(&mut harness);
     let demo_dir = || {
@@ -268,6 +282,7 @@ fn the_welcome_view_runs_the_demo_in_one_click() {
         finesse_train::MethodName::Fish
     );
     assert_eq!(info.config.max_steps, Some(4));
+    assert_eq!(info.config.data_dir, s.data);
     assert_eq!(status(&run), RunStatus::Finished);
     harness.state_mut().poll_now();
     frames(&mut harness);

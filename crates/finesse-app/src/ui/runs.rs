@@ -75,6 +75,7 @@ fn command_line(path: &std::path::Path) -> Result<String, String> {
 fn welcome(app: &mut FinesseApp, ui: &mut egui::Ui, folder: Option<&std::path::Path>) {
     ui.add_space(24.0);
     let mut demo = false;
+    let mut browse = false;
     ui.vertical_centered(|ui| {
         ui.heading("Welcome to finesse");
         ui.add_space(8.0);
@@ -122,6 +123,18 @@ fn welcome(app: &mut FinesseApp, ui: &mut egui::Ui, folder: Option<&std::path::P
              the cache.",
             app.demo.fisher_samples, app.demo.steps
         ));
+        ui.horizontal(|ui| {
+            let label = ui.label("SST-2 from a GLUE folder (optional)");
+            ui.add(
+                egui::TextEdit::singleline(&mut app.demo_data_field)
+                    .hint_text("empty: as said above")
+                    .desired_width(330.0),
+            )
+            .labelled_by(label.id);
+            if super::browse_button(ui, app.browsing()) {
+                browse = true;
+            }
+        });
         ui.add_space(8.0);
         match folder {
             Some(folder) => ui.label(format!(
@@ -137,6 +150,9 @@ fn welcome(app: &mut FinesseApp, ui: &mut egui::Ui, folder: Option<&std::path::P
             )),
         };
     });
+    if browse {
+        app.browse(crate::dialogs::Target::DemoGlueFolder);
+    }
     if demo && let Err(e) = app.start_demo() {
         app.notify(format!("The demo cannot start: {e}"), true);
     }
