@@ -932,3 +932,30 @@ fn snapshots_of_the_main_views() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn a_small_window_keeps_the_controls_and_the_heatmap_inside() {
+    let dir = runs_folder();
+    let folder = dir.path().to_path_buf();
+    let (w, h) = (800.0, 560.0);
+    let mut harness = Harness::builder()
+        .with_size(egui::Vec2::new(w, h))
+        .build_eframe(move |_cc| FinesseApp::new(Settings::default(), Some(folder.clone())));
+    harness.run();
+    let inside =
+        |r: egui::Rect| r.left() >= 0.0 && r.top() >= 0.0 && r.right() <= w && r.bottom() <= h;
+    for label in ["New run", "Open folder", "Refresh", "Theme", "Filter"] {
+        let r = harness.get_by_label(label).rect();
+        assert!(inside(r), "{label} is clipped at {w}×{h}: {r:?}");
+    }
+    harness.get_by_label("fish-alpha").click();
+    harness.run();
+    harness.get_by_label("Analysis").click();
+    harness.run();
+    let r = harness.get_by_label("layer × matrix heatmap").rect();
+    assert!(
+        r.right() <= w,
+        "the heatmap is wider than the window: {r:?}"
+    );
+    assert!(inside(harness.get_by_label("All runs").rect()));
+}
