@@ -199,8 +199,8 @@ pub struct FinesseApp {
     pub demo: finesse_train::demo::DemoSettings,
     /// The welcome view's GLUE folder field (empty: `$FINESSE_HOME/data/glue` or the sample).
     pub demo_data_field: String,
-    /// The demo run waiting for its model's fetch.
-    pending_demo: Option<(finesse_train::RunConfig, DeviceChoice)>,
+    /// The run (the demo, or one from the New run form) waiting for its model's fetch.
+    pending_run: Option<(finesse_train::RunConfig, DeviceChoice)>,
     /// The theme last handed to egui.
     applied_theme: Option<ThemeChoice>,
     scanner: Scanner,
@@ -238,7 +238,7 @@ impl FinesseApp {
             fetch_setup: Default::default(),
             demo: Default::default(),
             demo_data_field: String::new(),
-            pending_demo: None,
+            pending_run: None,
             applied_theme: None,
             scanner: Scanner::default(),
             scanned_folder: None,
@@ -561,6 +561,20 @@ impl FinesseApp {
     pub fn start_new_run(&mut self) -> Result<(), Problems> {
         let checked = self.check_new_run()?;
         let name = checked.config.output_dir.clone();
+        let model = checked.config.model.clone();
+        // A known model not in the cache is fetched first, with progress and Cancel (the
+        // fetch phase of the run, shown at the bottom), unless another fetch is going on.
+        let fetching = self.fetch.as_ref().is_some_and(ModelFetch::is_running);
+        if !fetching && self.pending_run.is_none() && self.fetch_setup.needs_fetch(&model) {
+            self.fetch_model(&model);
+            self.pending_run = Some((checked.config, checked.device));
+            self.new_run = None;
+            self.notify(
+                format!("{} starts once {model} is fetched", name.display()),
+                false,
+            );
+            return Ok(());
+        }
         let waiting_before = self.queue.is_busy();
         self.queue.push(checked.config, checked.device, false);
         self.new_run = None;
@@ -730,7 +744,7 @@ impl FinesseApp {
         if self.fetch_setup.needs_fetch(&self.demo.model) {
             let model = self.demo.model.clone();
             self.fetch_model(&model);
-            self.pending_demo = Some((config, device));
+            self.pending_run = Some((config, device));
             self.notify(
                 format!("The demo trains on {on} once {model} is fetched"),
                 false,
@@ -743,7 +757,7 @@ impl FinesseApp {
         Ok(())
     }
 
-    /// Follows the model fetch: a finished one queues the demo waiting for it, a failed or
+    /// Follows the model fetch: a finished one queues the run waiting for it, a failed or
     /// cancelled one drops it, saying so. Returns whether anything changed.
     pub fn tick_fetch(&mut self) -> bool {
         let Some(fetch) = &self.fetch else {
@@ -752,20 +766,22 @@ impl FinesseApp {
         match fetch.state() {
             FetchState::Running(_) => return true,
             FetchState::Done(_) => {
-                if let Some((config, device)) = self.pending_demo.take() {
+                if let Some((config, device)) = self.pending_run.take() {
                     self.queue.push(config, device, false);
                     self.poll_now();
                 }
             }
             FetchState::Failed(e) => {
-                if self.pending_demo.take().is_some() {
-                    self.notify(format!("The demo cannot start: {e}"), true);
+                if let Some((config, _)) = self.pending_run.take() {
+                    let name = config.output_dir.display();
+                    self.notify(format!("{name} cannot start: {e}"), true);
                 }
             }
             FetchState::Cancelled => {
-                if self.pending_demo.take().is_some() {
+                if let Some((config, _)) = self.pending_run.take() {
+                    let name = config.output_dir.display();
                     self.notify(
-                        "The demo was not started: the model fetch was cancelled",
+                        format!("{name} was not started: the model fetch was cancelled"),
                         false,
                     );
                 }

@@ -354,3 +354,48 @@ fn fetching_the_model_shows_its_progress_and_cancels() {
         .collect();
     assert!(left.is_empty(), "nothing cached, no leftovers: {left:?}");
 }
+
+#[test]
+fn a_new_run_of_an_uncached_model_fetches_it_first_and_a_cancelled_fetch_starts_nothing() {
+    let s = setup();
+    let models = s.runs.parent().expect("parent").join("models");
+    let mut harness = harness(&s.runs);
+    harness.state_mut().fetch_setup = finesse_app::fetch::FetchSetup {
+        python: Some(slow_pip(s.runs.parent().expect("parent")).into_os_string()),
+        models: Some(models),
+    };
+    fill_form(&mut harness, &s, "needs-model");
+    harness
+        .state_mut()
+        .new_run
+        .as_mut()
+        .expect("form")
+        .form
+        .model = finesse_bert::hub::DEFAULT_MODEL.to_string();
+    frames(&mut harness);
+    harness.get_by_label("Start").click();
+    frames(&mut harness);
+    assert!(harness.state().new_run.is_none(), "the form closes");
+    assert!(
+        !harness.state().queue.is_busy(),
+        "nothing trains before the fetch ends"
+    );
+    assert!(
+        harness
+            .state()
+            .fetch
+            .as_ref()
+            .is_some_and(|f| f.is_running()),
+        "the model is being fetched"
+    );
+    harness.get_by_label_contains("starts once all-MiniLM-L6-v2 is fetched");
+    harness.get_by_label("Cancel fetch").click();
+    let start = Instant::now();
+    while harness.query_by_label_contains("was not started").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+        harness.step();
+    }
+    assert!(!harness.state().queue.is_busy());
+    assert!(!s.runs.join("needs-model").exists(), "no run directory");
+}
