@@ -392,7 +392,12 @@ fn a_new_run_of_an_uncached_model_fetches_it_first_and_a_cancelled_fetch_starts_
     harness.get_by_label("Cancel fetch").click();
     let start = Instant::now();
     while harness.query_by_label_contains("was not started").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "not cancelled");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not cancelled: notice {:?}, fetch {:?}",
+            harness.state().notice,
+            harness.state().fetch.as_ref().map(|f| f.describe())
+        );
         std::thread::sleep(Duration::from_millis(50));
         harness.step();
     }

@@ -78,8 +78,10 @@ fn fetch_panel(app: &mut FinesseApp, ui: &mut egui::Ui) {
                     .show_percentage()
                     .animate(fraction.is_none());
                 ui.add(bar);
-                ui.label(text);
+                // Before the text, whose width changes as the megabytes grow: the button
+                // stays where the pointer is.
                 cancel = ui.button("Cancel fetch").clicked();
+                ui.label(text);
             }
             FetchState::Failed(_) => {
                 ui.label(RichText::new(text).color(error));
