@@ -203,16 +203,28 @@ impl Heatmap {
         value.map_or_else(|| "—".into(), |v| format_value(v, self.figure.percent))
     }
 
-    /// What hovering cell (`layer`, `matrix`) shows: where it is, the exact value, the tensors
-    /// and the mask's counts.
-    pub fn hover_text(&self, layer: usize, matrix: usize) -> String {
-        let label = self
-            .figure
+    /// The label of matrix column `matrix` (`WQ`, …; empty when out of range).
+    pub fn matrix_label(&self, matrix: usize) -> String {
+        self.figure
             .panels
             .first()
             .and_then(|p| p.grid.matrices.get(matrix))
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The HF names of the tensors cell (`layer`, `matrix`) sums.
+    pub fn cell_tensors(&self, layer: usize, matrix: usize) -> &[String] {
+        self.tensors
+            .get(layer)
+            .and_then(|r| r.get(matrix))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// What hovering cell (`layer`, `matrix`) shows: where it is, the exact value, the tensors
+    /// and the mask's counts.
+    pub fn hover_text(&self, layer: usize, matrix: usize) -> String {
+        let label = self.matrix_label(matrix);
         let value = self.value(layer, matrix);
         let exact = value.map_or_else(
             || "no value".into(),

@@ -303,17 +303,16 @@ fn slow_pip(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn fetching_the_model_shows_its_progress_and_cancels() {
-    let s = setup();
-    let models = s.runs.parent().expect("parent").join("models");
-    let mut harness = harness(&s.runs);
+/// Fetches of this app run the stand-in pip into `models`.
+fn stand_in_fetches(harness: &mut Harness<'static, FinesseApp>, s: &Setup, models: &Path) {
     harness.state_mut().fetch_setup = finesse_app::fetch::FetchSetup {
         python: Some(slow_pip(s.runs.parent().expect("parent")).into_os_string()),
-        models: Some(models.clone()),
+        models: Some(models.to_path_buf()),
     };
-    harness.get_by_label("New run").click();
-    harness.run();
+}
+
+/// The open New run form names the default model (not in the stand-in cache).
+fn ask_for_the_default_model(harness: &mut Harness<'static, FinesseApp>) {
     harness
         .state_mut()
         .new_run
@@ -321,7 +320,18 @@ fn fetching_the_model_shows_its_progress_and_cancels() {
         .expect("form")
         .form
         .model = finesse_bert::hub::DEFAULT_MODEL.to_string();
-    frames(&mut harness);
+    frames(harness);
+}
+
+#[test]
+fn fetching_the_model_shows_its_progress_and_cancels() {
+    let s = setup();
+    let models = s.runs.parent().expect("parent").join("models");
+    let mut harness = harness(&s.runs);
+    stand_in_fetches(&mut harness, &s, &models);
+    harness.get_by_label("New run").click();
+    harness.run();
+    ask_for_the_default_model(&mut harness);
     harness.get_by_label_contains("the run fetches it when it starts");
     harness.get_by_label("Fetch now").click();
     let downloading = |app: &FinesseApp| {
@@ -360,19 +370,9 @@ fn a_new_run_of_an_uncached_model_fetches_it_first_and_a_cancelled_fetch_starts_
     let s = setup();
     let models = s.runs.parent().expect("parent").join("models");
     let mut harness = harness(&s.runs);
-    harness.state_mut().fetch_setup = finesse_app::fetch::FetchSetup {
-        python: Some(slow_pip(s.runs.parent().expect("parent")).into_os_string()),
-        models: Some(models),
-    };
+    stand_in_fetches(&mut harness, &s, &models);
     fill_form(&mut harness, &s, "needs-model");
-    harness
-        .state_mut()
-        .new_run
-        .as_mut()
-        .expect("form")
-        .form
-        .model = finesse_bert::hub::DEFAULT_MODEL.to_string();
-    frames(&mut harness);
+    ask_for_the_default_model(&mut harness);
     harness.get_by_label("Start").click();
     frames(&mut harness);
     assert!(harness.state().new_run.is_none(), "the form closes");

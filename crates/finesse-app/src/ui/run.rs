@@ -452,23 +452,10 @@ fn analysis(
         Some((_, Ok(map))) if *lines => super::lines::show(ui, map),
         Some((_, Ok(map))) => {
             if let Some((layer, matrix)) = heatmap::show(ui, map) {
-                let names = map
-                    .tensors
-                    .get(layer)
-                    .and_then(|r| r.get(matrix))
-                    .cloned()
-                    .unwrap_or_default();
-                let label = map
-                    .figure
-                    .panels
-                    .first()
-                    .and_then(|p| p.grid.matrices.get(matrix))
-                    .cloned()
-                    .unwrap_or_default();
                 open.details = Some(CellDetails::read(
                     &open.live.dir.root,
-                    format!("layer {} · {label}", layer + 1),
-                    &names,
+                    format!("layer {} · {}", layer + 1, map.matrix_label(matrix)),
+                    map.cell_tensors(layer, matrix),
                 ));
             }
         }
