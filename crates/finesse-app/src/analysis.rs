@@ -188,7 +188,7 @@ impl Heatmap {
             figure,
             scale,
             tensors: a.tensors.clone(),
-            counts: vec![Vec::new(); a.tensors.len()],
+            counts: Vec::new(),
             operands,
         })
     }

@@ -147,6 +147,24 @@ pub struct NewRun {
     pub form: NewRunForm,
     /// The models in the cache (offered next to the model field).
     pub cached_models: Vec<String>,
+    /// Whether the model named in the form must be fetched first, for the name it was
+    /// checked for (checked again when the name changes or a fetch ends, not every frame).
+    pub fetch_check: Option<(String, bool)>,
+}
+
+impl NewRun {
+    /// Whether `model` (the form's) must be fetched before a run can use it, from the last
+    /// check when the name has not changed.
+    pub fn needs_fetch(&mut self, setup: &crate::fetch::FetchSetup, model: &str) -> bool {
+        match &self.fetch_check {
+            Some((checked, needs)) if checked == model => *needs,
+            _ => {
+                let needs = setup.needs_fetch(model);
+                self.fetch_check = Some((model.to_string(), needs));
+                needs
+            }
+        }
+    }
 }
 
 /// The finesse desktop app.
@@ -537,6 +555,7 @@ impl FinesseApp {
         self.new_run = Some(NewRun {
             form,
             cached_models,
+            fetch_check: None,
         });
     }
 
@@ -701,8 +720,12 @@ impl FinesseApp {
                 runs
             }
         };
+        // The typed folder wins over the settings' for this run only (clearing the field goes
+        // back to the default).
         let typed = self.demo_data_field.trim();
-        if !typed.is_empty() {
+        let given = if typed.is_empty() {
+            self.demo.data_dir.clone()
+        } else {
             let dir = PathBuf::from(typed);
             if !dir.join("SST-2").join("train.tsv").is_file() {
                 return Err(format!(
@@ -711,12 +734,11 @@ impl FinesseApp {
                     dir.display()
                 ));
             }
-            self.demo.data_dir = Some(dir);
-        }
+            Some(dir)
+        };
         std::fs::create_dir_all(&runs)
             .map_err(|e| format!("cannot create the runs folder {}: {e}", runs.display()))?;
-        let (data, sample) = finesse_train::demo::demo_data(self.demo.data_dir.clone())
-            .map_err(|e| e.to_string())?;
+        let (data, sample) = finesse_train::demo::demo_data(given).map_err(|e| e.to_string())?;
         let taken = self.queue.paths();
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -766,6 +788,15 @@ impl FinesseApp {
         match fetch.state() {
             FetchState::Running(_) => return true,
             FetchState::Done(_) => {
+                // A "must fetch" answer is stale now (checked once more, then cached again).
+                if let Some(new_run) = &mut self.new_run
+                    && new_run
+                        .fetch_check
+                        .as_ref()
+                        .is_some_and(|(_, needs)| *needs)
+                {
+                    new_run.fetch_check = None;
+                }
                 if let Some((config, device)) = self.pending_run.take() {
                     self.queue.push(config, device, false);
                     self.poll_now();

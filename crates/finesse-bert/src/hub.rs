@@ -825,13 +825,12 @@ fn default_python() -> std::ffi::OsString {
 /// # Errors
 ///
 /// Those of [`fetch`], and [`BertError::FetchCancelled`] when `control.cancel` is set first.
-pub fn fetch_with(name: &str, force: bool, control: FetchControl<'_>) -> Result<PathBuf> {
+pub fn fetch_with(name: &str, force: bool, mut control: FetchControl<'_>) -> Result<PathBuf> {
     let known = known_model(name).ok_or_else(|| unknown_model(name))?;
     let python = control
         .python
         .map_or_else(default_python, ToOwned::to_owned);
     let models = control.models.map_or_else(models_dir, Path::to_path_buf);
-    let mut control = control;
     fetch_known_with(&models, known, force, is_offline(), (&python, &mut control))
 }
 

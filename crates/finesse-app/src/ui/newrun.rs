@@ -41,7 +41,7 @@ pub fn window(app: &mut FinesseApp, ctx: &egui::Context) {
     };
     let cached = new_run.cached_models.clone();
     let model = new_run.form.model.trim().to_string();
-    let needs_fetch = app.fetch_setup.needs_fetch(&model);
+    let needs_fetch = new_run.needs_fetch(&app.fetch_setup, &model);
     let mut fetch_now = false;
     egui::Window::new("New run")
         .open(&mut open)
