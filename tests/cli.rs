@@ -871,6 +871,32 @@ fn report_prints_the_table_of_a_run_directory_and_writes_csv_and_json() {
         "{}",
         stderr(&out)
     );
+
+    // A pivot on lr: one column per lr, the best cell bold and named.
+    let out = finesse!()
+        .arg("report")
+        .arg(&run)
+        .args(["--pivot", "lr"])
+        .output()
+        .expect("run");
+    let md = String::from_utf8_lossy(&finesse_testkit::ok(out).stdout).into_owned();
+    assert_eq!(
+        md.lines().collect::<Vec<_>>(),
+        [
+            "| task | method | kept | lr 1e-3 | best lr (dev accuracy) |",
+            "|---|---|---|---|---|",
+            "| SST-2 | fish | 5.00% | **0.5000** | 1e-3 |"
+        ],
+        "{md}"
+    );
+    let out = finesse!()
+        .arg("report")
+        .arg(&run)
+        .args(["--pivot", "lr", "--group-by", "method"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "--pivot and --group-by together");
+    assert!(stderr(&out).contains("cannot be used with"), "{}", stderr(&out));
 }
 
 #[test]

@@ -98,3 +98,49 @@ fn gelu_backward_is_bit_identical_above_the_parallel_threshold() {
         "gelu's backward: the parallel path changed bits"
     );
 }
+
+/// The exact GELU and its derivative in f64 (libm's `erf`, fdlibm: < 1 ulp in f64).
+fn gelu_f64(x: f64) -> (f64, f64) {
+    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (x * cdf, cdf + x * pdf)
+}
+
+/// The vendored flex evaluates GELU's erf with a branch-free rational approximation (so it
+/// vectorises; vendor/README.md). It must stay as exact as the f32 formula allows: forward and
+/// backward within a few f32 roundings of the exact f64 values, scaled by max(1, |x|) (the
+/// formula's own `1 + erf` rounds to 6e-8 absolute, which `0.5 x` scales).
+#[test]
+fn gelu_matches_the_exact_formula() {
+    let device = Device::flex().autodiff();
+    // Every 1e-4 over [-12, 12]: both tails, erf's saturation near |x / √2| = 3.92, and 0.
+    let xs: Vec<f32> = (-120_000..=120_000).map(|i| i as f32 * 1e-4).collect();
+    let x = Tensor::<1>::from_floats(xs.as_slice(), &device).require_grad();
+    let y = gelu(x.clone());
+    let grads = y.clone().sum().backward();
+    let dy = x.grad(&grads).expect("gradient");
+    let to_vec = |t: Tensor<1>| t.into_data().try_into_vec_as::<f32>().expect("f32 data");
+    let (y, dy) = (to_vec(y.inner()), to_vec(dy));
+    let (mut worst_y, mut worst_dy) = ((0.0f64, 0.0f32), (0.0f64, 0.0f32));
+    for ((&x, &y), &dy) in xs.iter().zip(&y).zip(&dy) {
+        let (ey, edy) = gelu_f64(f64::from(x));
+        let scale = f64::from(x.abs()).max(1.0);
+        let err_y = (f64::from(y) - ey).abs() / scale;
+        let err_dy = (f64::from(dy) - edy).abs() / scale;
+        if err_y > worst_y.0 {
+            worst_y = (err_y, x);
+        }
+        if err_dy > worst_dy.0 {
+            worst_dy = (err_dy, x);
+        }
+    }
+    eprintln!("gelu: worst scaled error {worst_y:?}, backward {worst_dy:?}");
+    assert!(
+        worst_y.0 <= 2.5e-7,
+        "gelu off the exact formula: {worst_y:?}"
+    );
+    assert!(
+        worst_dy.0 <= 2.5e-7,
+        "gelu's backward off the exact formula: {worst_dy:?}"
+    );
+}

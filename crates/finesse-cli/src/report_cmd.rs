@@ -22,8 +22,19 @@ pub struct ReportArgs {
     /// Group runs that agree on these keys (task, method, kept, lr, seed; comma-separated,
     /// e.g. `method,lr`): one row per group with mean ± sample std (n − 1) over its finished
     /// runs.
-    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "KEYS",
+        conflicts_with = "pivot"
+    )]
     group_by: Vec<GroupKey>,
+    /// Pivot on this key (lr, seed, kept, task or method): one column per value, one row per
+    /// combination of the other keys (seeds pooled), each cell the task's main dev metric,
+    /// mean ± std over the finished runs in it; the best cell per row in bold (for seeds: the
+    /// row's mean ± std in the last column).
+    #[arg(long, value_name = "KEY")]
+    pivot: Option<GroupKey>,
 }
 
 /// The table's format.
@@ -52,6 +63,10 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let report = Report::open(&args.runs)
         .context("reading the runs")?
         .grouped(&args.group_by);
+    let report = match args.pivot {
+        Some(key) => report.pivoted(key),
+        None => report,
+    };
     let format = args
         .format
         .unwrap_or_else(|| ReportFormat::of(args.out.as_deref()));

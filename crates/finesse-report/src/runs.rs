@@ -45,6 +45,18 @@ impl Run {
         self.summary.info.as_ref().map(|i| &i.config.method)
     }
 
+    /// The stem of the mask file a FISH run trained (`--mask FILE`; `None` when the run made
+    /// its own mask).
+    pub fn mask_file(&self) -> Option<String> {
+        match self.method()? {
+            MethodConfig::Fish {
+                mask_file: Some(path),
+                ..
+            } => path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+            _ => None,
+        }
+    }
+
     /// The method's short name (`fish`, `dense`, …; `?` without a `run.json`).
     pub fn method_name(&self) -> &'static str {
         self.method().map_or("?", MethodConfig::name)

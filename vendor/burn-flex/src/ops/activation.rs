@@ -68,7 +68,7 @@ impl ActivationOps<Flex> for Flex {
 
     fn gelu(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // 0.5 * x * (1 + erf(x / sqrt(2)))
-        use crate::ops::unary::{erf_f32, erf_f64};
+        use crate::ops::unary::{erf_f32_gelu as erf_f32, erf_f64};
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         unary_op(
@@ -80,7 +80,7 @@ impl ActivationOps<Flex> for Flex {
 
     fn gelu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
         // d/dx[gelu(x)] = 0.5 * (1 + erf(x/sqrt(2))) + x * (1/sqrt(2*pi)) * exp(-x^2/2)
-        use crate::ops::unary::{erf_f32, erf_f64};
+        use crate::ops::unary::{erf_f32_gelu as erf_f32, erf_f64};
         let sqrt2_f32: f32 = core::f32::consts::SQRT_2;
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         let inv_sqrt_2pi_f32: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
@@ -319,6 +319,15 @@ fn softmax_rows_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32], 
     }
 }
 
+/// `x.exp()`, with the inputs whose exponential rounds to +0 in f32 (x < -104: e^-104 is below
+/// half the smallest subnormal) answered directly: the padded keys of an attention mask
+/// (scores near -1e9 or f32::MIN) otherwise send glibc's `expf` down its underflow path
+/// (`__math_uflowf` and errno), 2-3% of a padded training step. Bit-identical to `x.exp()`.
+#[inline(always)]
+fn exp_or_zero(x: f32) -> f32 {
+    if x < -104.0 { 0.0 } else { x.exp() }
+}
+
 /// Scalar fallback row kernel for f32 softmax when the `simd` feature is
 /// disabled. Uses the same 3-pass algorithm as the SIMD path; LLVM
 /// autovectorizes the max-reduce and normalize loops on most targets.
@@ -333,7 +342,7 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
     }
     let mut sum = 0.0f32;
     for (i, &x) in input.iter().enumerate() {
-        let e = (x - max_val).exp();
+        let e = exp_or_zero(x - max_val);
         output[i] = e;
         sum += e;
     }
@@ -380,7 +389,7 @@ fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
     // here still lands us at memory bandwidth.
     let mut sum = 0.0f32;
     for idx in 0..len {
-        let e = (input[idx] - max_val).exp();
+        let e = exp_or_zero(input[idx] - max_val);
         output[idx] = e;
         sum += e;
     }

@@ -9,6 +9,9 @@
 //! in the denominator; none for a single run) over the group's finished runs (over all its runs
 //! when none has finished); the `status` cell counts the runs by status.
 //!
+//! [`Report::pivoted`] (`--pivot lr`) turns the runs into a [`Pivot`]: one column per value of
+//! a key, each cell the main dev metric averaged over seeds (the lr sweep and seed tables).
+//!
 //! Unfinished runs (no `metrics.json`) still get a row: their status, the steps done, the
 //! latest evaluation of the first dev split and the best so far, from the events.
 
@@ -23,6 +26,9 @@ use serde::Serialize;
 
 use crate::error::{ReportError, Result};
 use crate::runs::{Run, format_lr, open_all};
+
+mod pivot;
+pub use pivot::{Pivot, PivotCell, PivotRow};
 
 /// One run's row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -39,6 +45,8 @@ pub struct ReportRow {
     pub method: String,
     /// What the method kept or pruned, as text (`0.50%`, `30.0% sparse`, `biases + head`, `all`).
     pub kept: String,
+    /// The stem of the mask file a FISH run trained (`--mask FILE`), if any.
+    pub mask: Option<String>,
     /// Kept fraction of a fixed-subset method (its mask's, or the budget it asked for).
     pub keep_ratio: Option<f64>,
     /// Final sparsity of WQ…WO of a pruning or supermask run.
@@ -122,6 +130,7 @@ impl ReportRow {
             task: run.task(),
             method: run.method_name().to_string(),
             kept: run.budget_text(),
+            mask: run.mask_file(),
             keep_ratio: run.keep_ratio(),
             sparsity: run.sparsity(),
             lr: run.lr(),
@@ -157,6 +166,8 @@ pub enum GroupKey {
     Method,
     /// What the method kept (the `kept` column's text).
     Kept,
+    /// The mask file a FISH run trained (its stem; empty when the run made its own mask).
+    Mask,
     /// The learning rate.
     Lr,
     /// The seed.
@@ -165,7 +176,14 @@ pub enum GroupKey {
 
 impl GroupKey {
     /// Every key, in the order the table shows them.
-    pub const ALL: [Self; 5] = [Self::Task, Self::Method, Self::Kept, Self::Lr, Self::Seed];
+    pub const ALL: [Self; 6] = [
+        Self::Task,
+        Self::Method,
+        Self::Kept,
+        Self::Mask,
+        Self::Lr,
+        Self::Seed,
+    ];
 
     /// The key's name (`task`, `method`, `kept`, `lr`, `seed`).
     pub fn name(self) -> &'static str {
@@ -173,6 +191,7 @@ impl GroupKey {
             Self::Task => "task",
             Self::Method => "method",
             Self::Kept => "kept",
+            Self::Mask => "mask",
             Self::Lr => "lr",
             Self::Seed => "seed",
         }
@@ -184,6 +203,7 @@ impl GroupKey {
             Self::Task => row.task.clone(),
             Self::Method => row.method.clone(),
             Self::Kept => row.kept.clone(),
+            Self::Mask => row.mask.clone().unwrap_or_default(),
             Self::Lr => row.lr.map(format_lr).unwrap_or_default(),
             Self::Seed => row.seed.map(|s| s.to_string()).unwrap_or_default(),
         }
@@ -200,7 +220,7 @@ impl GroupKey {
 
 /// A `--group-by` name that is not a [`GroupKey`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown group key `{0}` (use task, method, kept, lr or seed, comma-separated)")]
+#[error("unknown group key `{0}` (use task, method, kept, mask, lr or seed, comma-separated)")]
 pub struct UnknownGroupKey(pub String);
 
 impl FromStr for GroupKey {
@@ -213,6 +233,7 @@ impl FromStr for GroupKey {
             .find(|k| k.name() == lower)
             .or(match lower.as_str() {
                 "keep" | "budget" | "keep-ratio" | "keep_ratio" => Some(Self::Kept),
+                "mask-file" | "mask_file" => Some(Self::Mask),
                 _ => None,
             })
             .ok_or_else(|| UnknownGroupKey(s.to_string()))
@@ -283,6 +304,9 @@ pub struct Report {
     /// The groups, in order of their first run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupRow>,
+    /// The pivot, when pivoted ([`Report::pivoted`]); the tables show it instead of the rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pivot: Option<Pivot>,
 }
 
 impl Report {
@@ -292,6 +316,7 @@ impl Report {
             rows: runs.iter().map(ReportRow::of).collect(),
             group_by: Vec::new(),
             groups: Vec::new(),
+            pivot: None,
         }
     }
 
@@ -308,6 +333,13 @@ impl Report {
     pub fn grouped(mut self, keys: &[GroupKey]) -> Self {
         self.group_by = keys.to_vec();
         self.groups = group(&self.rows, keys);
+        self
+    }
+
+    /// Pivots the rows on `key` ([`Pivot`]: one column per value of `key`, cells the main dev
+    /// metric averaged over seeds); the tables then show the pivot.
+    pub fn pivoted(mut self, key: GroupKey) -> Self {
+        self.pivot = Some(Pivot::of(&self.rows, key));
         self
     }
 
@@ -333,6 +365,9 @@ impl Report {
     }
 
     fn table(&self) -> Table {
+        if let Some(pivot) = &self.pivot {
+            return pivot.table();
+        }
         let columns = columns(&self.rows);
         if self.group_by.is_empty() {
             Table::of_rows(&columns, &self.rows)
@@ -715,6 +750,8 @@ struct Head {
 struct Table {
     heads: Vec<Head>,
     rows: Vec<Vec<Cell>>,
+    /// Cells (row, column) shown in bold in Markdown (a pivot's best cell per row).
+    bold: Vec<(usize, usize)>,
 }
 
 impl Table {
@@ -731,7 +768,12 @@ impl Table {
             .iter()
             .map(|r| columns.iter().map(|c| c.get(r)).collect())
             .collect();
-        Self { heads, rows: cells }.without_empty_columns()
+        Self {
+            heads,
+            rows: cells,
+            bold: Vec::new(),
+        }
+        .without_empty_columns()
     }
 
     fn of_groups(columns: &[Column], keys: &[GroupKey], groups: &[GroupRow]) -> Self {
@@ -772,10 +814,15 @@ impl Table {
                 cells
             })
             .collect();
-        Self { heads, rows }.without_empty_columns()
+        Self {
+            heads,
+            rows,
+            bold: Vec::new(),
+        }
+        .without_empty_columns()
     }
 
-    /// Drops the columns no row has a value in.
+    /// Drops the columns no row has a value in (only before any cell is bold).
     fn without_empty_columns(self) -> Self {
         let keep: Vec<bool> = (0..self.heads.len())
             .map(|i| self.rows.iter().any(|r| r[i] != Cell::Empty))
@@ -790,6 +837,7 @@ impl Table {
         Self {
             heads: pick(self.heads, &keep),
             rows,
+            bold: self.bold,
         }
     }
 
@@ -809,12 +857,19 @@ impl Table {
                 .collect(),
         );
         let _ = writeln!(out, "{}|", "|---".repeat(shown.len()));
-        for row in &self.rows {
+        for (r, row) in self.rows.iter().enumerate() {
             line(
                 &mut out,
                 shown
                     .iter()
-                    .map(|i| row[*i].markdown(self.heads[*i].kind))
+                    .map(|&i| {
+                        let text = row[i].markdown(self.heads[i].kind);
+                        if self.bold.contains(&(r, i)) && !text.is_empty() {
+                            format!("**{text}**")
+                        } else {
+                            text
+                        }
+                    })
                     .collect(),
             );
         }
@@ -877,7 +932,12 @@ mod tests {
     }
 
     /// The fixture's `run.json` with another task, method, lr and seed.
-    fn info(task: &str, method: Option<serde_json::Value>, lr: f64, seed: u64) -> RunInfo {
+    pub(super) fn info(
+        task: &str,
+        method: Option<serde_json::Value>,
+        lr: f64,
+        seed: u64,
+    ) -> RunInfo {
         let mut info = RunDir::open(fixture())
             .expect("fixture")
             .read_info()
@@ -892,7 +952,7 @@ mod tests {
     }
 
     /// A finished run's `metrics.json`: `metrics` final, the first one's best at `best`.
-    fn finished(metrics: &[(&str, f64)], best: (f64, usize), secs: f64) -> MetricsFile {
+    pub(super) fn finished(metrics: &[(&str, f64)], best: (f64, usize), secs: f64) -> MetricsFile {
         MetricsFile {
             format_version: 2,
             final_metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -913,7 +973,7 @@ mod tests {
         }
     }
 
-    fn start(trainable_params: usize) -> Event {
+    pub(super) fn start(trainable_params: usize) -> Event {
         Event::Start {
             total_steps: 250,
             steps_per_epoch: 2105,
@@ -925,7 +985,7 @@ mod tests {
         }
     }
 
-    fn step(step: usize) -> Event {
+    pub(super) fn step(step: usize) -> Event {
         Event::Step {
             step,
             epoch: 0.1,
@@ -937,7 +997,7 @@ mod tests {
         }
     }
 
-    fn eval(step: usize, metrics: &[(&str, f64)]) -> Event {
+    pub(super) fn eval(step: usize, metrics: &[(&str, f64)]) -> Event {
         Event::Eval {
             step,
             split: "dev".into(),
@@ -947,7 +1007,7 @@ mod tests {
         }
     }
 
-    fn end(secs: f64) -> Event {
+    pub(super) fn end(secs: f64) -> Event {
         Event::End {
             steps: 250,
             duration_secs: secs,
@@ -959,7 +1019,7 @@ mod tests {
 
     /// Writes a run directory `root/name`: `run.json`, the events, and `metrics.json` when
     /// given (a finished run).
-    fn write_run(
+    pub(super) fn write_run(
         root: &Path,
         name: &str,
         info: &RunInfo,
@@ -980,7 +1040,7 @@ mod tests {
     }
 
     /// A Markdown table's rows of cells (header first, separator left out), `\|` unescaped.
-    fn parse_markdown(md: &str) -> Vec<Vec<String>> {
+    pub(super) fn parse_markdown(md: &str) -> Vec<Vec<String>> {
         md.lines()
             .filter(|l| !l.starts_with("|---"))
             .map(|line| {
@@ -1006,7 +1066,7 @@ mod tests {
     }
 
     /// CSV records as maps from header to field.
-    fn parse_csv(text: &str) -> Vec<BTreeMap<String, String>> {
+    pub(super) fn parse_csv(text: &str) -> Vec<BTreeMap<String, String>> {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let headers = reader.headers().expect("headers").clone();
         reader
