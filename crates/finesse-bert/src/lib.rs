@@ -25,6 +25,7 @@ pub mod model;
 pub mod names;
 pub mod readback;
 pub mod registry;
+pub mod slices;
 pub mod tokenizer;
 
 pub use checkpoint::{

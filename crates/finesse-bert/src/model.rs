@@ -114,9 +114,9 @@ impl BertSelfAttention {
             t.reshape([batch, seq, self.num_heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
+        let q = heads(crate::slices::linear(&self.query, x.clone()));
+        let k = heads(crate::slices::linear(&self.key, x.clone()));
+        let v = heads(crate::slices::linear(&self.value, x));
         let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
         let probs = crate::dropout::apply(&self.dropout, softmax(scores, 3));
         probs
@@ -184,10 +184,10 @@ impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attn = self.attention.self_attention.forward(x.clone(), mask_bias);
         let out = &self.attention.output;
-        let x = out
-            .layer_norm
-            .forward(crate::dropout::apply(&out.dropout, out.dense.forward(attn)) + x);
-        let h = self.intermediate.dense.forward(x.clone());
+        let x = out.layer_norm.forward(
+            crate::dropout::apply(&out.dropout, crate::slices::linear(&out.dense, attn)) + x,
+        );
+        let h = crate::slices::linear(&self.intermediate.dense, x.clone());
         let h = match self.intermediate.act {
             HiddenAct::Gelu => gelu(h),
             HiddenAct::GeluTanh => gelu_approximate(h),
@@ -196,7 +196,7 @@ impl BertLayer {
         };
         let o = &self.output;
         o.layer_norm
-            .forward(crate::dropout::apply(&o.dropout, o.dense.forward(h)) + x)
+            .forward(crate::dropout::apply(&o.dropout, crate::slices::linear(&o.dense, h)) + x)
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
+use finesse_bert::slices::SlicePlan;
 use finesse_bert::{BertConfig, ParamRegistry, load_classifier, load_into, try_model_tensors};
 use finesse_glue::batch::epoch_batches;
 use finesse_glue::{HostBatch, make_batch};
@@ -71,6 +72,8 @@ pub struct Trainer<'r> {
     pub(super) best: BTreeMap<String, BestValue>,
     pub(super) meter: Meter,
     pub(super) last_eval: Option<(usize, SplitMetrics)>,
+    /// Encoder weights whose gradient a step computes on a slice only (trainer/slices.rs).
+    slices: SlicePlan,
     epoch: Option<(usize, Vec<Vec<usize>>)>,
 }
 
@@ -160,6 +163,7 @@ impl<'r> Trainer<'r> {
             best: BTreeMap::new(),
             meter: Meter::new(),
             last_eval: None,
+            slices: SlicePlan::new(),
             epoch: None,
         };
         trainer.restore_and_start(resume)?;
@@ -197,6 +201,11 @@ impl<'r> Trainer<'r> {
             .collect();
         let model = self.take_model();
         self.model = Some(freeze(model, &frozen));
+        self.slices = super::slices::plan(
+            &self.registry,
+            |p| self.method.rule(self.mask.as_ref(), p),
+            &self.device,
+        );
         let model = self.model.as_ref().expect("the model was just set");
         self.method.start(&StartCtx {
             config: self.config,
@@ -299,11 +308,12 @@ impl<'r> Trainer<'r> {
         );
         let lr = self.schedule.lr(step);
         let view = self.method.forward_view(self.model());
+        let sliced = (!self.slices.is_empty()).then(|| self.slices.activate());
         let logits = view
             .as_ref()
             .unwrap_or(self.model())
             .forward(batch.to_input(&self.train_device));
-        drop(view);
+        drop((view, sliced));
         let loss = loss_of(logits, &batch.labels, &self.train_device);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
@@ -314,6 +324,9 @@ impl<'r> Trainer<'r> {
             });
         }
         let mut raw_grads = loss.backward();
+        if !self.slices.is_empty() {
+            SlicePlan::fill(&mut raw_grads);
+        }
         self.method.after_backward(&mut raw_grads, lr);
         let grads = GradientsParams::from_grads(raw_grads, self.model());
         let grad_norm = self

@@ -21,6 +21,7 @@ mod finish;
 mod fit;
 mod meter;
 mod setup;
+mod slices;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;

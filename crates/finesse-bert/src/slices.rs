@@ -1,0 +1,269 @@
+//! Weight gradients on slices: a training step under a fixed sparse mask needs a `Linear`
+//! weight's gradient only at its kept entries, and a FISH mask's kept entries of a matrix lie in
+//! few of its output units or input features. For the encoder's Linear layers named by an
+//! active [`SlicePlan`], [`linear`] runs the forward with the weight and bias as constants plus a
+//! zero-cost probe (the bias, broadcast to the output's shape, as a leaf that requires a
+//! gradient), so autodiff computes only the input's gradient; the probe's gradient is the
+//! output's gradient ∂y. [`SlicePlan::fill`] then computes, after the backward pass, each weight's
+//! gradient on its slice only and puts it in the gradients as the weight's (zeros elsewhere):
+//!
+//! - output units `C` (Burn's weight is `[in, out]`): `∂W[:, C] = xᵀ · ∂y[:, C]`;
+//! - input features `R`: `∂W[R, :] = x[:, R]ᵀ · ∂y`;
+//!
+//! and the bias gradient `∂b = Σ ∂y` over batch and sequence when the bias is trained. The
+//! dense weight gradient `xᵀ · ∂y` (a third of a step's matmul work) is never formed.
+//!
+//! The plan lives in a thread-local slot while [`ActivePlan`] is held (the forward of one
+//! training step on the calling thread); without one, [`linear`] is `Linear::forward`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use burn::module::ParamId;
+use burn::nn::Linear;
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
+
+/// The part of a weight's gradient a step needs, in Burn's `[in, out]` layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WeightSlice {
+    /// These output units (columns of Burn's weight; rows of PyTorch's `[out, in]`).
+    Outputs(Vec<usize>),
+    /// These input features (rows of Burn's weight; columns of PyTorch's).
+    Inputs(Vec<usize>),
+}
+
+impl WeightSlice {
+    /// The cheaper slice holding every kept entry of a `[out, in]` (PyTorch layout) weight,
+    /// given as flat PyTorch-layout indices; `None` when it would cost more than `max_share`
+    /// of the dense weight gradient (a random mask touches nearly every row and column).
+    pub fn for_kept(
+        kept: &[u32],
+        out_features: usize,
+        in_features: usize,
+        max_share: f64,
+    ) -> Option<Self> {
+        if kept.is_empty() || out_features == 0 || in_features == 0 {
+            return None;
+        }
+        let mut outs = vec![false; out_features];
+        let mut ins = vec![false; in_features];
+        for &i in kept {
+            let i = i as usize;
+            outs[i / in_features] = true;
+            ins[i % in_features] = true;
+        }
+        let pick = |used: Vec<bool>| -> Vec<usize> {
+            used.iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.then_some(i))
+                .collect()
+        };
+        let (outs, ins) = (pick(outs), pick(ins));
+        // Work of each form relative to the dense xᵀ·∂y: |C|/out or |R|/in.
+        let out_share = outs.len() as f64 / out_features as f64;
+        let in_share = ins.len() as f64 / in_features as f64;
+        let (share, slice) = if out_share <= in_share {
+            (out_share, Self::Outputs(outs))
+        } else {
+            (in_share, Self::Inputs(ins))
+        };
+        (share <= max_share).then_some(slice)
+    }
+
+    /// How many output units or input features the slice holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Outputs(v) | Self::Inputs(v) => v.len(),
+        }
+    }
+
+    /// Whether the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A weight's slice with its indices on the device.
+#[derive(Clone, Debug)]
+struct Planned {
+    slice: WeightSlice,
+    indices: Tensor<1, Int>,
+    /// Whether the layer's bias is trained (its gradient is then computed from ∂y).
+    bias_trained: bool,
+}
+
+/// Which Linear weights get sliced gradients, by the weight's [`ParamId`].
+#[derive(Clone, Debug, Default)]
+pub struct SlicePlan {
+    weights: HashMap<ParamId, Planned>,
+}
+
+/// What the forward recorded for one sliced layer.
+struct Captured {
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    /// The layer's input, without autodiff.
+    input: Tensor<3>,
+    /// The probe leaf whose gradient is ∂y.
+    probe: Tensor<3>,
+    planned: Planned,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<SlicePlan>> = const { RefCell::new(None) };
+    static CAPTURED: RefCell<Vec<Captured>> = const { RefCell::new(Vec::new()) };
+}
+
+impl SlicePlan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Slices `weight`'s gradient to `slice`; `bias_trained`: also compute its layer's bias
+    /// gradient (the bias is a constant in the sliced forward).
+    pub fn insert(
+        &mut self,
+        weight: ParamId,
+        slice: WeightSlice,
+        bias_trained: bool,
+        device: &Device,
+    ) {
+        let idx: Vec<i64> = match &slice {
+            WeightSlice::Outputs(v) | WeightSlice::Inputs(v) => {
+                v.iter().map(|&i| i as i64).collect()
+            }
+        };
+        let n = idx.len();
+        let indices = Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), device);
+        self.weights.insert(
+            weight,
+            Planned {
+                slice,
+                indices,
+                bias_trained,
+            },
+        );
+    }
+
+    /// How many weights are sliced.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Whether no weight is sliced.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    /// The slice of `weight`, if planned.
+    pub fn slice(&self, weight: &ParamId) -> Option<&WeightSlice> {
+        self.weights.get(weight).map(|p| &p.slice)
+    }
+
+    /// Makes the plan active on this thread until the guard drops: [`linear`] then slices the
+    /// planned layers and records what [`SlicePlan::fill`] needs.
+    pub fn activate(&self) -> ActivePlan {
+        ACTIVE.with(|a| *a.borrow_mut() = Some(self.clone()));
+        CAPTURED.with(|c| c.borrow_mut().clear());
+        ActivePlan
+    }
+
+    /// After the backward pass of a forward run under this plan: puts each sliced weight's
+    /// gradient (and its trained bias's) into `grads`, and forgets the forward's records.
+    /// Returns how many layers it filled.
+    pub fn fill(grads: &mut Gradients) -> usize {
+        let captured = CAPTURED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let n = captured.len();
+        for c in captured {
+            let Some(dy) = c.probe.grad_remove(grads) else {
+                continue; // the layer's output did not reach the loss
+            };
+            let [batch, seq, d_out] = dy.dims();
+            let d_in = c.input.dims()[2];
+            let rows = batch * seq;
+            let dy = dy.reshape([rows, d_out]);
+            let x = c.input.reshape([rows, d_in]);
+            let device = dy.device();
+            let full = Tensor::<2>::zeros([d_in, d_out], &device);
+            let grad = match &c.planned.slice {
+                WeightSlice::Outputs(_) => {
+                    let part = x
+                        .transpose()
+                        .matmul(dy.clone().select(1, c.planned.indices.clone()));
+                    full.select_assign(
+                        1,
+                        c.planned.indices.clone(),
+                        part,
+                        burn::tensor::IndexingUpdateOp::Add,
+                    )
+                }
+                WeightSlice::Inputs(_) => {
+                    let part = x
+                        .select(1, c.planned.indices.clone())
+                        .transpose()
+                        .matmul(dy.clone());
+                    full.select_assign(
+                        0,
+                        c.planned.indices.clone(),
+                        part,
+                        burn::tensor::IndexingUpdateOp::Add,
+                    )
+                }
+            };
+            c.weight.grad_replace(grads, grad);
+            if let (Some(bias), true) = (&c.bias, c.planned.bias_trained) {
+                bias.grad_replace(grads, dy.sum_dim(0).reshape([d_out]));
+            }
+        }
+        n
+    }
+}
+
+/// Keeps a [`SlicePlan`] active on this thread; dropping it deactivates the plan (the records
+/// of the forward stay for [`SlicePlan::fill`]).
+#[must_use = "the plan is active only while the guard lives"]
+pub struct ActivePlan;
+
+impl Drop for ActivePlan {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| *a.borrow_mut() = None);
+    }
+}
+
+/// `layer.forward(x)`, or under an active plan that names `layer`'s weight, the same output with
+/// the weight and bias as constants and a probe leaf for ∂y (module doc).
+pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let planned = ACTIVE.with(|a| {
+        a.borrow()
+            .as_ref()
+            .and_then(|p| p.weights.get(&layer.weight.id).cloned())
+    });
+    let Some(planned) = planned else {
+        return layer.forward(x);
+    };
+    let weight = layer.weight.val();
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let input = x.clone().inner();
+    // `detach` would keep a parameter's require-grad flag (and its weight gradient): the
+    // weight enters as a constant, without autodiff.
+    let constant = Tensor::<2>::from_inner(weight.clone().inner());
+    let y = burn::tensor::module::linear(x, constant, None);
+    let shape = y.shape();
+    let probe = match &bias {
+        Some(b) => Tensor::<3>::from_inner(b.clone().inner().unsqueeze::<3>().expand(shape)),
+        None => Tensor::<3>::from_inner(Tensor::<3>::zeros(shape, &input.device())),
+    }
+    .require_grad();
+    let out = y + probe.clone();
+    CAPTURED.with(|c| {
+        c.borrow_mut().push(Captured {
+            weight,
+            bias,
+            input,
+            probe,
+            planned,
+        });
+    });
+    out
+}
