@@ -58,9 +58,15 @@ fn gradients(
 }
 
 #[test]
+#[allow(deprecated)] // burn-ndarray is deprecated upstream; finesse still offers it
 fn sliced_weight_gradients_equal_the_dense_ones_on_their_slice() {
+    for device in [Device::flex(), Device::ndarray()] {
+        sliced_equal_dense_on(device);
+    }
+}
+
+fn sliced_equal_dense_on(device: Device) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let device = Device::flex();
     let train = device.clone().autodiff();
     let model = model(tmp.path(), &train);
     let registry = ParamRegistry::of(&model);
