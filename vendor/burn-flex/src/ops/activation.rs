@@ -90,7 +90,7 @@ impl ActivationOps<Flex> for Flex {
             grad,
             move |x: f32, g| {
                 let cdf = 0.5 * (1.0 + erf_f32(x / sqrt2_f32));
-                let pdf = inv_sqrt_2pi_f32 * (-0.5 * x * x).exp();
+                let pdf = inv_sqrt_2pi_f32 * crate::ops::unary::exp_f32(-0.5 * x * x);
                 g * (cdf + x * pdf)
             },
             move |x: f64, g| {
@@ -319,15 +319,6 @@ fn softmax_rows_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32], 
     }
 }
 
-/// `x.exp()`, with the inputs whose exponential rounds to +0 in f32 (x < -104: e^-104 is below
-/// half the smallest subnormal) answered directly: the padded keys of an attention mask
-/// (scores near -1e9 or f32::MIN) otherwise send glibc's `expf` down its underflow path
-/// (`__math_uflowf` and errno), 2-3% of a padded training step. Bit-identical to `x.exp()`.
-#[inline(always)]
-fn exp_or_zero(x: f32) -> f32 {
-    if x < -104.0 { 0.0 } else { x.exp() }
-}
-
 /// Scalar fallback row kernel for f32 softmax when the `simd` feature is
 /// disabled. Uses the same 3-pass algorithm as the SIMD path; LLVM
 /// autovectorizes the max-reduce and normalize loops on most targets.
@@ -342,7 +333,7 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
     }
     let mut sum = 0.0f32;
     for (i, &x) in input.iter().enumerate() {
-        let e = exp_or_zero(x - max_val);
+        let e = crate::ops::unary::exp_f32(x - max_val);
         output[i] = e;
         sum += e;
     }
@@ -389,7 +380,7 @@ fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
     // here still lands us at memory bandwidth.
     let mut sum = 0.0f32;
     for idx in 0..len {
-        let e = exp_or_zero(input[idx] - max_val);
+        let e = crate::ops::unary::exp_f32(input[idx] - max_val);
         output[idx] = e;
         sum += e;
     }
