@@ -164,12 +164,20 @@ pub fn exp(tensor: FlexTensor) -> FlexTensor {
     unary_op(tensor, exp_f32, |x| x.exp())
 }
 
-/// `x.exp()` for f32, answering x < -104 with +0 directly: e^-104 is below half the smallest
-/// subnormal, so `expf` rounds those to +0 as well, but glibc gets there through its underflow
-/// handler (`__math_uflowf`, errno), and autodiff's softmax (max, sub, exp, sum, div) sends every
-/// masked attention score (near -1e9) through it: 3.7% of a padded training step. Bit-identical.
+/// `x.exp()` for f32, answering x < -104 with +0 without handing it to `expf`: e^-104 is below
+/// half the smallest subnormal, so `expf` rounds those to +0 as well, but glibc gets there
+/// through its underflow handler (`__math_uflowf`, errno), and autodiff's softmax (max, sub, exp,
+/// sum, div) sends every masked attention score (near -1e9) through it: 3.4% of a padded
+/// training step. Bit-identical. The low inputs go through a function that is never inlined:
+/// with the test inline, the vectoriser computed `expf(x)` for every lane and masked the result
+/// afterwards (an `if` and a select on the input alike), so `expf(-1e9)` still ran.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
+    if x < -103.0 { exp_f32_low(x) } else { x.exp() }
+}
+
+#[inline(never)]
+fn exp_f32_low(x: f32) -> f32 {
     if x < -104.0 { 0.0 } else { x.exp() }
 }
 
