@@ -896,7 +896,11 @@ fn report_prints_the_table_of_a_run_directory_and_writes_csv_and_json() {
         .output()
         .expect("run");
     assert!(!out.status.success(), "--pivot and --group-by together");
-    assert!(stderr(&out).contains("cannot be used with"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
