@@ -631,6 +631,12 @@ fn columns(rows: &[ReportRow]) -> Vec<Column> {
         ),
         Column::new("kept", "kept", Text, Box::new(|r| Cell::text(&r.kept))),
         Column::new(
+            "mask",
+            "mask",
+            Text,
+            Box::new(|r| Cell::text(r.mask.as_deref().unwrap_or(""))),
+        ),
+        Column::new(
             "",
             "keep_ratio",
             Fraction,

@@ -453,6 +453,13 @@ mod tests {
             );
         }
         let runs = open_all(&[tmp.path().to_path_buf()]).expect("open");
+        // The plain table names each run's mask file too.
+        let plain = parse_markdown(&Report::new(&runs).to_markdown());
+        let col = plain[0]
+            .iter()
+            .position(|h| h == "mask")
+            .expect("a mask column");
+        assert_eq!(plain[1][col], "mask-global");
         let report = Report::new(&runs).pivoted(GroupKey::Lr);
         let md = parse_markdown(&report.to_markdown());
         assert_eq!(md[0][..4], ["task", "method", "kept", "mask"]);
