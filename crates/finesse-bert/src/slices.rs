@@ -69,18 +69,6 @@ impl WeightSlice {
         };
         (share <= max_share).then_some(slice)
     }
-
-    /// How many output units or input features the slice holds.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Outputs(v) | Self::Inputs(v) => v.len(),
-        }
-    }
-
-    /// Whether the slice is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A weight's slice with its indices on the device.
@@ -154,11 +142,6 @@ impl SlicePlan {
     /// Whether no weight is sliced.
     pub fn is_empty(&self) -> bool {
         self.weights.is_empty()
-    }
-
-    /// The slice of `weight`, if planned.
-    pub fn slice(&self, weight: &ParamId) -> Option<&WeightSlice> {
-        self.weights.get(weight).map(|p| &p.slice)
     }
 
     /// Makes the plan active on this thread until the guard drops: [`linear`] then slices the

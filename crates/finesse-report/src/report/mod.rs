@@ -381,23 +381,26 @@ fn group(rows: &[ReportRow], keys: &[GroupKey]) -> Vec<GroupRow> {
     if keys.is_empty() {
         return Vec::new();
     }
-    let mut order: Vec<Vec<String>> = Vec::new();
-    let mut members: BTreeMap<Vec<String>, Vec<&ReportRow>> = BTreeMap::new();
+    let columns = columns(rows);
+    by_keys(rows, keys)
+        .into_iter()
+        .map(|(key, runs)| group_row(keys, key, &runs, &columns))
+        .collect()
+}
+
+/// The rows that agree on `keys`' values, one entry per combination in order of its first row.
+fn by_keys<'a>(rows: &'a [ReportRow], keys: &[GroupKey]) -> Vec<(Vec<String>, Vec<&'a ReportRow>)> {
+    let mut groups: Vec<(Vec<String>, Vec<&ReportRow>)> = Vec::new();
+    let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     for row in rows {
         let key: Vec<String> = keys.iter().map(|k| k.value(row)).collect();
-        if !members.contains_key(&key) {
-            order.push(key.clone());
-        }
-        members.entry(key).or_default().push(row);
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(row);
     }
-    let columns = columns(rows);
-    order
-        .into_iter()
-        .map(|key| {
-            let runs = members.remove(&key).unwrap_or_default();
-            group_row(keys, key, &runs, &columns)
-        })
-        .collect()
+    groups
 }
 
 fn group_row(

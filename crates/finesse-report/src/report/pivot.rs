@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Cell, GroupKey, Head, Kind, MeanStd, ReportRow, Table, metric_header};
+use super::{Cell, GroupKey, Head, Kind, MeanStd, ReportRow, Table, by_keys, metric_header};
 
 /// One cell of a pivot: the runs that fall in it and the main metric over the finished ones.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -74,21 +74,9 @@ impl Pivot {
         .filter(|k| *k != key && (*k != GroupKey::Mask || any_mask))
         .collect();
         let values = column_values(rows, key);
-        let mut order: Vec<Vec<String>> = Vec::new();
-        let mut members: BTreeMap<Vec<String>, Vec<&ReportRow>> = BTreeMap::new();
-        for row in rows {
-            let id: Vec<String> = row_keys.iter().map(|k| k.value(row)).collect();
-            if !members.contains_key(&id) {
-                order.push(id.clone());
-            }
-            members.entry(id).or_default().push(row);
-        }
-        let pivot_rows = order
+        let pivot_rows = by_keys(rows, &row_keys)
             .into_iter()
-            .map(|id| {
-                let runs = members.remove(&id).unwrap_or_default();
-                pivot_row(&row_keys, id, &runs, key, &values)
-            })
+            .map(|(id, runs)| pivot_row(&row_keys, id, &runs, key, &values))
             .collect();
         let mut metrics: Vec<&str> = rows
             .iter()
