@@ -263,6 +263,7 @@ mod tests {
             examples_per_sec: 50.0,
             tokens_per_sec: 500.0,
             grad_norm: 1.0,
+            comm: None,
         };
         append(&events, 2.0, &step);
         append(

@@ -103,6 +103,10 @@ pub struct FinetuneArgs {
     /// Keep the model of the best evaluation (main dev metric) as an HF folder `best/`.
     #[arg(long)]
     save_best: bool,
+    /// Under mpirun/srun: ranks take N steps on their own share of each batch, then average
+    /// the trained entries (k floats for FISH); default: all-reduce gradients every step.
+    #[arg(long, value_name = "N")]
+    sync_every: Option<usize>,
     /// The run directory, new or empty (default: runs/<task>-<unix time>).
     #[arg(long)]
     output_dir: Option<PathBuf>,
@@ -208,6 +212,7 @@ fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunCon
     );
     c.checkpoint_every = args.checkpoint_every;
     c.save_best = args.save_best;
+    c.sync_every = args.sync_every;
     c.seed = args.seed;
     c.epochs = args.epochs;
     c.max_steps = args.max_steps;
@@ -306,8 +311,28 @@ fn method_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<Method
     })
 }
 
-/// Runs `finesse finetune`; `matches` tells which flags were given on the command line.
+/// Runs `finesse finetune`; `matches` tells which flags were given on the command line. Under
+/// an MPI launcher this process is one rank of a data-parallel job: an error on any rank ends
+/// every rank (MPI_Abort) with a message naming it, instead of leaving the others waiting.
 pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
+    let _mpi = finesse_train::dist::init_from_launcher()?;
+    let world = finesse_train::dist::world();
+    let result = run_rank(args, matches);
+    if let Err(e) = &result
+        && world.size() > 1
+    {
+        eprintln!(
+            "error on rank {} of {}: {e:#}\nending the job (MPI_Abort); resume it from its \
+             last checkpoint with the same number of ranks",
+            world.rank(),
+            world.size()
+        );
+        world.abort(1);
+    }
+    result
+}
+
+fn run_rank(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
     let Some(dir) = &args.resume else {
         let config = config_from(&args, matches)?;
         let device = args.device.unwrap_or_else(DeviceChoice::default_choice);
@@ -443,8 +468,23 @@ pub fn drive(
     device_name: &str,
     resume: bool,
 ) -> Result<()> {
+    let world = finesse_train::dist::world();
+    if world.rank() > 0 {
+        // Rank 0 reports for the job; the others train quietly.
+        let handle = start_run(config.clone(), device, resume);
+        let flag = handle.cancel_flag();
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        for _ in handle.events.iter() {}
+        handle.join()?;
+        return Ok(());
+    }
+    let ranks = if world.size() > 1 {
+        format!(", {} ranks", world.size())
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{} {} on {} ({}) → {}",
+        "{} {} on {} ({}{ranks}) → {}",
         if resume { "resuming" } else { "fine-tuning" },
         config.model,
         config.task,

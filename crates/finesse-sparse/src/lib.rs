@@ -26,6 +26,7 @@
 pub mod diff;
 pub mod distance;
 pub mod error;
+mod exchange;
 pub mod files;
 pub mod fisher;
 pub mod fisher_file;

@@ -43,6 +43,7 @@ pub fn finetune_args(config: &RunConfig) -> Result<Vec<String>, String> {
     a.optional("--max-train-examples", config.max_train_examples);
     a.optional("--max-eval-examples", config.max_eval_examples);
     a.optional("--checkpoint-every", config.checkpoint_every);
+    a.optional("--sync-every", config.sync_every);
     a.switch("--skip-bad-rows", config.skip_bad_rows);
     a.switch("--no-bucketing", !config.bucketing);
     a.switch("--no-shuffle", !config.shuffle);

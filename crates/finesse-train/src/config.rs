@@ -77,6 +77,11 @@ pub struct RunConfig {
     /// Keep the model of the best evaluation (main metric of the first dev split) in `best/`.
     #[serde(default)]
     pub save_best: bool,
+    /// Data-parallel runs only: ranks take this many steps on their own share of each batch,
+    /// then average the trained entries' values (the FISH paper's "long delays"); `None`:
+    /// every step all-reduces the gradients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_every: Option<usize>,
 }
 
 /// `true`: the default of switches that older `run.json` files lack.
@@ -150,6 +155,7 @@ impl RunConfig {
             optimizer: OptimizerChoice::Adamw.config(0.0),
             checkpoint_every: None,
             save_best: false,
+            sync_every: None,
         }
     }
 
@@ -196,6 +202,9 @@ impl RunConfig {
         }
         if self.checkpoint_every == Some(0) {
             return bad("checkpoint-every", "must be at least 1".into());
+        }
+        if self.sync_every == Some(0) {
+            return bad("sync-every", "must be at least 1".into());
         }
         if self.eval_every == Some(0) || self.log_every == 0 {
             return bad("eval-every", "intervals must be at least 1".into());

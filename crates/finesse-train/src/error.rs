@@ -99,6 +99,16 @@ pub enum TrainError {
         /// Learning rate at that step.
         lr: f64,
     },
+    /// Data-parallel training: a bad launch, ranks that disagree, or drift between ranks.
+    #[error("distributed run (rank {rank} of {size}): {problem}")]
+    Distributed {
+        /// This process's rank.
+        rank: usize,
+        /// Ranks in the job.
+        size: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// A checkpoint that cannot be resumed.
     #[error("cannot resume from {path}: {problem}")]
     Resume {

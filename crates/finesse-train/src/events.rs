@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
+/// What one rank of a data-parallel job exchanged over a log window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommStats {
+    /// Ranks in the job.
+    pub world_size: usize,
+    /// All-reduces of gradients (every step) or of values (every `--sync-every` steps).
+    pub exchanges: usize,
+    /// Payload bytes this rank contributed to them: 4 per trained entry per exchange (a ring
+    /// all-reduce puts about twice that on each rank's link).
+    pub bytes: u64,
+}
+
 /// One event of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -46,6 +58,10 @@ pub enum Event {
         tokens_per_sec: f64,
         /// Global gradient norm before clipping, at this step.
         grad_norm: f64,
+        /// What this rank of a data-parallel job exchanged since the last log (absent for one
+        /// process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comm: Option<CommStats>,
     },
     /// An evaluation on a dev split.
     Eval {
@@ -330,6 +346,7 @@ mod tests {
             examples_per_sec: 1.0,
             tokens_per_sec: 2.0,
             grad_norm: 0.5,
+            comm: None,
         }
     }
 

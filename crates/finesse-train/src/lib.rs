@@ -13,6 +13,7 @@ pub mod command;
 pub mod config;
 pub mod demo;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod events;
 pub mod handle;

@@ -292,6 +292,7 @@ mod tests {
             examples_per_sec: 10.0,
             tokens_per_sec: 100.0,
             grad_norm: 1.0,
+            comm: None,
         }
     }
 

@@ -1003,6 +1003,7 @@ mod tests {
             examples_per_sec: 20.0,
             tokens_per_sec: 300.0,
             grad_norm: 1.0,
+            comm: None,
         }
     }
 

@@ -1,7 +1,10 @@
 //! FISH (Sung et al., "Training Neural Networks with Fixed Sparse Masks"): the top-k parameters
 //! by diagonal Fisher information over N training samples, or a given mask file.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use finesse_bert::HostTensor;
 
 use finesse_glue::{HostBatch, make_batch};
 use finesse_sparse::fisher::{estimate, pick_samples};
@@ -34,18 +37,39 @@ impl MaskSource for Fish {
             self.fisher.order,
             ctx.config.seed,
         );
-        let samples: Vec<HostBatch> = picked
+        let comm = crate::dist::world();
+        if picked.len() < comm.size() {
+            return Err(TrainError::Config {
+                field: "fisher-samples",
+                problem: format!(
+                    "{} Fisher samples for {} ranks: every rank needs at least one",
+                    picked.len(),
+                    comm.size()
+                ),
+            });
+        }
+        // Each rank estimates the Fisher of its share of the samples; one all-reduce of the
+        // sums gives every rank the same estimate, hence the same top-k.
+        let mine = &picked[crate::dist::share(picked.len(), comm.rank(), comm.size())];
+        let samples: Vec<HostBatch> = mine
             .iter()
             .map(|&i| make_batch(ctx.train_data, &[i]))
             .collect();
         let mut progress_error = None;
         let emitter = &mut *ctx.emitter;
+        let (all, size) = (picked.len(), comm.size());
         let scores = estimate(
             ctx.model,
             &samples,
             self.fisher.kind,
             ctx.config.seed,
             &mut |done, total| {
+                // A job's ranks go at the same pace: rank r's share stands for the whole.
+                let (done, total) = if size == 1 {
+                    (done, total)
+                } else {
+                    ((done * all / total.max(1)).min(all), all)
+                };
                 if (done % 64 == 0 || done == total)
                     && progress_error.is_none()
                     && let Err(e) = emitter.emit(Event::Fisher { done, total })
@@ -57,11 +81,12 @@ impl MaskSource for Fish {
         if let Some(e) = progress_error {
             return Err(e);
         }
+        let scores = sum_over_ranks(comm, scores, samples.len(), all);
         let file = FisherFile {
             scores,
             meta: FisherMeta::new(
                 self.fisher.kind,
-                samples.len(),
+                all,
                 &ctx.config.task.to_string(),
                 self.fisher.order,
                 ctx.config.seed,
@@ -74,4 +99,30 @@ impl MaskSource for Fish {
         })?;
         Ok(select(&file.scores, selection)?)
     }
+}
+
+/// The mean Fisher over all ranks' samples from each rank's mean over its `mine` of `all`.
+fn sum_over_ranks(
+    comm: &dyn crate::dist::Comm,
+    mut scores: BTreeMap<String, HostTensor>,
+    mine: usize,
+    all: usize,
+) -> BTreeMap<String, HostTensor> {
+    if comm.size() == 1 {
+        return scores;
+    }
+    let mut buf: Vec<f32> = scores
+        .values()
+        .flat_map(|t| t.data.iter().map(|v| v * mine as f32))
+        .collect();
+    comm.sum_f32(&mut buf);
+    let mut offset = 0;
+    for t in scores.values_mut() {
+        let n = t.data.len();
+        for (v, s) in t.data.iter_mut().zip(&buf[offset..offset + n]) {
+            *v = s / all as f32;
+        }
+        offset += n;
+    }
+    scores
 }

@@ -54,6 +54,13 @@ pub struct RunInfo {
     pub model_sha256: String,
     /// Data files read, with their sha256 and example counts.
     pub data_files: Vec<DataFile>,
+    /// Ranks of the data-parallel job that trains the run (1: one process).
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A data file of a run.

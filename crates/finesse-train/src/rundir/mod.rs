@@ -461,6 +461,7 @@ mod tests {
                 examples: 10,
                 skipped_rows: 1,
             }],
+            world_size: 1,
         };
         write_json(&run.run_json(), &info).expect("write");
         (run, info)

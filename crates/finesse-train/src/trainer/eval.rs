@@ -77,13 +77,13 @@ impl DevSplits {
         let mut all = BTreeMap::new();
         for (i, set) in self.sets.iter().enumerate() {
             let started = Instant::now();
-            let (loss, metrics) = evaluate(
+            let (loss, metrics) = evaluate_on(
                 &eval_model,
                 &set.data,
                 &set.pool,
-                self.plan,
-                self.task,
+                (self.plan, self.task),
                 device,
+                crate::dist::world(),
             )?;
             if i == 0 {
                 for (name, &value) in &metrics {
@@ -133,11 +133,27 @@ pub fn evaluate(
     task: finesse_glue::GlueTask,
     device: &Device,
 ) -> Result<(f64, BTreeMap<String, f64>)> {
+    evaluate_on(model, data, pool, (plan, task), device, &crate::dist::Solo)
+}
+
+/// [`evaluate`] sharded over the ranks of `comm`: rank r runs the batches r, r + size, …, and
+/// one all-reduce of the loss and the predictions gives every rank the metrics of the whole
+/// pool.
+fn evaluate_on(
+    model: &Model,
+    data: &EncodedSplit,
+    pool: &[usize],
+    (plan, task): (BatchPlan, finesse_glue::GlueTask),
+    device: &Device,
+    comm: &dyn crate::dist::Comm,
+) -> Result<(f64, BTreeMap<String, f64>)> {
     let n = pool.len();
     let mut loss_sum = 0.0;
     let mut class_pred = vec![0usize; data.len()];
     let mut score_pred = vec![0f64; data.len()];
-    for idx in eval_batches(data, pool, plan) {
+    let (rank, size) = (comm.rank(), comm.size());
+    let batches = eval_batches(data, pool, plan);
+    for idx in batches.into_iter().skip(rank).step_by(size) {
         let batch = make_batch(data, &idx);
         let logits = model.forward(batch.to_input(device));
         let [b, k] = logits.dims();
@@ -156,6 +172,10 @@ pub fn evaluate(
             }
         }
     }
+    if size > 1 {
+        (loss_sum, class_pred, score_pred) =
+            gather_predictions(comm, loss_sum, &class_pred, &score_pred);
+    }
     let preds = if task.is_regression() {
         Predictions::Scores {
             pred: pool.iter().map(|&i| score_pred[i]).collect(),
@@ -169,6 +189,25 @@ pub fn evaluate(
     };
     let metrics = compute(task.spec().metrics, &preds)?;
     Ok((loss_sum / n.max(1) as f64, metrics))
+}
+
+/// Every rank's predictions in one all-reduce: a rank holds zeros for the examples it did not
+/// run, so the sum is each example's one prediction (class indices and f32 scores are exact in
+/// f64).
+fn gather_predictions(
+    comm: &dyn crate::dist::Comm,
+    loss_sum: f64,
+    class_pred: &[usize],
+    score_pred: &[f64],
+) -> (f64, Vec<usize>, Vec<f64>) {
+    let n = class_pred.len();
+    let mut buf = Vec::with_capacity(1 + 2 * n);
+    buf.push(loss_sum);
+    buf.extend(class_pred.iter().map(|&c| c as f64));
+    buf.extend_from_slice(score_pred);
+    comm.sum_f64(&mut buf);
+    let classes = buf[1..=n].iter().map(|&c| c as usize).collect();
+    (buf[0], classes, buf[1 + n..].to_vec())
 }
 
 fn class_of(data: &EncodedSplit, i: usize) -> usize {

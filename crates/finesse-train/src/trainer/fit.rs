@@ -73,8 +73,27 @@ pub struct Trainer<'r> {
     pub(super) meter: Meter,
     pub(super) last_eval: Option<(usize, SplitMetrics)>,
     /// Encoder weights whose gradient a step computes on a slice only (trainer/slices.rs).
-    slices: SlicePlan,
+    pub(super) slices: SlicePlan,
     epoch: Option<(usize, Vec<Vec<usize>>)>,
+    /// The job's ranks ([`crate::dist::Solo`] for one process).
+    pub(super) comm: &'static dyn crate::dist::Comm,
+    /// What this rank exchanged since the last `step` event.
+    pub(super) exchanged: super::parallel::Exchanged,
+    /// `--sync-every`: the step at which the trained values were last averaged.
+    pub(super) synced_at: usize,
+}
+
+/// The training examples a run draws its batches from: a seeded subset, or the first rows
+/// without shuffling.
+fn training_pool(config: &RunConfig, data: &RunData) -> Vec<usize> {
+    if config.shuffle {
+        finesse_glue::batch::seeded_subset(data.train.len(), config.max_train_examples, config.seed)
+    } else {
+        (0..config
+            .max_train_examples
+            .map_or(data.train.len(), |n| n.min(data.train.len())))
+            .collect()
+    }
 }
 
 impl<'r> Trainer<'r> {
@@ -117,24 +136,15 @@ impl<'r> Trainer<'r> {
             emitter,
         })?;
         let mask_secs = mask_started.elapsed().as_secs_f64();
+        let comm = crate::dist::world();
+        super::parallel::check_mask(comm, mask.as_ref())?;
         let optimizer = SparseOptimizer::new(
             config.optimizer,
             &registry,
             |p| method.rule(mask.as_ref(), p),
             device,
         );
-        let pool = if config.shuffle {
-            finesse_glue::batch::seeded_subset(
-                data.train.len(),
-                config.max_train_examples,
-                config.seed,
-            )
-        } else {
-            (0..config
-                .max_train_examples
-                .map_or(data.train.len(), |n| n.min(data.train.len())))
-                .collect()
-        };
+        let pool = training_pool(config, data);
         let steps_per_epoch = pool.len().div_ceil(config.batch_size);
         let total_steps = config
             .max_steps
@@ -165,6 +175,9 @@ impl<'r> Trainer<'r> {
             last_eval: None,
             slices: SlicePlan::new(),
             epoch: None,
+            comm,
+            exchanged: super::parallel::Exchanged::default(),
+            synced_at: 0,
         };
         trainer.restore_and_start(resume)?;
         Ok(trainer)
@@ -189,6 +202,7 @@ impl<'r> Trainer<'r> {
                     problem: e.to_string(),
                 })?;
             self.step = checkpoint.state.step;
+            self.synced_at = self.step;
             self.best = checkpoint.state.best;
             resumed = Some(checkpoint.optimizer);
         }
@@ -226,7 +240,7 @@ impl<'r> Trainer<'r> {
             .expect("the model is only taken out within an optimizer step")
     }
 
-    fn take_model(&mut self) -> Model {
+    pub(super) fn take_model(&mut self) -> Model {
         self.model
             .take()
             .expect("the model is only taken out within an optimizer step")
@@ -267,9 +281,9 @@ impl<'r> Trainer<'r> {
         }
     }
 
-    /// The batch of the current step: the epoch's seeded order, a function of (seed, epoch),
-    /// or consecutive rows of the pool without shuffling.
-    fn next_batch(&mut self) -> HostBatch {
+    /// The example indices of the current step's batch: the epoch's seeded order, a function
+    /// of (seed, epoch), or consecutive rows of the pool without shuffling.
+    fn next_indices(&mut self) -> Vec<usize> {
         let epoch = self.step / self.plan.steps_per_epoch;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let plan = self.data.dev.plan;
@@ -284,10 +298,20 @@ impl<'r> Trainer<'r> {
             self.epoch = Some((epoch, batches));
         }
         let batches = self.epoch.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
-        make_batch(
-            &self.data.train,
-            &batches[self.step % self.plan.steps_per_epoch],
-        )
+        batches[self.step % self.plan.steps_per_epoch].clone()
+    }
+
+    /// Dropout masks depend on (seed, step) only — and the rank in a job — so a resumed run
+    /// draws what an uninterrupted one would.
+    pub(super) fn seed_dropout(&self) {
+        let rank = self.comm.rank() as u64;
+        self.train_device.seed(
+            self.config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(self.step as u64)
+                .wrapping_add(rank.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        );
     }
 
     /// One optimizer step on `batch`: forward (through the method's view), loss, backward,
@@ -298,14 +322,7 @@ impl<'r> Trainer<'r> {
     /// A non-finite loss, or a hook that fails.
     pub fn step(&mut self, batch: &HostBatch, emitter: &mut Emitter<'_>) -> Result<StepReport> {
         let step = self.step;
-        // Dropout masks depend on (seed, step) only, so a resumed run draws what an
-        // uninterrupted one would.
-        self.train_device.seed(
-            self.config
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(step as u64),
-        );
+        self.seed_dropout();
         let lr = self.schedule.lr(step);
         let view = self.method.forward_view(self.model());
         let sliced = (!self.slices.is_empty()).then(|| self.slices.activate());
@@ -348,45 +365,59 @@ impl<'r> Trainer<'r> {
         })
     }
 
-    /// Trains to the end or until `cancel` is set; returns the step it stopped at when
-    /// cancelled.
+    /// Trains to the end or until `cancel` is set (on any rank of a job); returns the step it
+    /// stopped at when cancelled.
     ///
     /// # Errors
     /// A step, an evaluation, a checkpoint or an event that fails.
     pub fn fit(&mut self, cancel: &AtomicBool, emitter: &mut Emitter<'_>) -> Result<Option<usize>> {
         let total = self.plan.total_steps;
         while self.step < total {
-            let batch = self.next_batch();
+            let indices = self.next_indices();
+            let batch = make_batch(&self.data.train, &indices);
             let started = Instant::now();
-            let report = self.step(&batch, emitter)?;
+            let report = if self.comm.size() == 1 {
+                self.step(&batch, emitter)?
+            } else {
+                self.step_parallel(&indices, emitter)?
+            };
+            // The whole job's examples: every rank counts the global batch.
             self.meter
                 .record(&batch, report.loss, started.elapsed().as_secs_f64());
             emitter.reached(self.step);
             let done = self.step;
+            if self
+                .config
+                .sync_every
+                .is_some_and(|h| done.is_multiple_of(h))
+            {
+                self.settle()?;
+            }
             if done.is_multiple_of(self.config.log_every) || done == total {
-                let w = self.meter.take_window();
-                emitter.emit(Event::Step {
-                    step: done,
-                    epoch: done as f64 / self.plan.steps_per_epoch as f64,
-                    loss: w.loss,
-                    lr: report.lr,
-                    examples_per_sec: w.examples_per_sec,
-                    tokens_per_sec: w.tokens_per_sec,
-                    grad_norm: report.grad_norm,
-                })?;
+                self.log_step(&report, emitter)?;
             }
             if done.is_multiple_of(self.plan.eval_every) || done == total {
+                self.settle()?;
+                self.check_agreement()?;
                 self.evaluate(emitter)?;
                 self.meter.restart_clock();
+            } else if self.config.sync_every.is_none()
+                && done.is_multiple_of(super::parallel::CHECK_EVERY)
+            {
+                self.check_agreement()?;
             }
-            let cancelled = cancel.load(Ordering::SeqCst) && done < total;
+            let cancelled = self.any_rank(cancel.load(Ordering::SeqCst)) && done < total;
             let periodic = self
                 .config
                 .checkpoint_every
                 .is_some_and(|n| done.is_multiple_of(n));
             if cancelled || (periodic && done < total) {
-                let path = self.checkpoint()?;
-                emitter.emit(Event::Checkpoint { step: done, path })?;
+                self.settle()?;
+                // Rank 0 writes the run directory; the others hold the same state.
+                if self.comm.rank() == 0 {
+                    let path = self.checkpoint()?;
+                    emitter.emit(Event::Checkpoint { step: done, path })?;
+                }
             }
             if cancelled {
                 emitter.emit(Event::Cancelled { step: done })?;
@@ -394,6 +425,22 @@ impl<'r> Trainer<'r> {
             }
         }
         Ok(None)
+    }
+
+    /// The `step` event of the log window that ends now.
+    fn log_step(&mut self, report: &StepReport, emitter: &mut Emitter<'_>) -> Result<()> {
+        let w = self.meter.take_window();
+        let comm = self.take_exchanged();
+        emitter.emit(Event::Step {
+            step: self.step,
+            epoch: self.step as f64 / self.plan.steps_per_epoch as f64,
+            loss: w.loss,
+            lr: report.lr,
+            examples_per_sec: w.examples_per_sec,
+            tokens_per_sec: w.tokens_per_sec,
+            grad_norm: report.grad_norm,
+            comm,
+        })
     }
 
     /// Evaluates the model (as the method shows it) on the dev splits; keeps the best model

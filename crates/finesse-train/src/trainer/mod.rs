@@ -20,6 +20,7 @@ mod eval;
 mod finish;
 mod fit;
 mod meter;
+mod parallel;
 mod setup;
 mod slices;
 
@@ -83,7 +84,20 @@ pub fn run_method(
     sink: &mut dyn FnMut(&Event),
     cancel: &AtomicBool,
 ) -> Result<RunOutcome> {
-    let dir = RunDir::new(&config.output_dir);
+    let comm = crate::dist::world();
+    parallel::check_launch(comm, &config)?;
+    // Rank 0 alone writes the run directory; the other ranks write into a scratch folder,
+    // which on resume starts as a copy of the run directory once rank 0 has recovered it.
+    let scratch = parallel::Scratch::new(comm)?;
+    let dir = scratch
+        .as_ref()
+        .map_or_else(|| RunDir::new(&config.output_dir), parallel::Scratch::dir);
+    if let Some(scratch) = &scratch {
+        comm.barrier();
+        if resume {
+            scratch.copy_run(&config.output_dir)?;
+        }
+    }
     // The lock is held until this function returns (a crash releases it with the process).
     let _lock = if resume {
         let lock = dir.lock()?;
@@ -101,6 +115,9 @@ pub fn run_method(
         dir.create()?;
         dir.lock()?
     };
+    if scratch.is_none() && comm.size() > 1 {
+        comm.barrier();
+    }
     let mut emitter = Emitter::new(sink, EventLog::open(&dir.events())?);
     // A panic (a bug) becomes an error event and an error, not a silent dead thread.
     let result = guarded(|| train(&config, method, &device, resume, &dir, &mut emitter, cancel));

@@ -84,8 +84,9 @@ pub fn record_or_check(
     resume: bool,
 ) -> Result<()> {
     let model_sha256 = sha256_file(&data.model_dir.join(WEIGHTS_FILE))?;
+    let world_size = crate::dist::world().size();
     if resume {
-        return check_inputs(dir, &model_sha256, &data.files);
+        return check_inputs(dir, &model_sha256, &data.files, world_size);
     }
     let info = RunInfo {
         format_version: RUN_FORMAT_VERSION,
@@ -94,16 +95,30 @@ pub fn record_or_check(
         model_dir: data.model_dir.clone(),
         model_sha256,
         data_files: data.files.clone(),
+        world_size,
     };
     write_json(&dir.run_json(), &info)
 }
 
-fn check_inputs(dir: &RunDir, model_sha256: &str, data_files: &[DataFile]) -> Result<()> {
+fn check_inputs(
+    dir: &RunDir,
+    model_sha256: &str,
+    data_files: &[DataFile],
+    world_size: usize,
+) -> Result<()> {
     let info = dir.read_info()?;
     let refuse = |problem: String| TrainError::Resume {
         path: dir.root.clone(),
         problem,
     };
+    if info.world_size != world_size {
+        // Each rank's share of every batch, and the order of the sums, depend on the world
+        // size: another one would not continue the same run.
+        return Err(refuse(format!(
+            "the run was trained by {} rank(s) and this job has {world_size}: resume it with              the same number of ranks (`mpirun -np {}`)",
+            info.world_size, info.world_size
+        )));
+    }
     if info.model_sha256 != model_sha256 {
         return Err(refuse(format!(
             "the model changed: {} has sha256 {model_sha256}, the run started from {} ({})",
