@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 
 /// What one rank of a data-parallel job exchanged over a log window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CommStats {
     /// Ranks in the job.
     pub world_size: usize,
@@ -19,6 +19,9 @@ pub struct CommStats {
     /// Payload bytes this rank contributed to them: 4 per trained entry per exchange (a ring
     /// all-reduce puts about twice that on each rank's link).
     pub bytes: u64,
+    /// Seconds this rank spent in them (waiting for slower ranks included).
+    #[serde(default)]
+    pub secs: f64,
 }
 
 /// One event of a run.

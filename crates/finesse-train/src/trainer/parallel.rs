@@ -41,6 +41,19 @@ pub(super) struct Exchanged {
     pub exchanges: usize,
     /// Payload bytes this rank contributed to them.
     pub bytes: u64,
+    /// Seconds spent in them.
+    pub secs: f64,
+}
+
+impl Exchanged {
+    /// Sums `buf` over the ranks of `comm`, counting it.
+    fn sum(&mut self, comm: &dyn Comm, buf: &mut [f32]) {
+        let started = std::time::Instant::now();
+        comm.sum_f32(buf);
+        self.secs += started.elapsed().as_secs_f64();
+        self.exchanges += 1;
+        self.bytes += 4 * buf.len() as u64;
+    }
 }
 
 fn distributed(comm: &dyn Comm, problem: String) -> TrainError {
@@ -188,9 +201,7 @@ impl Trainer<'_> {
         let packed = self.optimizer.pack_gradients(grads.as_ref(), &self.device);
         drop(grads);
         let mut buf = floats(packed, "the packed gradients")?;
-        self.comm.sum_f32(&mut buf);
-        self.exchanged.exchanges += 1;
-        self.exchanged.bytes += 4 * buf.len() as u64;
+        self.exchanged.sum(self.comm, &mut buf);
         let loss = self.global_mean(local_loss, indices.len());
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss {
@@ -303,9 +314,7 @@ impl Trainer<'_> {
         }
         let values = self.optimizer.pack_values(self.model(), &self.device);
         let mut buf = floats(values, "the trained values")?;
-        self.comm.sum_f32(&mut buf);
-        self.exchanged.exchanges += 1;
-        self.exchanged.bytes += 4 * buf.len() as u64;
+        self.exchanged.sum(self.comm, &mut buf);
         let inv = 1.0 / self.comm.size() as f32;
         buf.iter_mut().for_each(|v| *v *= inv);
         let n = buf.len();
@@ -355,6 +364,7 @@ impl Trainer<'_> {
             world_size: self.comm.size(),
             exchanges: e.exchanges,
             bytes: e.bytes,
+            secs: e.secs,
         })
     }
 }
