@@ -35,7 +35,8 @@ pub(super) fn finish(
             .dev
             .evaluate(&model, &t.device, total, &mut t.best, emitter)?,
     };
-    if t.config.save_model {
+    // In a data-parallel job only rank 0's run directory is kept: the others skip the model.
+    if t.config.save_model && t.comm.rank() == 0 {
         save_hf_folder(
             &model,
             &t.bert_config,

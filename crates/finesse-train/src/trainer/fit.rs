@@ -452,6 +452,7 @@ impl<'r> Trainer<'r> {
                 .dev
                 .evaluate(&view, &self.device, self.step, &mut self.best, emitter)?;
         if self.config.save_best
+            && self.comm.rank() == 0
             && self
                 .data
                 .dev
