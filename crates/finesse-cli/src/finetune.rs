@@ -195,6 +195,10 @@ fn config_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<RunCon
         .data_dir
         .clone()
         .unwrap_or_else(finesse_glue::fetch::default_data_dir);
+    if args.output_dir.is_none() && finesse_train::dist::world().size() > 1 {
+        // Each rank would name the run from its own clock.
+        bail!("a data-parallel job needs --output-dir (the same folder on every rank)");
+    }
     let output_dir = args.output_dir.clone().unwrap_or_else(|| {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -317,6 +321,20 @@ fn method_from(args: &FinetuneArgs, matches: &clap::ArgMatches) -> Result<Method
 pub fn run(args: FinetuneArgs, matches: &clap::ArgMatches) -> Result<()> {
     let _mpi = finesse_train::dist::init_from_launcher()?;
     let world = finesse_train::dist::world();
+    if world.size() > 1 {
+        // A panic must end the job: unwinding would finalise MPI, which waits for the other
+        // ranks, themselves waiting in a collective for this one.
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            eprintln!(
+                "rank {} of {} panicked: ending the job (MPI_Abort)",
+                world.rank(),
+                world.size()
+            );
+            world.abort(101);
+        }));
+    }
     let result = run_rank(args, matches);
     if let Err(e) = &result
         && world.size() > 1

@@ -55,12 +55,16 @@ pub struct RunInfo {
     /// Data files read, with their sha256 and example counts.
     pub data_files: Vec<DataFile>,
     /// Ranks of the data-parallel job that trains the run (1: one process).
-    #[serde(default = "one")]
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub world_size: usize,
 }
 
 fn one() -> usize {
     1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// A data file of a run.

@@ -89,6 +89,15 @@ pub(super) fn check_launch(comm: &dyn Comm, config: &RunConfig) -> Result<()> {
                 .into(),
         ));
     }
+    if config.sync_every.is_some() && matches!(config.method, MethodConfig::Prune { .. }) {
+        return Err(distributed(
+            comm,
+            "pruning with --sync-every: each rank would prune its own weights between syncs \
+             and the averaged model would miss the target sparsity; prune with gradient \
+             all-reduce (no --sync-every)"
+                .into(),
+        ));
+    }
     let bytes = serde_json::to_vec(config).map_err(|e| distributed(comm, e.to_string()))?;
     check_same(comm, "the run's settings", &bytes, json_difference)
 }
@@ -270,6 +279,10 @@ impl Trainer<'_> {
         let report = match local {
             Some(batch) => self.step(batch, emitter)?,
             None => {
+                // No examples here this step: no update, but the method's schedule (pruning)
+                // advances as on every other rank.
+                let model = self.take_model();
+                self.model = Some(self.method.after_step(model, self.step + 1, emitter)?);
                 self.step += 1;
                 StepReport {
                     loss: 0.0,

@@ -84,7 +84,24 @@ pub fn record_or_check(
     resume: bool,
 ) -> Result<()> {
     let model_sha256 = sha256_file(&data.model_dir.join(WEIGHTS_FILE))?;
-    let world_size = crate::dist::world().size();
+    let world = crate::dist::world();
+    let world_size = world.size();
+    // Every rank must read the same bytes: paths alone (the settings) do not say so.
+    let inputs: Vec<&str> = std::iter::once(model_sha256.as_str())
+        .chain(data.files.iter().map(|f| f.sha256.as_str()))
+        .collect();
+    crate::dist::check_same(
+        world,
+        "the model and data",
+        inputs.join(",").as_bytes(),
+        |a, b| {
+            format!(
+                "sha256 of the model, then each data file: rank 0 read {}, this rank {}",
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b)
+            )
+        },
+    )?;
     if resume {
         return check_inputs(dir, &model_sha256, &data.files, world_size);
     }
@@ -115,7 +132,8 @@ fn check_inputs(
         // Each rank's share of every batch, and the order of the sums, depend on the world
         // size: another one would not continue the same run.
         return Err(refuse(format!(
-            "the run was trained by {} rank(s) and this job has {world_size}: resume it with              the same number of ranks (`mpirun -np {}`)",
+            "the run was trained by {} rank(s) and this job has {world_size}: resume it with \
+             the same number of ranks (`mpirun -np {}`)",
             info.world_size, info.world_size
         )));
     }
