@@ -314,6 +314,31 @@ impl<'r> Trainer<'r> {
         );
     }
 
+    /// The loss of `batch` through the method's view of the model, dropout seeded for this
+    /// step and the planned weights on gradient slices.
+    pub(super) fn forward_loss(&mut self, batch: &HostBatch) -> burn::tensor::Tensor<1> {
+        self.seed_dropout();
+        let view = self.method.forward_view(self.model());
+        let sliced = (!self.slices.is_empty()).then(|| self.slices.activate());
+        let logits = view
+            .as_ref()
+            .unwrap_or(self.model())
+            .forward(batch.to_input(&self.train_device));
+        drop((view, sliced));
+        loss_of(logits, &batch.labels, &self.train_device)
+    }
+
+    /// Backward of `loss`: the sliced weight gradients filled in, the method's gradient hook,
+    /// the parameters' gradients.
+    pub(super) fn gradients(&mut self, loss: burn::tensor::Tensor<1>, lr: f64) -> GradientsParams {
+        let mut raw_grads = loss.backward();
+        if !self.slices.is_empty() {
+            SlicePlan::fill(&mut raw_grads);
+        }
+        self.method.after_backward(&mut raw_grads, lr);
+        GradientsParams::from_grads(raw_grads, self.model())
+    }
+
     /// One optimizer step on `batch`: forward (through the method's view), loss, backward,
     /// the method's gradient hook, clipping over the trained entries, the masked update and
     /// the method's after-step hook.
@@ -322,16 +347,8 @@ impl<'r> Trainer<'r> {
     /// A non-finite loss, or a hook that fails.
     pub fn step(&mut self, batch: &HostBatch, emitter: &mut Emitter<'_>) -> Result<StepReport> {
         let step = self.step;
-        self.seed_dropout();
         let lr = self.schedule.lr(step);
-        let view = self.method.forward_view(self.model());
-        let sliced = (!self.slices.is_empty()).then(|| self.slices.activate());
-        let logits = view
-            .as_ref()
-            .unwrap_or(self.model())
-            .forward(batch.to_input(&self.train_device));
-        drop((view, sliced));
-        let loss = loss_of(logits, &batch.labels, &self.train_device);
+        let loss = self.forward_loss(batch);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
@@ -340,12 +357,7 @@ impl<'r> Trainer<'r> {
                 lr,
             });
         }
-        let mut raw_grads = loss.backward();
-        if !self.slices.is_empty() {
-            SlicePlan::fill(&mut raw_grads);
-        }
-        self.method.after_backward(&mut raw_grads, lr);
-        let grads = GradientsParams::from_grads(raw_grads, self.model());
+        let grads = self.gradients(loss, lr);
         let grad_norm = self
             .optimizer
             .grad_norm(&grads, &self.registry, &self.device)

@@ -18,11 +18,9 @@ use std::path::{Path, PathBuf};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use finesse_bert::readback::floats;
-use finesse_bert::slices::SlicePlan;
 use finesse_glue::{HostBatch, make_batch};
 use finesse_sparse::Mask;
 
-use super::eval::loss_of;
 use super::fit::{StepReport, Trainer};
 use crate::config::RunConfig;
 use crate::dist::{Comm, check_same, fnv1a, json_difference, share};
@@ -249,22 +247,9 @@ impl Trainer<'_> {
         lr: f64,
         weight: f64,
     ) -> (GradientsParams, f64) {
-        self.seed_dropout();
-        let view = self.method.forward_view(self.model());
-        let sliced = (!self.slices.is_empty()).then(|| self.slices.activate());
-        let logits = view
-            .as_ref()
-            .unwrap_or(self.model())
-            .forward(batch.to_input(&self.train_device));
-        drop((view, sliced));
-        let loss = loss_of(logits, &batch.labels, &self.train_device);
+        let loss = self.forward_loss(batch);
         let value = loss.clone().into_scalar::<f32>() as f64;
-        let mut raw = loss.mul_scalar(weight).backward();
-        if !self.slices.is_empty() {
-            SlicePlan::fill(&mut raw);
-        }
-        self.method.after_backward(&mut raw, lr);
-        (GradientsParams::from_grads(raw, self.model()), value)
+        (self.gradients(loss.mul_scalar(weight), lr), value)
     }
 
     /// `--sync-every`: a local step on this rank's share (none when it has no examples);
