@@ -255,6 +255,17 @@ fn fish_on_two_ranks_ends_with_the_weights_of_one_process() {
         assert_eq!(c["bytes"].as_u64(), Some(4 * k), "{c}");
     }
     assert!(step_comm(&solo).iter().all(serde_json::Value::is_null));
+    // `runs show` gives the command as a job of the same size.
+    let o = finesse!()
+        .args(["runs", "show"])
+        .arg(&job)
+        .output()
+        .expect("runs show");
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        shown.contains("command: mpirun -np 2 finesse finetune"),
+        "{shown}"
+    );
 }
 
 #[test]

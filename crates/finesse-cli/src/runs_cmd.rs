@@ -135,8 +135,14 @@ fn show(dir: &Path, json: bool) -> Result<()> {
             c.seed,
             c.device
         );
+        // A data-parallel run is launched as a job of the same size (resume refuses another).
+        let launcher = if info.world_size > 1 {
+            format!("mpirun -np {} ", info.world_size)
+        } else {
+            String::new()
+        };
         match finesse_train::command::finetune_line(c) {
-            Ok(line) => println!("  command: {line}"),
+            Ok(line) => println!("  command: {launcher}{line}"),
             Err(e) => println!("  command: none ({e})"),
         }
     }
