@@ -173,6 +173,20 @@ fn trainable(run: &Path) -> u64 {
         .expect("start event")
 }
 
+/// FISH flags: a 5% mask from the Fisher over `samples` examples, then `more`.
+fn fish<'a>(samples: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--method",
+        "fish",
+        "--keep-ratio",
+        "0.05",
+        "--fisher-samples",
+        samples,
+    ];
+    a.extend_from_slice(more);
+    a
+}
+
 /// One process and `np` ranks on the same flags; returns the two run directories.
 fn one_and_many(s: &Setup, np: usize, name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let solo = format!("{name}-1");
@@ -201,15 +215,8 @@ fn assert_same_weights(solo: &Path, job: &Path) {
 #[test]
 fn fish_on_two_ranks_ends_with_the_weights_of_one_process() {
     let s = setup();
-    let fish = [
-        "--method",
-        "fish",
-        "--keep-ratio",
-        "0.05",
-        "--fisher-samples",
-        "16",
-    ];
-    let (solo, job) = one_and_many(&s, 2, "fish", &fish);
+    let flags = fish("16", &[]);
+    let (solo, job) = one_and_many(&s, 2, "fish", &flags);
     assert_same_weights(&solo, &job);
     // The parallel Fisher equals the single-process one and selects the same mask.
     let (fa, fb) = (
@@ -300,15 +307,8 @@ fn dense_on_two_ranks_ends_with_the_weights_of_one_process() {
 fn three_ranks_share_a_batch_that_does_not_divide() {
     let s = setup();
     // 8 examples per batch over 3 ranks: 3 + 3 + 2.
-    let fish = [
-        "--method",
-        "fish",
-        "--keep-ratio",
-        "0.05",
-        "--fisher-samples",
-        "10",
-    ];
-    let (solo, job) = one_and_many(&s, 3, "uneven", &fish);
+    let flags = fish("10", &[]);
+    let (solo, job) = one_and_many(&s, 3, "uneven", &flags);
     assert_same_weights(&solo, &job);
     let m = |run: &Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(run.join("metrics.json")).expect("metrics"))
@@ -326,18 +326,7 @@ fn sync_every_exchanges_the_kept_values_once_per_sync() {
     let mut c = mpirun(2);
     c.args(s.args(
         "sync",
-        &[
-            "--method",
-            "fish",
-            "--keep-ratio",
-            "0.05",
-            "--fisher-samples",
-            "16",
-            "--max-steps",
-            "8",
-            "--sync-every",
-            "4",
-        ],
+        &fish("16", &["--max-steps", "8", "--sync-every", "4"]),
     ));
     let o = output(c);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -420,18 +409,10 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
     let mut c = mpirun(2);
     c.args(s.args(
         "killed",
-        &[
-            "--method",
-            "fish",
-            "--keep-ratio",
-            "0.05",
-            "--fisher-samples",
+        &fish(
             "16",
-            "--max-steps",
-            KILLED_STEPS,
-            "--checkpoint-every",
-            "2",
-        ],
+            &["--max-steps", KILLED_STEPS, "--checkpoint-every", "2"],
+        ),
     ))
     .stdout(Stdio::null())
     .stderr(Stdio::piped());

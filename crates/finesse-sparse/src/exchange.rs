@@ -21,7 +21,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
-use crate::optim::{Grads, SparseOptimizer, StepMapper};
+use crate::optim::{Grads, SparseOptimizer};
 
 impl SparseOptimizer {
     /// Entries in a packed buffer: the sum of every trained parameter's trained entries.
@@ -65,15 +65,8 @@ impl SparseOptimizer {
         lr: f64,
         grad_scale: f64,
     ) -> M {
-        let grads = self.split(packed);
-        self.step += 1;
-        let mut mapper = StepMapper {
-            opt: self,
-            grads: Grads::Trained(grads),
-            lr,
-            grad_scale,
-        };
-        model.map(&mut mapper)
+        let grads = Grads::Trained(self.split(packed));
+        self.apply(model, grads, lr, grad_scale)
     }
 
     /// The values of the trained entries of `model`, concatenated in the fixed order.

@@ -112,7 +112,7 @@ pub struct SparseOptimizer {
     pub(crate) order: Vec<ParamId>,
     /// Per parameter name: AdamW `[m, v]`, SGD with momentum `[buf]`, each of length k.
     state: HashMap<String, Vec<Tensor<1>>>,
-    pub(crate) step: u64,
+    step: u64,
     index_entries: usize,
 }
 
@@ -231,10 +231,21 @@ impl SparseOptimizer {
         lr: f64,
         grad_scale: f64,
     ) -> M {
+        self.apply(model, Grads::Full(grads), lr, grad_scale)
+    }
+
+    /// One step of every trained parameter from `grads` (whole or already gathered).
+    pub(crate) fn apply<M: Module>(
+        &mut self,
+        model: M,
+        grads: Grads,
+        lr: f64,
+        grad_scale: f64,
+    ) -> M {
         self.step += 1;
         let mut mapper = StepMapper {
             opt: self,
-            grads: Grads::Full(grads),
+            grads,
             lr,
             grad_scale,
         };
@@ -391,11 +402,11 @@ pub(crate) enum Grads {
     Trained(HashMap<ParamId, Tensor<1>>),
 }
 
-pub(crate) struct StepMapper<'a> {
-    pub(crate) opt: &'a mut SparseOptimizer,
-    pub(crate) grads: Grads,
-    pub(crate) lr: f64,
-    pub(crate) grad_scale: f64,
+struct StepMapper<'a> {
+    opt: &'a mut SparseOptimizer,
+    grads: Grads,
+    lr: f64,
+    grad_scale: f64,
 }
 
 impl StepMapper<'_> {
