@@ -53,6 +53,15 @@ fn elementwise_ops_are_bit_identical_above_the_parallel_threshold() {
         ("tanh", Box::new(tanh)),
         ("scalar mul-add", Box::new(|t| t * 0.37 + 1.5)),
         ("powf_scalar", Box::new(|t| t.abs().powf_scalar(1.7))),
+        // A fresh (unique) tensor is filled in place: dropout's backward path.
+        (
+            "mask_fill in place",
+            Box::new(|t| {
+                let t = t + 0.5;
+                let negative = t.clone().lower_elem(0.0);
+                t.mask_fill(negative, -3.0)
+            }),
+        ),
     ];
     for (name, op) in &ops {
         let (whole, chunked) = whole_and_chunked(&x, op);

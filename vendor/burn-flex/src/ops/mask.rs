@@ -39,11 +39,9 @@ where
             let m_offset = mask.layout().start_offset();
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
-            for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                if m != 0 {
-                    *t = value;
-                }
-            }
+            // finesse patch: over rayon's threads above PARALLEL_THRESHOLD (dropout's
+            // backward fills every gradient in place here).
+            crate::ops::par::mask_fill_inplace(tensor_slice, mask_bytes, value);
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {
             let mask_bytes = mask.bytes();

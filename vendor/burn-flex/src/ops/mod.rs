@@ -162,6 +162,24 @@ pub(crate) mod par {
         a.iter_mut().zip(b).for_each(|(x, &y)| *x = op(*x, y));
     }
 
+    /// `a[i] = value` where `mask[i] != 0` (a select, so the loop vectorises).
+    #[inline]
+    pub(crate) fn mask_fill_inplace<E: Copy + Send + Sync>(a: &mut [E], mask: &[u8], value: E) {
+        let fill = |c: &mut [E], m: &[u8]| {
+            c.iter_mut()
+                .zip(m)
+                .for_each(|(x, &m)| *x = if m != 0 { value } else { *x })
+        };
+        #[cfg(feature = "rayon")]
+        if a.len() >= super::PARALLEL_THRESHOLD {
+            a.par_chunks_mut(CHUNK)
+                .zip(mask.par_chunks(CHUNK))
+                .for_each(|(c, m)| fill(c, m));
+            return;
+        }
+        fill(a, mask);
+    }
+
     /// `op` of every element of `a`, into a new vector.
     #[inline]
     pub(crate) fn map<E: Copy + Send + Sync, R: Copy + Send + Sync + Default>(
