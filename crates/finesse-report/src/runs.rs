@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use finesse_sparse::mask::Budget;
+use finesse_sparse::mask::{Budget, Scope, Selection};
 use finesse_train::RunDir;
 use finesse_train::method::MethodConfig;
 use finesse_train::rundir::RunSummary;
@@ -87,14 +87,18 @@ impl Run {
         {
             return Some(stats.overall.fraction);
         }
-        let selection = match self.method()? {
+        match self.selection()?.budget {
+            Budget::Ratio(r) => Some(r),
+            Budget::Count(_) => None,
+        }
+    }
+
+    /// How a FISH or random run chose its mask (`None` for other methods and reused mask files).
+    fn selection(&self) -> Option<&Selection> {
+        match self.method()? {
             MethodConfig::Fish { selection, .. } => selection.as_ref(),
             MethodConfig::Random { selection } => Some(selection),
             _ => None,
-        }?;
-        match selection.budget {
-            Budget::Ratio(r) => Some(r),
-            Budget::Count(_) => None,
         }
     }
 
@@ -112,7 +116,9 @@ impl Run {
         }
     }
 
-    /// What the method kept or pruned, as a table cell: `0.50%` kept, `30.0% sparse`, `all`.
+    /// What the method kept or pruned, as a table cell: `0.50%` kept, `30.0% sparse`, `all`;
+    /// a mask chosen other than by one global top-k says how (`0.50% per-tensor`,
+    /// `0.50% without pooler`).
     pub fn budget_text(&self) -> String {
         if let Some(s) = self.sparsity() {
             return format!("{} sparse", crate::colormap::format_value(s, true));
@@ -120,7 +126,18 @@ impl Run {
         match (self.method(), self.keep_ratio()) {
             (Some(MethodConfig::Bitfit), _) => "biases + head".into(),
             (Some(MethodConfig::Freeze { groups }), _) => format!("frozen: {}", groups.join(", ")),
-            (_, Some(r)) => crate::colormap::format_value(r, true),
+            (_, Some(r)) => {
+                let mut text = crate::colormap::format_value(r, true);
+                if let Some(selection) = self.selection() {
+                    if selection.scope != Scope::Global {
+                        text = format!("{text} {}", selection.scope.name());
+                    }
+                    if !selection.exclude.is_empty() {
+                        text = format!("{text} without {}", selection.exclude.join(", "));
+                    }
+                }
+                text
+            }
             (Some(MethodConfig::Dense), _) => "all".into(),
             _ => String::new(),
         }

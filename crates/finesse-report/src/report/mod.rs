@@ -1129,6 +1129,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_kept_cell_says_how_a_mask_was_cut_when_not_by_one_global_top_k() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let kept_of = |name: &str, selection: serde_json::Value| {
+            let method = json!({"kind": "random", "selection": selection});
+            let dir = write_run(
+                tmp.path(),
+                name,
+                &info("sst2", Some(method), 1e-2, 42),
+                None,
+                &[start(113_569)],
+            );
+            ReportRow::of(&Run::open(&dir).expect("run")).kept
+        };
+        let budget = json!({"ratio": 0.005});
+        let global = json!({"budget": budget, "scope": "global", "head_in_budget": true});
+        assert_eq!(kept_of("global", global), "0.50%");
+        let per_tensor = json!({"budget": budget, "scope": "per-tensor", "head_in_budget": true});
+        assert_eq!(kept_of("per-tensor", per_tensor), "0.50% per-tensor");
+        let excluding = json!({"budget": budget, "scope": "per-layer", "head_in_budget": true,
+            "exclude": ["pooler", "word-embeddings"]});
+        assert_eq!(
+            kept_of("per-layer", excluding),
+            "0.50% per-layer without pooler, word-embeddings"
+        );
+    }
+
     /// Three runs: dense SST-2 (finished), a random mask (interrupted after 200 steps), and
     /// an STS-B run with a pipe in its freeze spec.
     fn three_runs(root: &Path) -> Vec<Run> {
