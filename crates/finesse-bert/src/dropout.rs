@@ -27,7 +27,7 @@ pub const CHUNK: usize = 1 << 15;
 /// `dropout.forward(x)`, with the mask drawn in parallel on the CPU backends.
 pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !dropout.training.is_enabled() || !device.is_autodiff() || dropout.prob == 0.0 {
+    if active_keep(dropout, &device).is_none() {
         return x;
     }
     if !on_host(&device) {
@@ -35,9 +35,22 @@ pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     }
     let keep = 1.0 - dropout.prob;
     let shape = x.shape();
-    let dropped = dropped_entries(draw_seed(&device), keep, shape.num_elements());
+    let dropped = draw_dropped(&device, keep, shape.num_elements());
     let dropped = Tensor::<D, Bool>::from_data(TensorData::new(dropped, shape), &device);
     x.mask_fill(dropped, 0.0).mul_scalar((1.0 / keep) as f32)
+}
+
+/// The keep probability 1 − p when `dropout` acts on `device` (training, an autodiff device,
+/// p > 0); `None` when it leaves its input as it is.
+pub fn active_keep(dropout: &Dropout, device: &Device) -> Option<f64> {
+    (dropout.training.is_enabled() && device.is_autodiff() && dropout.prob != 0.0)
+        .then_some(1.0 - dropout.prob)
+}
+
+/// The dropped entries of an `n`-entry tensor on a CPU `device`, from the seed Burn's generator
+/// gives next (what [`apply`] draws).
+pub fn draw_dropped(device: &Device, keep: f64, n: usize) -> Vec<bool> {
+    dropped_entries(draw_seed(device), keep, n)
 }
 
 /// Which of `n` entries are dropped: each with probability 1 − `keep`.

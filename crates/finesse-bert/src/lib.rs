@@ -14,15 +14,19 @@
 // Every fallible public function says when it fails (finesse-train will follow).
 #![warn(clippy::missing_errors_doc)]
 
+pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod error;
+#[cfg(feature = "flex")]
+pub mod flexhost;
 pub mod hub;
 pub mod io;
 pub mod limits;
 pub mod model;
 pub mod names;
+pub mod norm;
 pub mod readback;
 pub mod registry;
 pub mod slices;

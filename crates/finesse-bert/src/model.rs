@@ -11,7 +11,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, gelu_approximate, relu, silu, softmax};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, silu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -67,6 +67,9 @@ pub struct BertEmbeddings {
     pub token_type_embeddings: Embedding,
     /// `embeddings.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// ε of the LayerNorm (Burn's `LayerNorm` keeps its own private), for [`crate::norm`].
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Dropout after the LayerNorm (training only).
     pub dropout: Dropout,
 }
@@ -83,7 +86,8 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.position_embeddings.forward(positions);
-        crate::dropout::apply(&self.dropout, self.layer_norm.forward(x))
+        let x = crate::norm::layer_norm(&self.layer_norm, self.layer_norm_eps, x);
+        crate::dropout::apply(&self.dropout, x)
     }
 }
 
@@ -117,8 +121,9 @@ impl BertSelfAttention {
         let q = heads(crate::slices::linear(&self.query, x.clone()));
         let k = heads(crate::slices::linear(&self.key, x.clone()));
         let v = heads(crate::slices::linear(&self.value, x));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = crate::dropout::apply(&self.dropout, softmax(scores, 3));
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let probs =
+            crate::attention::probs(scores, (head_dim as f64).sqrt(), mask_bias, &self.dropout);
         probs
             .matmul(v)
             .swap_dims(1, 2)
@@ -133,6 +138,9 @@ pub struct BertSelfOutput {
     pub dense: Linear,
     /// `attention.output.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// ε of the LayerNorm (Burn's `LayerNorm` keeps its own private), for [`crate::norm`].
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Dropout on the branch (training only).
     pub dropout: Dropout,
 }
@@ -163,6 +171,9 @@ pub struct BertOutput {
     pub dense: Linear,
     /// `output.LayerNorm`.
     pub layer_norm: LayerNorm,
+    /// ε of the LayerNorm (Burn's `LayerNorm` keeps its own private), for [`crate::norm`].
+    #[module(skip)]
+    pub layer_norm_eps: f64,
     /// Dropout on the branch (training only).
     pub dropout: Dropout,
 }
@@ -184,7 +195,9 @@ impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         let attn = self.attention.self_attention.forward(x.clone(), mask_bias);
         let out = &self.attention.output;
-        let x = out.layer_norm.forward(
+        let x = crate::norm::layer_norm(
+            &out.layer_norm,
+            out.layer_norm_eps,
             crate::dropout::apply(&out.dropout, crate::slices::linear(&out.dense, attn)) + x,
         );
         let h = crate::slices::linear(&self.intermediate.dense, x.clone());
@@ -195,8 +208,11 @@ impl BertLayer {
             HiddenAct::Silu => silu(h),
         };
         let o = &self.output;
-        o.layer_norm
-            .forward(crate::dropout::apply(&o.dropout, crate::slices::linear(&o.dense, h)) + x)
+        crate::norm::layer_norm(
+            &o.layer_norm,
+            o.layer_norm_eps,
+            crate::dropout::apply(&o.dropout, crate::slices::linear(&o.dense, h)) + x,
+        )
     }
 }
 
@@ -265,6 +281,7 @@ impl BertModel {
                 .init(device),
             token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
             layer_norm: ln(),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: hidden_dropout(),
         };
         let layer = (0..config.num_hidden_layers)
@@ -280,6 +297,7 @@ impl BertModel {
                     output: BertSelfOutput {
                         dense: linear(h, h, device),
                         layer_norm: ln(),
+                        layer_norm_eps: config.layer_norm_eps,
                         dropout: hidden_dropout(),
                     },
                 },
@@ -290,6 +308,7 @@ impl BertModel {
                 output: BertOutput {
                     dense: linear(config.intermediate_size, h, device),
                     layer_norm: ln(),
+                    layer_norm_eps: config.layer_norm_eps,
                     dropout: hidden_dropout(),
                 },
             })

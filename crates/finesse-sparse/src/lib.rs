@@ -23,6 +23,8 @@
 // Every fallible public function says when it fails (finesse-train will follow).
 #![warn(clippy::missing_errors_doc)]
 
+#[cfg(feature = "flex")]
+mod adamw_host;
 pub mod diff;
 pub mod distance;
 pub mod error;

@@ -394,6 +394,45 @@ pub(crate) fn adam<const D: usize>(
     (m, v, step)
 }
 
+pub(crate) use crate::adamw_host::Step as AdamwStep;
+
+/// One AdamW step of flat `value`: (new value, m, v). On `flex` one pass over the entries
+/// ([`crate::adamw_host`]); elsewhere [`tensor_adamw`]. The same bits either way.
+pub(crate) fn adamw_step(
+    value: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<(Tensor<1>, Tensor<1>)>,
+    s: AdamwStep,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    #[cfg(feature = "flex")]
+    if let Some(out) = crate::adamw_host::adamw(&value, &grad, previous.as_ref(), s) {
+        return out;
+    }
+    tensor_adamw(value, grad, previous, s)
+}
+
+/// [`adamw_step`] with Burn's tensor operations: weight decay `p·(1 − lr·wd)`, then the step of
+/// [`adam`].
+pub(crate) fn tensor_adamw(
+    value: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<(Tensor<1>, Tensor<1>)>,
+    s: AdamwStep,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let grad = if s.grad_scale == 1.0 {
+        grad
+    } else {
+        grad.mul_scalar(s.grad_scale)
+    };
+    let (m, v, step) = adam(previous, grad, s.t, s.lr, (s.beta1, s.beta2, s.eps));
+    let decayed = if s.weight_decay > 0.0 {
+        value.mul_scalar(1.0 - s.lr * s.weight_decay)
+    } else {
+        value
+    };
+    (decayed - step, m, v)
+}
+
 /// The gradients a step reads.
 pub(crate) enum Grads {
     /// Whole-parameter gradients from a backward pass.
@@ -412,10 +451,12 @@ struct StepMapper<'a> {
 impl StepMapper<'_> {
     /// New values of the trained entries `value` (flat) from their gradient `grad`.
     fn update(&mut self, slot: &Slot, value: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
-        let grad = if self.grad_scale == 1.0 {
-            grad
-        } else {
-            grad.mul_scalar(self.grad_scale)
+        let scaled = |grad: Tensor<1>| {
+            if self.grad_scale == 1.0 {
+                grad
+            } else {
+                grad.mul_scalar(self.grad_scale)
+            }
         };
         let wd = if slot.decay {
             self.opt.config.weight_decay
@@ -433,15 +474,20 @@ impl StepMapper<'_> {
                     }
                     _ => None,
                 };
-                let (m, v, step) = adam(previous, grad, t, self.lr, (beta1, beta2, eps));
-                let decayed = if wd > 0.0 {
-                    value.mul_scalar(1.0 - self.lr * wd)
-                } else {
-                    value
+                let s = AdamwStep {
+                    grad_scale: self.grad_scale,
+                    beta1,
+                    beta2,
+                    eps,
+                    lr: self.lr,
+                    weight_decay: wd,
+                    t,
                 };
-                (decayed - step, vec![m, v])
+                let (p, m, v) = adamw_step(value, grad, previous, s);
+                (p, vec![m, v])
             }
             Algorithm::Sgd { momentum } => {
+                let grad = scaled(grad);
                 let d = if wd > 0.0 {
                     grad + value.clone().mul_scalar(wd)
                 } else {

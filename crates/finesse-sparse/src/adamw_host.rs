@@ -1,0 +1,189 @@
+//! The AdamW step of [`crate::optim`] in one pass on `flex`.
+//!
+//! Written with Burn's tensor operations, one step of a parameter is some fifteen element-wise
+//! passes (scale, two moments, square root, bias corrections, ε, quotient, decay, subtraction),
+//! each allocating a new tensor: over a dense model's 22.7 M entries that is several gigabytes of
+//! memory traffic per step. Here each entry is read and written once, in place where the buffers
+//! are not shared, with the same f32 operations in the same order (each scalar rounded to f32
+//! as Burn's scalar operations round it, no fused multiply-add), so the results are the tensor
+//! form's bit for bit (tested).
+
+use burn::tensor::{Shape, Tensor};
+use finesse_bert::flexhost::{floats, owned, plain, tensor, wrap};
+use rayon::prelude::*;
+
+/// Entries per parallel task.
+const CHUNK: usize = 1 << 16;
+
+/// The scalars of one AdamW step, as f32 as Burn's scalar operations use them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Step {
+    /// The gradient's scale (clipping); 1 leaves it as it is.
+    pub grad_scale: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub lr: f64,
+    /// Decoupled weight decay (0: none).
+    pub weight_decay: f64,
+    /// The step number, from 1.
+    pub t: i32,
+}
+
+/// (new value, m, v) of flat `value` from `grad` and the previous moments; `None` when a
+/// tensor is not a plain f32 tensor on `flex` or the lengths differ (the caller then takes the
+/// tensor form).
+pub(crate) fn adamw(
+    value: &Tensor<1>,
+    grad: &Tensor<1>,
+    previous: Option<&(Tensor<1>, Tensor<1>)>,
+    s: Step,
+) -> Option<(Tensor<1>, Tensor<1>, Tensor<1>)> {
+    if !finesse_bert::flexhost::fused("adamw") {
+        return None;
+    }
+    let n = value.dims()[0];
+    let p = plain(value)?;
+    let g = plain(grad)?;
+    let moments = match previous {
+        Some((m, v)) => Some((plain(m)?, plain(v)?)),
+        None => None,
+    };
+    if grad.dims()[0] != n || previous.is_some_and(|(m, v)| m.dims()[0] != n || v.dims()[0] != n) {
+        return None;
+    }
+    let first = moments.is_none();
+    let (m, v) = moments.unwrap_or_else(|| {
+        let zeros = || tensor(vec![0.0; n], Shape::new([n]));
+        (zeros(), zeros())
+    });
+    let (mut p, mut m, mut v) = (owned(p), owned(m), owned(v));
+    let g = floats(&g);
+    kernel(
+        &mut p.storage_mut::<f32>()[..n],
+        &g,
+        &mut m.storage_mut::<f32>()[..n],
+        &mut v.storage_mut::<f32>()[..n],
+        first,
+        s,
+    );
+    Some((wrap(p), wrap(m), wrap(v)))
+}
+
+/// One AdamW step over slices of equal length (m and v are ignored and overwritten when
+/// `first`).
+fn kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], first: bool, s: Step) {
+    let scale = (s.grad_scale != 1.0).then_some(s.grad_scale as f32);
+    let (b1, b2) = (s.beta1 as f32, s.beta2 as f32);
+    let (one_b1, one_b2) = ((1.0 - s.beta1) as f32, (1.0 - s.beta2) as f32);
+    let (bc1, bc2) = (1.0 - s.beta1.powi(s.t), 1.0 - s.beta2.powi(s.t));
+    let sqrt_bc2 = bc2.sqrt() as f32;
+    let eps = s.eps as f32;
+    let step_size = (s.lr / bc1) as f32;
+    let decay = (s.weight_decay > 0.0).then_some((1.0 - s.lr * s.weight_decay) as f32);
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .for_each(|(((p, g), m), v)| {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                let g = scale.map_or(g, |c| g * c);
+                let (m1, v1) = if first {
+                    (g * one_b1, (g * g) * one_b2)
+                } else {
+                    (*m * b1 + g * one_b1, *v * b2 + (g * g) * one_b2)
+                };
+                *m = m1;
+                *v = v1;
+                let denom = v1.sqrt() / sqrt_bc2 + eps;
+                let step = m1 / denom * step_size;
+                let decayed = decay.map_or(*p, |d| *p * d);
+                *p = decayed - step;
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    fn bits(t: Tensor<1>) -> Vec<u32> {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .expect("f32")
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    #[test]
+    fn the_one_pass_step_writes_the_tensor_forms_bits() {
+        let device = Device::flex();
+        device.seed(3);
+        let n = 200_003; // several parallel chunks and a ragged end
+        let r = |std: f64| Tensor::<1>::random([n], Distribution::Normal(0.0, std), &device);
+        let (value, g1, g2) = (r(0.05), r(1e-3), r(2e-3));
+        for (grad_scale, weight_decay) in [(1.0, 0.01), (0.37, 0.0)] {
+            let mut fused_state: Option<(Tensor<1>, Tensor<1>)> = None;
+            let mut tensor_state: Option<(Tensor<1>, Tensor<1>)> = None;
+            let (mut fused, mut reference) = (value.clone(), value.clone());
+            for (t, g) in [(1, &g1), (2, &g2), (3, &g1)] {
+                let s = Step {
+                    grad_scale,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    lr: 3e-4,
+                    weight_decay,
+                    t,
+                };
+                let (p, m, v) =
+                    adamw(&fused, g, fused_state.as_ref(), s).expect("the host form on flex");
+                fused = p;
+                fused_state = Some((m, v));
+                let (p, m, v) = crate::optim::tensor_adamw(
+                    reference.clone(),
+                    g.clone(),
+                    tensor_state.take(),
+                    s,
+                );
+                reference = p;
+                tensor_state = Some((m, v));
+            }
+            assert_eq!(bits(fused.clone()), bits(reference.clone()), "values");
+            let (fm, fv) = fused_state.expect("state");
+            let (rm, rv) = tensor_state.expect("state");
+            assert_eq!(bits(fm), bits(rm), "m");
+            assert_eq!(bits(fv), bits(rv), "v");
+            assert_ne!(
+                bits(fused),
+                bits(value.clone()),
+                "the step moved the values"
+            );
+        }
+    }
+
+    #[test]
+    #[allow(deprecated)] // ndarray: a second backend to fall back on
+    fn other_backends_and_autodiff_tensors_take_the_tensor_form() {
+        let s = Step {
+            grad_scale: 1.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            t: 1,
+        };
+        let nd = Device::ndarray();
+        let x = Tensor::<1>::ones([4], &nd);
+        assert!(adamw(&x, &x, None, s).is_none());
+        let ad = Device::flex().autodiff();
+        let x = Tensor::<1>::ones([4], &ad);
+        assert!(adamw(&x, &x, None, s).is_none());
+        let flex = Device::flex();
+        let (x, short) = (Tensor::<1>::ones([4], &flex), Tensor::<1>::ones([3], &flex));
+        assert!(adamw(&x, &short, None, s).is_none());
+    }
+}
