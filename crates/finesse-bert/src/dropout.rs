@@ -84,6 +84,7 @@ fn draw_seed(device: &Device) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::values;
     use burn::nn::DropoutConfig;
 
     /// The former formulation's mask: one multiplier per entry, 1 / `keep` where kept, else 0.
@@ -95,12 +96,9 @@ mod tests {
             .collect()
     }
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().expect("f32")
-    }
-
     #[test]
     fn the_byte_mask_gives_the_multiply_values_and_gradients_bit_for_bit() {
+        let _rng = crate::testutil::seeded();
         let device = Device::flex().autodiff();
         let dropout = DropoutConfig::new(0.1).init();
         let shape = [3, 5, 70, 90];
@@ -153,6 +151,7 @@ mod tests {
 
     #[test]
     fn flex_training_drops_with_the_burn_generator_seed_and_eval_does_not() {
+        let _rng = crate::testutil::seeded();
         let device = Device::flex().autodiff();
         assert!(on_host(&device));
         let dropout = DropoutConfig::new(0.25).init();

@@ -30,6 +30,8 @@ pub mod norm;
 pub mod readback;
 pub mod registry;
 pub mod slices;
+#[cfg(test)]
+mod testutil;
 pub mod tokenizer;
 
 pub use checkpoint::{

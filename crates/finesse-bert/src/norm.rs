@@ -221,23 +221,13 @@ mod flex {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
+    use crate::testutil::{max_diff, seeded, values};
     use burn::nn::LayerNormConfig;
     use burn::tensor::{Device, Distribution};
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().expect("f32")
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
-    }
-
     #[test]
     fn the_fused_layer_norm_matches_burns_values_and_gradients() {
+        let _rng = seeded();
         let device = Device::flex().autodiff();
         for (shape, eps) in [
             ([3, 5, 8], 1e-12),
