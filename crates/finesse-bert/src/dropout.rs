@@ -98,7 +98,6 @@ mod tests {
 
     #[test]
     fn the_byte_mask_gives_the_multiply_values_and_gradients_bit_for_bit() {
-        let _rng = crate::testutil::seeded();
         let device = Device::flex().autodiff();
         let dropout = DropoutConfig::new(0.1).init();
         let shape = [3, 5, 70, 90];
@@ -151,7 +150,6 @@ mod tests {
 
     #[test]
     fn flex_training_drops_with_the_burn_generator_seed_and_eval_does_not() {
-        let _rng = crate::testutil::seeded();
         let device = Device::flex().autodiff();
         assert!(on_host(&device));
         let dropout = DropoutConfig::new(0.25).init();

@@ -221,13 +221,12 @@ mod flex {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
-    use crate::testutil::{max_diff, seeded, values};
+    use crate::testutil::{max_diff, values};
     use burn::nn::LayerNormConfig;
     use burn::tensor::{Device, Distribution};
 
     #[test]
     fn the_fused_layer_norm_matches_burns_values_and_gradients() {
-        let _rng = seeded();
         let device = Device::flex().autodiff();
         for (shape, eps) in [
             ([3, 5, 8], 1e-12),

@@ -1,16 +1,6 @@
 //! Helpers of this crate's unit tests.
 
-use std::sync::{Mutex, MutexGuard};
-
 use burn::tensor::Tensor;
-
-/// Burn's random generator is one per process and the tests run on parallel threads: a test
-/// that seeds it and then relies on what it draws holds this lock, so no other test draws in
-/// between.
-pub fn seeded() -> MutexGuard<'static, ()> {
-    static RNG: Mutex<()> = Mutex::new(());
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The values of a float tensor as f32.
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
