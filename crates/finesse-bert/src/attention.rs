@@ -116,16 +116,8 @@ mod flex {
         let shape = s.primitive().shape();
         let dropped = keep.map(|k| Arc::new(draw(k, shape.num_elements())));
         let inv_keep = keep.map_or(1.0, |k| (1.0 / k) as f32);
-        let (y, p) = {
-            let y = rows.forward(&floats(s.primitive()), &floats(bias.primitive()));
-            match &dropped {
-                Some(d) => {
-                    let p = rows.dropout(&y, d, inv_keep);
-                    (y, Some(p))
-                }
-                None => (y, None),
-            }
-        };
+        let y = rows.forward(&floats(s.primitive()), &floats(bias.primitive()));
+        let p = dropped.as_ref().map(|d| rows.dropout(&y, d, inv_keep));
         let y = tensor(y, shape.clone());
         let out = p.map_or_else(|| y.clone(), |p| tensor(p, shape));
         let state = State {

@@ -34,21 +34,12 @@ pub fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
 }
 
 /// `f` applied to `grad`'s values in place when its buffer is contiguous and not shared,
-/// else to a copy; returns the tensor holding the result.
+/// else to a copy ([`owned`]); returns the tensor holding the result.
 pub fn map_in_place(grad: FlexTensor, f: impl FnOnce(&mut [f32])) -> FlexTensor {
     let n = grad.shape().num_elements();
-    let mut grad = if grad.layout().contiguous_offsets() == Some((0, n)) {
-        grad
-    } else {
-        grad.to_contiguous()
-    };
-    if let Some(values) = grad.try_storage_mut::<f32>() {
-        f(&mut values[..n]);
-        return grad;
-    }
-    let mut values = floats(&grad).into_owned();
-    f(&mut values);
-    tensor(values, grad.shape())
+    let mut grad = owned(grad);
+    f(&mut grad.storage_mut::<f32>()[..n]);
+    grad
 }
 
 /// The flex tensor of a plain (non-autodiff) f32 tensor on `flex`; `None` on any other device,

@@ -12,23 +12,10 @@ use burn::tensor::{Shape, Tensor};
 use finesse_bert::flexhost::{floats, owned, plain, tensor, wrap};
 use rayon::prelude::*;
 
+use crate::optim::AdamwStep as Step;
+
 /// Entries per parallel task.
 const CHUNK: usize = 1 << 16;
-
-/// The scalars of one AdamW step, as f32 as Burn's scalar operations use them.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Step {
-    /// The gradient's scale (clipping); 1 leaves it as it is.
-    pub grad_scale: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub lr: f64,
-    /// Decoupled weight decay (0: none).
-    pub weight_decay: f64,
-    /// The step number, from 1.
-    pub t: i32,
-}
 
 /// (new value, m, v) of flat `value` from `grad` and the previous moments; `None` when a
 /// tensor is not a plain f32 tensor on `flex` or the lengths differ (the caller then takes the

@@ -394,7 +394,25 @@ pub(crate) fn adam<const D: usize>(
     (m, v, step)
 }
 
-pub(crate) use crate::adamw_host::Step as AdamwStep;
+/// The scalars of one AdamW step (each rounded to f32 where it meets the values, as Burn's
+/// scalar operations round it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamwStep {
+    /// The gradient's scale (clipping); 1 leaves it as it is.
+    pub grad_scale: f64,
+    /// β1.
+    pub beta1: f64,
+    /// β2.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+    /// The learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (0: none).
+    pub weight_decay: f64,
+    /// The step number, from 1.
+    pub t: i32,
+}
 
 /// One AdamW step of flat `value`: (new value, m, v). On `flex` one pass over the entries
 /// ([`crate::adamw_host`]); elsewhere [`tensor_adamw`]. The same bits either way.
@@ -419,11 +437,7 @@ pub(crate) fn tensor_adamw(
     previous: Option<(Tensor<1>, Tensor<1>)>,
     s: AdamwStep,
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-    let grad = if s.grad_scale == 1.0 {
-        grad
-    } else {
-        grad.mul_scalar(s.grad_scale)
-    };
+    let grad = scaled(grad, s.grad_scale);
     let (m, v, step) = adam(previous, grad, s.t, s.lr, (s.beta1, s.beta2, s.eps));
     let decayed = if s.weight_decay > 0.0 {
         value.mul_scalar(1.0 - s.lr * s.weight_decay)
@@ -431,6 +445,15 @@ pub(crate) fn tensor_adamw(
         value
     };
     (decayed - step, m, v)
+}
+
+/// `grad` times `scale` (clipping), untouched when the scale is 1.
+fn scaled(grad: Tensor<1>, scale: f64) -> Tensor<1> {
+    if scale == 1.0 {
+        grad
+    } else {
+        grad.mul_scalar(scale)
+    }
 }
 
 /// The gradients a step reads.
@@ -451,13 +474,6 @@ struct StepMapper<'a> {
 impl StepMapper<'_> {
     /// New values of the trained entries `value` (flat) from their gradient `grad`.
     fn update(&mut self, slot: &Slot, value: Tensor<1>, grad: Tensor<1>) -> Tensor<1> {
-        let scaled = |grad: Tensor<1>| {
-            if self.grad_scale == 1.0 {
-                grad
-            } else {
-                grad.mul_scalar(self.grad_scale)
-            }
-        };
         let wd = if slot.decay {
             self.opt.config.weight_decay
         } else {
@@ -487,7 +503,7 @@ impl StepMapper<'_> {
                 (p, vec![m, v])
             }
             Algorithm::Sgd { momentum } => {
-                let grad = scaled(grad);
+                let grad = scaled(grad, self.grad_scale);
                 let d = if wd > 0.0 {
                     grad + value.clone().mul_scalar(wd)
                 } else {
