@@ -214,8 +214,35 @@ impl Drop for ActivePlan {
     }
 }
 
-/// `layer.forward(x)`, or under an active plan that names `layer`'s weight, the same output with
-/// the weight and bias as constants and a probe leaf for ∂y (module doc).
+/// `x · W (+ b)` on `[batch, seq, in]`; when the weight's gradient is wanted, as one
+/// `[batch·seq, in] · [in, out]` product.
+///
+/// `Linear::forward` keeps a batched product with the weight broadcast over the batch when the
+/// row count is a multiple of 32 (Burn's `MatmulTransformPolicy`), and `burn-dispatch` has no
+/// `linear` of its own, so autodiff sees a broadcast `matmul` and the weight's gradient comes out
+/// as `[batch, in, out]`, one product per sequence, summed over the batch afterwards (75 MB for
+/// WI at batch 32). Folded into rows, the weight's gradient is one `xᵀ · ∂y`: a padded dense
+/// step 0.92× (BENCHMARKS.md). A weight without a gradient (frozen, or a constant on a slice)
+/// keeps Burn's batched form, whose per-sequence products keep both cores a little busier in
+/// the forward and the input's gradient. Same values as `Linear::forward` up to float rounding
+/// (the tests compare them).
+pub fn rows_linear(weight: Tensor<2>, bias: Option<Tensor<1>>, x: Tensor<3>) -> Tensor<3> {
+    if !weight.is_require_grad() {
+        return burn::tensor::module::linear(x, weight, bias);
+    }
+    let [batch, seq, d_in] = x.dims();
+    let d_out = weight.dims()[1];
+    let y = x.reshape([batch * seq, d_in]).matmul(weight);
+    let y = match bias {
+        Some(b) => y + b.unsqueeze::<2>(),
+        None => y,
+    };
+    y.reshape([batch, seq, d_out])
+}
+
+/// [`rows_linear`] with `layer`'s weight and bias, or under an active plan that names `layer`'s
+/// weight, the same output with the weight and bias as constants and a probe leaf for ∂y
+/// (module doc).
 pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     let planned = ACTIVE.with(|a| {
         a.borrow()
@@ -223,7 +250,7 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
             .and_then(|p| p.weights.get(&layer.weight.id).cloned())
     });
     let Some(planned) = planned else {
-        return layer.forward(x);
+        return rows_linear(layer.weight.val(), layer.bias.as_ref().map(|b| b.val()), x);
     };
     let weight = layer.weight.val();
     let bias = layer.bias.as_ref().map(|b| b.val());
@@ -231,7 +258,7 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
     // `detach` would keep a parameter's require-grad flag (and its weight gradient): the
     // weight enters as a constant, without autodiff.
     let constant = Tensor::<2>::from_inner(weight.clone().inner());
-    let y = burn::tensor::module::linear(x, constant, None);
+    let y = rows_linear(constant, None, x);
     let shape = y.shape();
     let probe = match &bias {
         Some(b) => Tensor::<3>::from_inner(b.clone().inner().unsqueeze::<3>().expand(shape)),
@@ -249,4 +276,62 @@ pub fn linear(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
         });
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{max_diff, values};
+    use burn::nn::LinearConfig;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn rows_linear_matches_linear_forward_in_values_and_gradients() {
+        let device = Device::flex().autodiff();
+        // 32 rows per sequence: Burn keeps the broadcast batched product; 7 rows: it folds too.
+        for (shape, bias) in [([4, 32, 24], true), ([3, 7, 5], true), ([2, 32, 6], false)] {
+            let layer = LinearConfig::new(shape[2], 11)
+                .with_bias(bias)
+                .init(&device);
+            let x = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let w = Tensor::<3>::random([shape[0], shape[1], 11], Distribution::Default, &device);
+            let run = |folded: bool| {
+                let x = x.clone().require_grad();
+                let y = if folded {
+                    rows_linear(
+                        layer.weight.val(),
+                        layer.bias.as_ref().map(|b| b.val()),
+                        x.clone(),
+                    )
+                } else {
+                    layer.forward(x.clone())
+                };
+                assert_eq!(y.dims(), [shape[0], shape[1], 11]);
+                let grads = (y.clone() * w.clone()).sum().backward();
+                let bias_grad = layer
+                    .bias
+                    .as_ref()
+                    .map(|b| values(b.val().grad(&grads).expect("a bias gradient")));
+                (
+                    values(y),
+                    values(x.grad(&grads).expect("an input gradient")),
+                    values(layer.weight.val().grad(&grads).expect("a weight gradient")),
+                    bias_grad,
+                )
+            };
+            let (y, dx, dw, db) = run(true);
+            let (y_ref, dx_ref, dw_ref, db_ref) = run(false);
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                assert!(max_diff(a, b) <= 1e-6 * scale.max(1.0), "{shape:?}: {what}");
+            };
+            close(&y, &y_ref, "values");
+            close(&dx, &dx_ref, "∂x");
+            close(&dw, &dw_ref, "∂W");
+            assert_eq!(db.is_some(), bias);
+            if let (Some(db), Some(db_ref)) = (db, db_ref) {
+                close(&db, &db_ref, "∂b");
+            }
+        }
+    }
 }
