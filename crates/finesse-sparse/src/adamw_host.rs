@@ -8,6 +8,7 @@
 //! as Burn's scalar operations round it, no fused multiply-add), so the results are the tensor
 //! form's bit for bit (tested).
 
+use burn::backend::Flex;
 use burn::tensor::{Shape, Tensor};
 use finesse_bert::flexhost::{floats, owned, plain, tensor, wrap};
 use rayon::prelude::*;
@@ -17,34 +18,41 @@ use crate::optim::AdamwStep as Step;
 /// Entries per parallel task.
 const CHUNK: usize = 1 << 16;
 
-/// (new value, m, v) of flat `value` from `grad` and the previous moments; `None` when a
-/// tensor is not a plain f32 tensor on `flex` or the lengths differ (the caller then takes the
-/// tensor form).
+/// The tensors of a step: the value and the moments (m, v), when there are any.
+type Taken = (Tensor<1>, Option<(Tensor<1>, Tensor<1>)>);
+
+/// (new value, m, v) of flat `value` from `grad` and the previous moments, written over their
+/// buffers when no one else holds them (the caller gives them up; a buffer still shared is
+/// copied first). `Err` gives `value` and `previous` back when a tensor is not a plain f32
+/// tensor on `flex` or the lengths differ (the caller then takes the tensor form).
 pub(crate) fn adamw(
-    value: &Tensor<1>,
+    value: Tensor<1>,
     grad: &Tensor<1>,
-    previous: Option<&(Tensor<1>, Tensor<1>)>,
+    previous: Option<(Tensor<1>, Tensor<1>)>,
     s: Step,
-) -> Option<(Tensor<1>, Tensor<1>, Tensor<1>)> {
-    if !finesse_bert::flexhost::fused("adamw") {
-        return None;
-    }
+) -> Result<(Tensor<1>, Tensor<1>, Tensor<1>), Taken> {
     let n = value.dims()[0];
-    let p = plain(value)?;
-    let g = plain(grad)?;
-    let moments = match previous {
-        Some((m, v)) => Some((plain(m)?, plain(v)?)),
-        None => None,
-    };
-    if grad.dims()[0] != n || previous.is_some_and(|(m, v)| m.dims()[0] != n || v.dims()[0] != n) {
-        return None;
+    let on_flex = |t: &Tensor<1>| t.dims()[0] == n && plain(t).is_some();
+    if !finesse_bert::flexhost::fused("adamw")
+        || !on_flex(&value)
+        || !on_flex(grad)
+        || previous
+            .as_ref()
+            .is_some_and(|(m, v)| !on_flex(m) || !on_flex(v))
+    {
+        return Err((value, previous));
     }
-    let first = moments.is_none();
-    let (m, v) = moments.unwrap_or_else(|| {
-        let zeros = || tensor(vec![0.0; n], Shape::new([n]));
-        (zeros(), zeros())
-    });
-    let (mut p, mut m, mut v) = (owned(p), owned(m), owned(v));
+    let take = |t: Tensor<1>| owned(t.try_into_primitive::<Flex>().ok().expect("checked above"));
+    let first = previous.is_none();
+    let (m, v) = match previous {
+        Some((m, v)) => (take(m), take(v)),
+        None => {
+            let zeros = || tensor(vec![0.0; n], Shape::new([n]));
+            (zeros(), zeros())
+        }
+    };
+    let (mut p, mut m, mut v) = (take(value), m, v);
+    let g = plain(grad).expect("checked above");
     let g = floats(&g);
     kernel(
         &mut p.storage_mut::<f32>()[..n],
@@ -54,7 +62,7 @@ pub(crate) fn adamw(
         first,
         s,
     );
-    Some((wrap(p), wrap(m), wrap(v)))
+    Ok((wrap(p), wrap(m), wrap(v)))
 }
 
 /// One AdamW step over slices of equal length (m and v are ignored and overwritten when
@@ -126,7 +134,7 @@ mod tests {
                     t,
                 };
                 let (p, m, v) =
-                    adamw(&fused, g, fused_state.as_ref(), s).expect("the host form on flex");
+                    adamw(fused, g, fused_state.take(), s).expect("the host form on flex");
                 fused = p;
                 fused_state = Some((m, v));
                 let (p, m, v) = crate::optim::tensor_adamw(
@@ -165,12 +173,12 @@ mod tests {
         };
         let nd = Device::ndarray();
         let x = Tensor::<1>::ones([4], &nd);
-        assert!(adamw(&x, &x, None, s).is_none());
+        assert!(adamw(x.clone(), &x, None, s).is_err());
         let ad = Device::flex().autodiff();
         let x = Tensor::<1>::ones([4], &ad);
-        assert!(adamw(&x, &x, None, s).is_none());
+        assert!(adamw(x.clone(), &x, None, s).is_err());
         let flex = Device::flex();
         let (x, short) = (Tensor::<1>::ones([4], &flex), Tensor::<1>::ones([3], &flex));
-        assert!(adamw(&x, &short, None, s).is_none());
+        assert!(adamw(x, &short, None, s).is_err());
     }
 }

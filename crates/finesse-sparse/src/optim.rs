@@ -423,9 +423,10 @@ pub(crate) fn adamw_step(
     s: AdamwStep,
 ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
     #[cfg(feature = "flex")]
-    if let Some(out) = crate::adamw_host::adamw(&value, &grad, previous.as_ref(), s) {
-        return out;
-    }
+    let (value, previous) = match crate::adamw_host::adamw(value, &grad, previous, s) {
+        Ok(out) => return out,
+        Err(taken) => taken,
+    };
     tensor_adamw(value, grad, previous, s)
 }
 
