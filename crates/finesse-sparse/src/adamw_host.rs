@@ -30,7 +30,7 @@ pub(crate) fn adamw(
     grad: &Tensor<1>,
     previous: Option<(Tensor<1>, Tensor<1>)>,
     s: Step,
-) -> Result<(Tensor<1>, Tensor<1>, Tensor<1>), Taken> {
+) -> Result<(Tensor<1>, Tensor<1>, Tensor<1>), Box<Taken>> {
     let n = value.dims()[0];
     let on_flex = |t: &Tensor<1>| t.dims()[0] == n && plain(t).is_some();
     if !finesse_bert::flexhost::fused("adamw")
@@ -40,9 +40,9 @@ pub(crate) fn adamw(
             .as_ref()
             .is_some_and(|(m, v)| !on_flex(m) || !on_flex(v))
     {
-        return Err((value, previous));
+        return Err(Box::new((value, previous)));
     }
-    let take = |t: Tensor<1>| owned(t.try_into_primitive::<Flex>().ok().expect("checked above"));
+    let take = |t: Tensor<1>| owned(t.try_into_primitive::<Flex>().expect("checked above"));
     let first = previous.is_none();
     let (m, v) = match previous {
         Some((m, v)) => (take(m), take(v)),

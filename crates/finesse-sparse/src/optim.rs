@@ -425,7 +425,7 @@ pub(crate) fn adamw_step(
     #[cfg(feature = "flex")]
     let (value, previous) = match crate::adamw_host::adamw(value, &grad, previous, s) {
         Ok(out) => return out,
-        Err(taken) => taken,
+        Err(taken) => *taken,
     };
     tensor_adamw(value, grad, previous, s)
 }
