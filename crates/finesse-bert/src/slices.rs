@@ -222,7 +222,7 @@ impl Drop for ActivePlan {
 /// `linear` of its own, so autodiff sees a broadcast `matmul` and the weight's gradient comes out
 /// as `[batch, in, out]`, one product per sequence, summed over the batch afterwards (75 MB for
 /// WI at batch 32). Folded into rows, the weight's gradient is one `xᵀ · ∂y`: a padded dense
-/// step 0.92× (BENCHMARKS.md). A weight without a gradient (frozen, or a constant on a slice)
+/// step 0.90× (BENCHMARKS.md). A weight without a gradient (frozen, or a constant on a slice)
 /// keeps Burn's batched form, whose per-sequence products keep both cores a little busier in
 /// the forward and the input's gradient. Same values as `Linear::forward` up to float rounding
 /// (the tests compare them).
