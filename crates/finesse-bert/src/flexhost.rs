@@ -69,7 +69,7 @@ pub fn owned(t: FlexTensor) -> FlexTensor {
     t
 }
 
-/// Whether the fused operation `name` (`attention`, `layernorm`, `adamw`) may run:
+/// Whether the fused operation `name` (`attention`, `layernorm`, `adamw`, `fisher`) may run:
 /// `FINESSE_NO_FUSED` turns them off, all (`1` or `all`) or by a comma-separated list of
 /// names, to measure them against Burn's operations (BENCHMARKS.md).
 pub fn fused(name: &str) -> bool {

@@ -83,7 +83,7 @@ impl BertEmbeddings {
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
             .reshape([1, seq])
             .repeat_dim(0, batch);
-        let x = self.word_embeddings.forward(input_ids)
+        let x = crate::slices::embedding(&self.word_embeddings, input_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.position_embeddings.forward(positions);
         let x = crate::norm::layer_norm(&self.layer_norm, self.layer_norm_eps, x);

@@ -12,16 +12,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use burn::backend::Flex;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use finesse_bert::flexhost::{floats as host_floats, map_in_place, plain, wrap};
 use finesse_bert::io::transpose_2d;
 use finesse_bert::readback::floats;
+use finesse_bert::slices::WordProbe;
 use finesse_bert::{BertForSequenceClassification, HostTensor, ParamRegistry};
 use finesse_glue::{BatchLabels, HostBatch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use crate::error::{Result, SparseError};
 
@@ -34,6 +38,9 @@ pub fn pick_samples(len: usize, n: usize, order: SampleOrder, seed: u64) -> Vec<
         SampleOrder::Shuffled => finesse_glue::batch::seeded_subset(len, Some(n), seed),
     }
 }
+
+/// Entries per parallel task of the squared-gradient sums.
+const CHUNK: usize = 1 << 16;
 
 /// One backward: the objective's gradient squared, times `weight`, joins the estimate.
 struct Pass {
@@ -84,6 +91,8 @@ pub fn estimate(
     let registry = ParamRegistry::of(&model);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut acc: HashMap<ParamId, Tensor<1>> = HashMap::new();
+    // The word-embedding gradient by the rows a sample reads (finesse_bert::slices).
+    let probe = WordProbe::activate();
     for (i, sample) in samples.iter().enumerate() {
         if sample.batch != 1 {
             return Err(SparseError::Config {
@@ -102,11 +111,14 @@ pub fn estimate(
                     .mul_scalar(-0.5),
                 PassLabel::Output => logits.reshape([1]),
             };
-            let grads = GradientsParams::from_grads(objective.backward(), &model);
-            accumulate(&mut acc, &registry, &grads, pass.weight, &rows);
+            let mut raw = objective.backward();
+            let word = probe.rows(&mut raw, &sample.input_ids, &rows.distinct);
+            let grads = GradientsParams::from_grads(raw, &model);
+            accumulate(&mut acc, &registry, grads, pass.weight, &rows, word);
         }
         progress(i + 1, samples.len());
     }
+    drop(probe);
     let n = samples.len() as f64;
     let mut out = BTreeMap::new();
     for p in registry.iter() {
@@ -232,7 +244,9 @@ fn probabilities(
 struct TokenRows {
     /// The word-embedding table's parameter.
     id: ParamId,
-    /// Its distinct rows in the sample.
+    /// Its distinct rows in the sample, sorted.
+    distinct: Vec<i64>,
+    /// The same on the device.
     rows: Tensor<1, Int>,
 }
 
@@ -243,15 +257,22 @@ impl TokenRows {
         let n = distinct.len();
         Self {
             id: model.bert.embeddings.word_embeddings.weight.id,
-            rows: Tensor::from_data(TensorData::new(distinct, [n]), device),
+            rows: Tensor::from_data(TensorData::new(distinct.clone(), [n]), device),
+            distinct,
         }
     }
 
-    /// `acc` (the table's running sum, flat) plus `weight` × the squares of `g`'s touched rows;
-    /// the same values as adding the whole squared table, whose other rows are zero.
-    fn add_squares(&self, acc: Option<Tensor<1>>, g: Tensor<2>, weight: f64) -> Tensor<1> {
-        let [vocab, hidden] = g.dims();
-        let sq = g.select(0, self.rows.clone()).powi_scalar(2);
+    /// `acc` (the table's running sum, flat, `[vocab · hidden]`) plus `weight` × the squares of
+    /// `g`, the gradient of the touched rows (`[rows, hidden]`); the same values as adding the
+    /// whole squared table, whose other rows are zero.
+    fn add_squares(
+        &self,
+        acc: Option<Tensor<1>>,
+        g: Tensor<2>,
+        [vocab, hidden]: [usize; 2],
+        weight: f64,
+    ) -> Tensor<1> {
+        let sq = g.powi_scalar(2);
         let sq = if weight == 1.0 {
             sq
         } else {
@@ -266,38 +287,83 @@ impl TokenRows {
     }
 }
 
+/// Adds `weight` × the squares of one pass's gradients to `acc`; the word embeddings' from
+/// `word` (the touched rows' gradient, [`WordProbe::rows`]) when the probe gave it.
 fn accumulate(
     acc: &mut HashMap<ParamId, Tensor<1>>,
     registry: &ParamRegistry,
-    grads: &GradientsParams,
+    mut grads: GradientsParams,
     weight: f64,
     rows: &TokenRows,
+    mut word: Option<Tensor<2>>,
 ) {
     for p in registry.iter() {
         if p.id == rows.id {
-            if let Some(g) = grads.get::<2>(p.id) {
-                let next = rows.add_squares(acc.remove(&p.id), g, weight);
+            let g = word.take().or_else(|| {
+                grads
+                    .remove::<2>(p.id)
+                    .map(|g| g.select(0, rows.rows.clone()))
+            });
+            if let Some(g) = g {
+                let shape = [p.shape[0], p.shape[1]];
+                let next = rows.add_squares(acc.remove(&p.id), g, shape, weight);
                 acc.insert(p.id, next);
             }
             continue;
         }
         let g = match p.shape.len() {
-            1 => grads.get::<1>(p.id),
-            2 => grads.get::<2>(p.id).map(|g| g.reshape([p.numel])),
+            1 => grads.remove::<1>(p.id),
+            2 => grads.remove::<2>(p.id).map(|g| g.reshape([p.numel])),
             _ => None,
         };
         let Some(g) = g else { continue };
-        let sq = g.powi_scalar(2);
-        let sq = if weight == 1.0 {
-            sq
-        } else {
-            sq.mul_scalar(weight)
-        };
-        let next = match acc.remove(&p.id) {
-            Some(a) => a + sq,
-            None => sq,
-        };
+        let next = add_squares(acc.remove(&p.id), g, weight);
         acc.insert(p.id, next);
+    }
+}
+
+/// `acc + weight · g²` (`weight · g²` without `acc`). On `flex`, one pass in place over `acc`'s
+/// buffer (or `g`'s) with the tensor form's f32 operations in its order (`g·g`, then `· weight`
+/// when it is not 1, then `acc +`), so the same bits; elsewhere the tensor form.
+fn add_squares(acc: Option<Tensor<1>>, g: Tensor<1>, weight: f64) -> Tensor<1> {
+    let w = (weight != 1.0).then_some(weight as f32);
+    let host = finesse_bert::flexhost::fused("fisher")
+        && plain(&g).is_some()
+        && acc
+            .as_ref()
+            .is_none_or(|a| a.dims() == g.dims() && plain(a).is_some());
+    if host {
+        // Taken, not cloned: a buffer no one else holds is written in place.
+        let take = |t: Tensor<1>| t.try_into_primitive::<Flex>().expect("checked above");
+        let g = take(g);
+        let square = move |x: f32| match w {
+            Some(w) => x * x * w,
+            None => x * x,
+        };
+        return match acc {
+            None => wrap(map_in_place(g, |v| {
+                v.par_chunks_mut(CHUNK)
+                    .for_each(|c| c.iter_mut().for_each(|x| *x = square(*x)))
+            })),
+            Some(a) => {
+                let a = take(a);
+                let g = host_floats(&g);
+                wrap(map_in_place(a, |v| {
+                    v.par_chunks_mut(CHUNK)
+                        .zip(g.par_chunks(CHUNK))
+                        .for_each(|(a, g)| a.iter_mut().zip(g).for_each(|(a, &g)| *a += square(g)))
+                }))
+            }
+        };
+    }
+    let sq = g.powi_scalar(2);
+    let sq = match w {
+        Some(_) => sq.mul_scalar(weight),
+        None => sq,
+    };
+    match acc {
+        Some(a) => a + sq,
+        None => sq,
     }
 }
 
@@ -328,6 +394,49 @@ mod tests {
             labels,
             indices: vec![0],
             real_tokens: ids.len(),
+        }
+    }
+
+    /// The one-pass sum writes the tensor form's bits, with and without a weight and a running
+    /// sum, and leaves a sum someone else still holds untouched.
+    #[test]
+    fn squared_sums_in_one_pass_write_the_tensor_forms_bits() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let n = 200_003; // several parallel chunks and a ragged end
+        let g = Tensor::<1>::random([n], Distribution::Normal(0.0, 1e-2), &device);
+        let a = Tensor::<1>::random([n], Distribution::Uniform(0.0, 1e-3), &device);
+        let bits = |t: Tensor<1>| -> Vec<u32> {
+            t.into_data()
+                .try_to_vec::<f32>()
+                .expect("f32")
+                .into_iter()
+                .map(f32::to_bits)
+                .collect()
+        };
+        for weight in [1.0, 0.37] {
+            let sq = g.clone().powi_scalar(2);
+            let sq = if weight == 1.0 {
+                sq
+            } else {
+                sq.mul_scalar(weight)
+            };
+            assert_eq!(
+                bits(add_squares(None, g.clone(), weight)),
+                bits(sq.clone()),
+                "first sample, weight {weight}"
+            );
+            let before = bits(a.clone());
+            assert_eq!(
+                bits(add_squares(Some(a.clone()), g.clone(), weight)),
+                bits(a.clone() + sq),
+                "running sum, weight {weight}"
+            );
+            assert_eq!(
+                bits(a.clone()),
+                before,
+                "the shared running sum was written"
+            );
         }
     }
 

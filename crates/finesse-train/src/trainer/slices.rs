@@ -19,20 +19,29 @@ pub fn plan(
     device: &Device,
 ) -> SlicePlan {
     let mut plan = SlicePlan::new();
-    if std::env::var("FINESSE_NO_SLICES").is_ok_and(|v| v != "0") {
-        return plan;
-    }
+    let off = std::env::var("FINESSE_NO_SLICES").is_ok_and(|v| v != "0");
+    // The encoder's weight-gradient products: all of them dense, and what this plan computes.
+    let (mut dense_work, mut work) = (0.0, 0.0);
     for p in registry.iter() {
         // The encoder's Linear weights (the layers `slices::linear` routes), PyTorch [out, in].
         if p.layer.is_none() || p.role != ParamRole::Weight || !p.transposed || p.shape.len() != 2 {
             continue;
         }
-        let UpdateRule::Masked(kept) = rule(p) else {
-            continue;
+        let size = p.numel as f64;
+        dense_work += size;
+        let kept = match rule(p) {
+            UpdateRule::Frozen => continue,
+            UpdateRule::Masked(kept) if !off => kept,
+            _ => {
+                work += size;
+                continue;
+            }
         };
         let Some(slice) = WeightSlice::for_kept(&kept, p.shape[0], p.shape[1], MAX_SHARE) else {
+            work += size;
             continue;
         };
+        work += size * slice_share(&slice, p.shape[0], p.shape[1]);
         let bias_name = p.name.strip_suffix(".weight").map(|s| format!("{s}.bias"));
         let bias_trained = bias_name
             .and_then(|n| registry.by_name(&n))
@@ -47,11 +56,21 @@ pub fn plan(
     }
     if !plan.is_empty() {
         log::info!(
-            "weight gradients on slices for {} encoder weights",
-            plan.len()
+            "weight gradients on slices for {} encoder weights; the encoder's weight-gradient \
+             products: {:.1}% of dense",
+            plan.len(),
+            100.0 * work / dense_work.max(1.0)
         );
     }
     plan
+}
+
+/// The share of a `[out, in]` weight's dense gradient product that `slice` computes.
+fn slice_share(slice: &WeightSlice, out_features: usize, in_features: usize) -> f64 {
+    match slice {
+        WeightSlice::Outputs(v) => v.len() as f64 / out_features as f64,
+        WeightSlice::Inputs(v) => v.len() as f64 / in_features as f64,
+    }
 }
 
 fn describe(slice: &WeightSlice) -> String {
