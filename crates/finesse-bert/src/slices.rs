@@ -65,16 +65,24 @@ impl WeightSlice {
                 .filter_map(|(i, u)| u.then_some(i))
                 .collect()
         };
-        let (outs, ins) = (pick(outs), pick(ins));
-        // Work of each form relative to the dense xᵀ·∂y: |C|/out or |R|/in.
-        let out_share = outs.len() as f64 / out_features as f64;
-        let in_share = ins.len() as f64 / in_features as f64;
+        let (outs, ins) = (Self::Outputs(pick(outs)), Self::Inputs(pick(ins)));
+        let out_share = outs.share(out_features, in_features);
+        let in_share = ins.share(out_features, in_features);
         let (share, slice) = if out_share <= in_share {
-            (out_share, Self::Outputs(outs))
+            (out_share, outs)
         } else {
-            (in_share, Self::Inputs(ins))
+            (in_share, ins)
         };
         (share <= max_share).then_some(slice)
+    }
+
+    /// The share of a `[out, in]` weight's dense gradient product `xᵀ·∂y` that this slice
+    /// computes: |C|/out or |R|/in.
+    pub fn share(&self, out_features: usize, in_features: usize) -> f64 {
+        match self {
+            Self::Outputs(v) => v.len() as f64 / out_features as f64,
+            Self::Inputs(v) => v.len() as f64 / in_features as f64,
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub fn plan(
             work += size;
             continue;
         };
-        work += size * slice_share(&slice, p.shape[0], p.shape[1]);
+        work += size * slice.share(p.shape[0], p.shape[1]);
         let bias_name = p.name.strip_suffix(".weight").map(|s| format!("{s}.bias"));
         let bias_trained = bias_name
             .and_then(|n| registry.by_name(&n))
@@ -63,14 +63,6 @@ pub fn plan(
         );
     }
     plan
-}
-
-/// The share of a `[out, in]` weight's dense gradient product that `slice` computes.
-fn slice_share(slice: &WeightSlice, out_features: usize, in_features: usize) -> f64 {
-    match slice {
-        WeightSlice::Outputs(v) => v.len() as f64 / out_features as f64,
-        WeightSlice::Inputs(v) => v.len() as f64 / in_features as f64,
-    }
 }
 
 fn describe(slice: &WeightSlice) -> String {
