@@ -108,6 +108,46 @@ fn gelu_backward_is_bit_identical_above_the_parallel_threshold() {
     );
 }
 
+/// The vendored flex runs GELU and its backward on f32 as vectorised loops over contiguous
+/// slices (in place when the buffer is not shared, into a new one when it is), and element by
+/// element on any other layout. All three paths must give the same bits, forward and backward.
+#[test]
+fn gelu_keeps_its_bits_in_place_shared_and_strided() {
+    let device = Device::flex().autodiff();
+    let (rows, cols) = (301, 1_003); // above the parallel threshold, odd sizes
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i as f32) * 0.618_034).sin() * 8.0)
+        .collect();
+    let x = Tensor::<1>::from_floats(data.as_slice(), &device).reshape([rows, cols]);
+    let flat = |t: Tensor<2>| bits(t.reshape([rows * cols]).inner());
+    // Shared: `x` stays alive, so the output goes to a new buffer.
+    let shared = flat(gelu(x.clone()));
+    // Unique: a fresh product, written in place.
+    let unique = flat(gelu(x.clone() * 1.0));
+    // Strided: the transposed view has no contiguous slice.
+    let strided = flat(gelu(x.clone().transpose()).transpose());
+    assert!(shared == unique, "gelu in place changed bits");
+    assert!(shared == strided, "gelu on a strided view changed bits");
+
+    let grad_of = |transposed: bool| {
+        let x = x.clone().detach().require_grad();
+        let y = if transposed {
+            gelu(x.clone().transpose()).transpose()
+        } else {
+            gelu(x.clone())
+        };
+        let weights = Tensor::<1>::from_floats(data.as_slice(), &device)
+            .reshape([rows, cols])
+            .detach();
+        let grads = (y * weights).sum().backward();
+        bits(x.grad(&grads).expect("gradient").reshape([rows * cols]))
+    };
+    assert!(
+        grad_of(false) == grad_of(true),
+        "gelu's backward on a strided view changed bits"
+    );
+}
+
 /// The exact GELU and its derivative in f64 (libm's `erf`, fdlibm: < 1 ulp in f64).
 fn gelu_f64(x: f64) -> (f64, f64) {
     let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));

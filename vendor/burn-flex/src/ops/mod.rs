@@ -106,6 +106,7 @@ pub mod fft;
 pub mod flip;
 mod float;
 pub mod gather_scatter;
+mod gelu;
 pub mod grid_sample;
 mod int;
 pub mod interpolate;
@@ -178,6 +179,73 @@ pub(crate) mod par {
             return;
         }
         fill(a, mask);
+    }
+
+    /// `kernel(chunk)` over chunks of `a` (a kernel is a loop over a slice, which the compiler
+    /// can vectorise; the maps above call a closure per element).
+    #[inline]
+    pub(crate) fn chunks_inplace<E: Send>(a: &mut [E], kernel: impl Fn(&mut [E]) + Sync) {
+        #[cfg(feature = "rayon")]
+        if a.len() >= super::PARALLEL_THRESHOLD {
+            a.par_chunks_mut(CHUNK).for_each(|c| kernel(c));
+            return;
+        }
+        kernel(a)
+    }
+
+    /// `kernel(chunk of a, chunk of out)`; `out` is as long as `a`.
+    #[inline]
+    pub(crate) fn chunks_into<E: Copy + Send + Sync + Default>(
+        a: &[E],
+        kernel: impl Fn(&[E], &mut [E]) + Sync,
+    ) -> alloc::vec::Vec<E> {
+        let mut out = alloc::vec![E::default(); a.len()];
+        #[cfg(feature = "rayon")]
+        if a.len() >= super::PARALLEL_THRESHOLD {
+            out.par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK))
+                .for_each(|(o, s)| kernel(s, o));
+            return out;
+        }
+        kernel(a, &mut out);
+        out
+    }
+
+    /// `kernel(chunk of a, chunk of b)`, writing into `a`; `b` is as long as `a`.
+    #[inline]
+    pub(crate) fn chunks_zip_inplace<E: Send + Sync>(
+        a: &mut [E],
+        b: &[E],
+        kernel: impl Fn(&mut [E], &[E]) + Sync,
+    ) {
+        debug_assert_eq!(a.len(), b.len());
+        #[cfg(feature = "rayon")]
+        if a.len() >= super::PARALLEL_THRESHOLD {
+            a.par_chunks_mut(CHUNK)
+                .zip(b.par_chunks(CHUNK))
+                .for_each(|(c, d)| kernel(c, d));
+            return;
+        }
+        kernel(a, b)
+    }
+
+    /// `kernel(chunk of a, chunk of b, chunk of out)`; all three are as long.
+    #[inline]
+    pub(crate) fn chunks_zip_into<E: Send + Sync>(
+        a: &[E],
+        b: &[E],
+        out: &mut [E],
+        kernel: impl Fn(&[E], &[E], &mut [E]) + Sync,
+    ) {
+        debug_assert!(a.len() == b.len() && a.len() == out.len());
+        #[cfg(feature = "rayon")]
+        if a.len() >= super::PARALLEL_THRESHOLD {
+            out.par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+                .for_each(|(o, (s, t))| kernel(s, t, o));
+            return;
+        }
+        kernel(a, b, out)
     }
 
     /// `op` of every element of `a`, into a new vector.
