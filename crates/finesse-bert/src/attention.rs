@@ -169,7 +169,9 @@ mod flex {
             p.par_chunks_mut(ROWS * self.len)
                 .zip(y.par_chunks(ROWS * self.len))
                 .zip(dropped.par_chunks(ROWS * self.len))
-                .for_each(|((p, y), d)| {
+                .for_each(move |((p, y), d)| {
+                    // `move`: `inv_keep` by value, so the loop does not reload it through a
+                    // reference at every element (which kept it from vectorising).
                     for ((p, &y), &d) in p.iter_mut().zip(y).zip(d) {
                         *p = if d { 0.0 } else { y * inv_keep };
                     }
@@ -186,7 +188,7 @@ mod flex {
                     .par_chunks_mut(ROWS * n)
                     .zip(y.par_chunks(ROWS * n))
                     .zip(dropped.par_chunks(ROWS * n))
-                    .for_each(|((dp, y), d)| {
+                    .for_each(move |((dp, y), d)| {
                         for ((dp, y), d) in dp.chunks_mut(n).zip(y.chunks(n)).zip(d.chunks(n)) {
                             for (g, &d) in dp.iter_mut().zip(d) {
                                 *g = if d { 0.0 } else { *g * inv_keep };
@@ -208,8 +210,23 @@ mod flex {
 
     /// `y = softmax(s / √d + bias)` over one row.
     fn softmax_row(s: &[f32], bias: &[f32], sqrt_d: f32, y: &mut [f32]) {
-        let mut max = f32::NEG_INFINITY;
-        for ((y, &s), &b) in y.iter_mut().zip(s).zip(bias) {
+        // The row's maximum over LANES running maxima, so the loop vectorises (one running
+        // maximum made a chain of dependent `maxss`); a maximum is exact, so any grouping
+        // gives the same value.
+        const LANES: usize = 8;
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let mut ys = y.chunks_exact_mut(LANES);
+        let (mut ss, mut bs) = (s.chunks_exact(LANES), bias.chunks_exact(LANES));
+        for ((y, s), b) in (&mut ys).zip(&mut ss).zip(&mut bs) {
+            for l in 0..LANES {
+                let z = s[l] / sqrt_d + b[l];
+                y[l] = z;
+                lanes[l] = lanes[l].max(z);
+            }
+        }
+        let mut max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let tail = ys.into_remainder().iter_mut();
+        for ((y, &s), &b) in tail.zip(ss.remainder()).zip(bs.remainder()) {
             let z = s / sqrt_d + b;
             *y = z;
             max = max.max(z);
