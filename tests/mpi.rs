@@ -376,14 +376,19 @@ fn ranks_with_different_flags_stop_the_job_with_a_message() {
     );
 }
 
-/// The pid of `rank` among `mpirun`'s processes (its environment names the rank).
-fn rank_pid(rank: usize) -> Option<u32> {
+/// The pid of `rank` among the processes of the job writing `run` (its environment names the
+/// rank; its command line names the run's folder, so the ranks of the other tests' jobs, which
+/// run at the same time, are never taken).
+fn rank_pid(rank: usize, run: &Path) -> Option<u32> {
     let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let folder = run.display().to_string();
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
         let env = std::fs::read(e.path().join("environ")).ok()?;
-        let ours = String::from_utf8_lossy(&cmd).contains("finetune")
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let ours = args.contains(&b"finetune".as_slice())
+            && args.contains(&folder.as_bytes())
             && env.split(|b| *b == 0).any(|v| v == want.as_bytes());
         ours.then_some(pid)
     })
@@ -426,7 +431,7 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let pid = rank_pid(1).expect("rank 1's process");
+    let pid = rank_pid(1, &run).expect("rank 1's process");
     let killed = Instant::now();
     assert!(
         Command::new("kill")
