@@ -110,7 +110,7 @@ fn gelu_backward_is_bit_identical_above_the_parallel_threshold() {
 
 /// The vendored flex runs GELU and its backward on f32 as vectorised loops over contiguous
 /// slices (in place when the buffer is not shared, into a new one when it is), and element by
-/// element on any other layout. All three paths must give the same bits, forward and backward.
+/// element on any other layout. Every path must give the same bits, forward and backward.
 #[test]
 fn gelu_keeps_its_bits_in_place_shared_and_strided() {
     let device = Device::flex().autodiff();
@@ -129,23 +129,42 @@ fn gelu_keeps_its_bits_in_place_shared_and_strided() {
     assert!(shared == unique, "gelu in place changed bits");
     assert!(shared == strided, "gelu on a strided view changed bits");
 
-    let grad_of = |transposed: bool| {
+    // The backward: into the gradient's buffer (the leaf `x` stays alive, so GELU's saved input
+    // is shared; the incoming gradient is a fresh product), into the input's buffer (GELU of a
+    // product that only autodiff holds), into a new buffer (the gradient a view at an offset:
+    // the backward of a concatenation slices it), and element by element (strided views).
+    #[derive(Clone, Copy, Debug)]
+    enum Form {
+        IntoGrad,
+        IntoInput,
+        IntoNew,
+        Strided,
+    }
+    let weights = Tensor::<1>::from_floats(data.as_slice(), &device)
+        .reshape([rows, cols])
+        .detach();
+    let grad_of = |form: Form| {
         let x = x.clone().detach().require_grad();
-        let y = if transposed {
-            gelu(x.clone().transpose()).transpose()
-        } else {
-            gelu(x.clone())
+        let loss = match form {
+            Form::IntoGrad => (gelu(x.clone()) * weights.clone()).sum(),
+            Form::IntoInput => (gelu(x.clone() * 1.0) * weights.clone()).sum(),
+            Form::IntoNew => {
+                let head = Tensor::<2>::ones([1, cols], &device);
+                let out = Tensor::cat(vec![head.clone(), gelu(x.clone())], 0);
+                (out * Tensor::cat(vec![head, weights.clone()], 0)).sum()
+            }
+            Form::Strided => (gelu(x.clone().transpose()).transpose() * weights.clone()).sum(),
         };
-        let weights = Tensor::<1>::from_floats(data.as_slice(), &device)
-            .reshape([rows, cols])
-            .detach();
-        let grads = (y * weights).sum().backward();
+        let grads = loss.backward();
         bits(x.grad(&grads).expect("gradient").reshape([rows * cols]))
     };
-    assert!(
-        grad_of(false) == grad_of(true),
-        "gelu's backward on a strided view changed bits"
-    );
+    let strided = grad_of(Form::Strided);
+    for form in [Form::IntoGrad, Form::IntoInput, Form::IntoNew] {
+        assert!(
+            grad_of(form) == strided,
+            "gelu's backward ({form:?}) changed bits against the strided path"
+        );
+    }
 }
 
 /// The exact GELU and its derivative in f64 (libm's `erf`, fdlibm: < 1 ulp in f64).
