@@ -22,16 +22,26 @@ use burn::nn::Dropout;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-/// `dropout(softmax(scores / sqrt_d + mask_bias, 3))`.
+use crate::dropout::Positions;
+
+/// `dropout(softmax(scores / sqrt_d + mask_bias, 3))`; `positions`: the queries `scores` holds
+/// ([`Positions::First`]: the first query only, whose dropout entries are then the full
+/// tensor's).
 ///
 /// # Shapes
 /// `scores`: `[batch, heads, seq_q, seq_k]`, `mask_bias`: `[batch, 1, 1, seq_k]`.
-pub fn probs(scores: Tensor<4>, sqrt_d: f64, mask_bias: Tensor<4>, dropout: &Dropout) -> Tensor<4> {
+pub fn probs(
+    scores: Tensor<4>,
+    sqrt_d: f64,
+    mask_bias: Tensor<4>,
+    dropout: &Dropout,
+    positions: Positions,
+) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(p) = flex::probs(&scores, sqrt_d as f32, &mask_bias, dropout) {
+    if let Some(p) = flex::probs(&scores, sqrt_d as f32, &mask_bias, dropout, positions) {
         return p;
     }
-    decomposed(scores, sqrt_d, mask_bias, dropout)
+    decomposed(scores, sqrt_d, mask_bias, dropout, positions)
 }
 
 /// The same with Burn's own operations (the reference of the fused form).
@@ -40,8 +50,9 @@ pub fn decomposed(
     sqrt_d: f64,
     mask_bias: Tensor<4>,
     dropout: &Dropout,
+    positions: Positions,
 ) -> Tensor<4> {
-    crate::dropout::apply(dropout, softmax(scores / sqrt_d + mask_bias, 3))
+    crate::dropout::apply_at(dropout, softmax(scores / sqrt_d + mask_bias, 3), positions)
 }
 
 #[cfg(feature = "flex")]
@@ -57,6 +68,7 @@ mod flex {
     use burn::nn::Dropout;
     use burn::tensor::{DType, Tensor};
 
+    use super::Positions;
     use crate::flexhost::{floats, map_in_place, tensor};
     use rayon::prelude::*;
 
@@ -70,11 +82,13 @@ mod flex {
         sqrt_d: f32,
         mask_bias: &Tensor<4>,
         dropout: &Dropout,
+        positions: Positions,
     ) -> Option<Tensor<4>> {
         let device = scores.device();
         let keep = crate::dropout::active_keep(dropout, &device);
+        let row = scores.dims()[3];
         probs_with(scores, sqrt_d, mask_bias, keep, |keep, n| {
-            crate::dropout::draw_dropped(&device, keep, n)
+            crate::dropout::draw_dropped_at(&device, keep, n, row, positions)
         })
     }
 
@@ -378,8 +392,8 @@ mod tests {
         let device = Device::flex();
         let (scores, bias) = inputs(&device, [2, 2, 3, 6], 2);
         let dropout = DropoutConfig::new(0.1).init();
-        let p = values(flex::probs(&scores, 8.0, &bias, &dropout).expect("fused on flex"));
-        let reference = values(decomposed(scores, 8.0, bias, &dropout));
+        let p = values(flex::probs(&scores, 8.0, &bias, &dropout, Positions::All).expect("fused on flex"));
+        let reference = values(decomposed(scores, 8.0, bias, &dropout, Positions::All));
         assert!(max_diff(&p, &reference) <= 1e-6);
         for (r, row) in p.chunks(6).enumerate() {
             let sum: f32 = row.iter().sum();
@@ -397,10 +411,10 @@ mod tests {
         let dropout = DropoutConfig::new(0.1).init();
         let scores = Tensor::<4>::zeros([2, 2, 3, 6], &device);
         let full_bias = Tensor::<4>::zeros([2, 2, 3, 6], &device);
-        assert!(flex::probs(&scores, 8.0, &full_bias, &dropout).is_none());
+        assert!(flex::probs(&scores, 8.0, &full_bias, &dropout, Positions::All).is_none());
         let nd = Device::ndarray();
         let (s, b) = inputs(&nd, [2, 2, 3, 6], 2);
-        assert!(flex::probs(&s, 8.0, &b, &dropout).is_none());
-        assert_eq!(probs(s, 8.0, b, &dropout).dims(), [2, 2, 3, 6]);
+        assert!(flex::probs(&s, 8.0, &b, &dropout, Positions::All).is_none());
+        assert_eq!(probs(s, 8.0, b, &dropout, Positions::All).dims(), [2, 2, 3, 6]);
     }
 }

@@ -24,8 +24,30 @@ use rayon::prelude::*;
 /// Entries per generator stream.
 pub const CHUNK: usize = 1 << 15;
 
+/// Which entries of the tensor a full forward would make a tensor holds, so that dropout drops
+/// the same entries in both (the model's last layer runs for the `[CLS]` position only,
+/// [`crate::model::BertModel::pooled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Positions {
+    /// All of them: the tensor is the full one.
+    All,
+    /// Position 0 only of a `seq`-long axis, the second to last: the tensor is the full one
+    /// narrowed to `0..1` on that axis, so its row `r` (of the last axis' length) is the full
+    /// tensor's row `r · seq`.
+    First {
+        /// The axis' length in the full tensor.
+        seq: usize,
+    },
+}
+
 /// `dropout.forward(x)`, with the mask drawn in parallel on the CPU backends.
 pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    apply_at(dropout, x, Positions::All)
+}
+
+/// [`apply`] to a tensor that holds `positions` of the full one: on the CPU backends the mask is
+/// the full tensor's at those entries (GPU backends draw their own).
+pub fn apply_at<const D: usize>(dropout: &Dropout, x: Tensor<D>, positions: Positions) -> Tensor<D> {
     let device = x.device();
     if active_keep(dropout, &device).is_none() {
         return x;
@@ -35,7 +57,8 @@ pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     }
     let keep = 1.0 - dropout.prob;
     let shape = x.shape();
-    let dropped = draw_dropped(&device, keep, shape.num_elements());
+    let row = x.dims().last().copied().unwrap_or(1);
+    let dropped = draw_dropped_at(&device, keep, shape.num_elements(), row, positions);
     let dropped = Tensor::<D, Bool>::from_data(TensorData::new(dropped, shape), &device);
     x.mask_fill(dropped, 0.0).mul_scalar((1.0 / keep) as f32)
 }
@@ -53,21 +76,71 @@ pub fn draw_dropped(device: &Device, keep: f64, n: usize) -> Vec<bool> {
     dropped_entries(draw_seed(device), keep, n)
 }
 
+/// [`draw_dropped`] for an `n`-entry tensor of rows of `row` entries that holds `positions` of
+/// the full tensor: the full tensor's mask at those entries.
+pub fn draw_dropped_at(
+    device: &Device,
+    keep: f64,
+    n: usize,
+    row: usize,
+    positions: Positions,
+) -> Vec<bool> {
+    dropped_entries_at(draw_seed(device), keep, n, row, positions)
+}
+
 /// Which of `n` entries are dropped: each with probability 1 − `keep`.
 pub fn dropped_entries(seed: u64, keep: f64, n: usize) -> Vec<bool> {
-    // P(u32 < threshold) = keep, to 2^-32.
-    let threshold = (keep * 4_294_967_296.0).round() as u64;
+    let threshold = threshold(keep);
     let mut dropped = vec![false; n];
     dropped
         .par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, chunk)| {
-            let mut rng = Pcg32::new(seed, c as u64);
-            for d in chunk {
-                *d = u64::from(rng.next_u32()) >= threshold;
-            }
-        });
+        .for_each(|(c, chunk)| fill(seed, threshold, c * CHUNK, chunk));
     dropped
+}
+
+/// [`dropped_entries`] of the full tensor at the `n` entries (rows of `row`) that `positions`
+/// names. Each stream is advanced to the first entry needed, so only those are drawn.
+pub fn dropped_entries_at(
+    seed: u64,
+    keep: f64,
+    n: usize,
+    row: usize,
+    positions: Positions,
+) -> Vec<bool> {
+    let seq = match positions {
+        Positions::All => return dropped_entries(seed, keep, n),
+        Positions::First { seq } => seq,
+    };
+    let threshold = threshold(keep);
+    let mut dropped = vec![false; n];
+    dropped
+        .par_chunks_mut(row.max(1))
+        .enumerate()
+        .for_each(|(r, out)| fill(seed, threshold, r * seq * row, out));
+    dropped
+}
+
+/// P(u32 ≥ threshold) = 1 − `keep`, to 2^-32.
+fn threshold(keep: f64) -> u64 {
+    (keep * 4_294_967_296.0).round() as u64
+}
+
+/// The mask's entries `start..start + out.len()`: entry `i` is the `i % CHUNK`-th draw of
+/// stream `i / CHUNK`.
+fn fill(seed: u64, threshold: u64, start: usize, out: &mut [bool]) {
+    let mut done = 0;
+    while done < out.len() {
+        let i = start + done;
+        let (stream, offset) = (i / CHUNK, i % CHUNK);
+        let take = (CHUNK - offset).min(out.len() - done);
+        let mut rng = Pcg32::new(seed, stream as u64);
+        rng.advance(offset as u64);
+        for d in &mut out[done..done + take] {
+            *d = u64::from(rng.next_u32()) >= threshold;
+        }
+        done += take;
+    }
 }
 
 /// 64 bits from Burn's generator on `device` (reseeded by the trainer every step).
@@ -146,6 +219,23 @@ mod tests {
             .build()
             .expect("pool");
         assert_eq!(pool.install(|| mask_values(7, 0.9, 200_000)), m);
+    }
+
+    #[test]
+    fn a_first_position_mask_is_the_full_mask_at_those_entries() {
+        // Rows long and short against CHUNK, so rows start mid-stream and cross streams.
+        for (outer, seq, row) in [(3, 5, 7), (4, 129, 384), (2, 3, CHUNK + 11), (6, 1, 13)] {
+            let full = dropped_entries(19, 0.9, outer * seq * row);
+            let first = dropped_entries_at(19, 0.9, outer * row, row, Positions::First { seq });
+            let want: Vec<bool> = (0..outer)
+                .flat_map(|r| full[r * seq * row..][..row].iter().copied())
+                .collect();
+            assert_eq!(first, want, "outer {outer}, seq {seq}, row {row}");
+        }
+        assert_eq!(
+            dropped_entries_at(19, 0.9, 1000, 10, Positions::All),
+            dropped_entries(19, 0.9, 1000)
+        );
     }
 
     #[test]

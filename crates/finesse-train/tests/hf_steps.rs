@@ -30,6 +30,9 @@ const FIXTURE: &str = "tests/fixtures/hf_steps.safetensors";
 const LOSS_TOL: f64 = 1e-4;
 const WEIGHT_TOL: f32 = 1e-4;
 const L1_TOL: f64 = 1e-4;
+/// The L1 change per entry that rounding noise alone may give a parameter whose gradient is 0
+/// in exact arithmetic (the attention key biases, [`check_l1`]).
+const NOISE_PER_ENTRY: f64 = 1e-6;
 
 /// Parameters by HF name, flat, PyTorch layout.
 type Weights = BTreeMap<String, Vec<f32>>;
@@ -333,10 +336,12 @@ fn check_steps(p: &Prepared, case: &str, steps: &[StepRow]) {
 }
 
 /// Every parameter's L1 change against the fixture's: relative [`L1_TOL`] plus 1e-7 per entry
-/// that may change (`trainable(name)`). The floor is for the attention key biases: softmax
-/// ignores a shift shared by all keys, so their gradient is 0 in exact arithmetic and both
-/// trainers move them by rounding noise only (an L1 change of about 1e-5 over 384 entries with
-/// AdamW, 1e-12 with SGD), which agrees in size, not in digits.
+/// that may change (`trainable(name)`). The attention key biases are held to a bound instead:
+/// softmax ignores a shift shared by all keys, so their gradient is 0 in exact arithmetic and
+/// both trainers move them by rounding noise only (an L1 change of about 1e-5 over 384 entries
+/// with AdamW, 1e-12 with SGD), which depends on every rounding of the step (the order of a
+/// sum, a product's blocking) and agrees in size, not in digits: at most [`NOISE_PER_ENTRY`] per
+/// entry, where a real gradient would move them by about the learning rate per step.
 fn check_l1(p: &Prepared, case: &str, tuned: &Weights, trainable: impl Fn(&str) -> usize) {
     let mut worst = (0.0f64, String::new());
     for name in &p.fixture.names {
@@ -346,12 +351,20 @@ fn check_l1(p: &Prepared, case: &str, tuned: &Weights, trainable: impl Fn(&str) 
             .zip(&p.base[name])
             .map(|(&t, &b)| (f64::from(t) - f64::from(b)).abs())
             .sum();
+        if name.ends_with("attention.self.key.bias") {
+            let bound = NOISE_PER_ENTRY * trainable(name) as f64;
+            assert!(
+                got <= bound && expected <= bound,
+                "{case} {name}: L1 change {got}, transformers {expected}: more than rounding noise ({bound})"
+            );
+            continue;
+        }
         let floor = 1e-7 * trainable(name) as f64;
         assert!(
             (got - expected).abs() <= L1_TOL * expected + floor,
             "{case} {name}: L1 change {got}, transformers {expected}"
         );
-        if !name.ends_with("attention.self.key.bias") && rel(got, expected) > worst.0 {
+        if rel(got, expected) > worst.0 {
             worst = (rel(got, expected), name.clone());
         }
     }
