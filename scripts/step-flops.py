@@ -3,7 +3,7 @@
 mask, and the fastest a masked step can be against the dense one when only products count.
 
     scripts/step-flops.py [--wgrad-share S] [--batch B] [--seq L] [--no-embeddings]
-                          [--dense-secs T --fish-secs T]
+                          [--full-last-layer] [--dense-secs T --fish-secs T]
 
 A step's products, per encoder layer, for N = B·L rows, hidden h, feed-forward f, H heads of
 d = h/H, multiply-adds counted as 2 FLOP:
@@ -16,6 +16,9 @@ work (S: the share finesse logs as "the encoder's weight-gradient products: X% o
 slices are planned). With the embeddings trained (a global FISH mask keeps some of their
 entries), backpropagation reaches the first layer's input; `--no-embeddings` drops that
 layer's input-gradient products. The pooler and classifier (B rows) are left out: < 0.1%.
+The last layer runs for the [CLS] position only, as finesse's classification forward does
+(`BertModel::pooled`): K and V on all N rows, the rest on B rows, one query per head;
+`--full-last-layer` counts it as a full layer (the reference's way).
 
 With --dense-secs and --fish-secs (measured step times) it also prints the rate the products
 would run at if they were the whole step, and the time left for everything else.
@@ -36,6 +39,21 @@ def layer_flops(b, l, h, f, heads):
     }
 
 
+def last_layer_flops(b, l, h, f, heads):
+    """The [CLS]-only last layer: K and V on every row, Q, WD and the feed-forward block on
+    one row per sequence, one query per head."""
+    n = b * l
+    d = h // heads
+    linear = 2 * n * 2 * h * h + 2 * b * (2 * h * h + 2 * h * f)
+    attn = 2 * b * heads * l * d  # one [1, d]·[d, L] product per head
+    return {
+        "forward": linear + 2 * attn,
+        "input": linear + 4 * attn,
+        "weight": linear,
+        "first_input": 2 * n * 3 * h * h,
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--layers", type=int, default=6)
@@ -46,18 +64,21 @@ def main():
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--wgrad-share", type=float, default=0.0)
     p.add_argument("--no-embeddings", action="store_true")
+    p.add_argument("--full-last-layer", action="store_true")
     p.add_argument("--dense-secs", type=float)
     p.add_argument("--fish-secs", type=float)
     a = p.parse_args()
     per = layer_flops(a.batch, a.seq, a.hidden, a.ffn, a.heads)
-    fwd = a.layers * per["forward"]
-    inp = a.layers * per["input"]
-    wgt = a.layers * per["weight"]
+    last = per if a.full_last_layer else last_layer_flops(a.batch, a.seq, a.hidden, a.ffn, a.heads)
+    fwd = (a.layers - 1) * per["forward"] + last["forward"]
+    inp = (a.layers - 1) * per["input"] + last["input"]
+    wgt = (a.layers - 1) * per["weight"] + last["weight"]
     dense = fwd + inp + wgt
     masked_inp = inp - (per["first_input"] if a.no_embeddings else 0)
     masked = fwd + masked_inp + a.wgrad_share * wgt
     g = 1e9
-    print(f"B {a.batch}, L {a.seq}, {a.layers} layers, hidden {a.hidden}, ffn {a.ffn}, {a.heads} heads")
+    print(f"B {a.batch}, L {a.seq}, {a.layers} layers, hidden {a.hidden}, ffn {a.ffn}, {a.heads} heads, "
+          f"last layer {'full' if a.full_last_layer else '[CLS] only'}")
     print(f"forward {fwd / g:.1f} GFLOP, input gradients {inp / g:.1f}, weight gradients {wgt / g:.1f}")
     print(f"dense step {dense / g:.1f} GFLOP; masked step {masked / g:.1f} GFLOP "
           f"(weight-gradient share {a.wgrad_share:.3f}{', no embedding gradient' if a.no_embeddings else ''})")

@@ -392,7 +392,9 @@ mod tests {
         let device = Device::flex();
         let (scores, bias) = inputs(&device, [2, 2, 3, 6], 2);
         let dropout = DropoutConfig::new(0.1).init();
-        let p = values(flex::probs(&scores, 8.0, &bias, &dropout, Positions::All).expect("fused on flex"));
+        let p = values(
+            flex::probs(&scores, 8.0, &bias, &dropout, Positions::All).expect("fused on flex"),
+        );
         let reference = values(decomposed(scores, 8.0, bias, &dropout, Positions::All));
         assert!(max_diff(&p, &reference) <= 1e-6);
         for (r, row) in p.chunks(6).enumerate() {
@@ -415,6 +417,9 @@ mod tests {
         let nd = Device::ndarray();
         let (s, b) = inputs(&nd, [2, 2, 3, 6], 2);
         assert!(flex::probs(&s, 8.0, &b, &dropout, Positions::All).is_none());
-        assert_eq!(probs(s, 8.0, b, &dropout, Positions::All).dims(), [2, 2, 3, 6]);
+        assert_eq!(
+            probs(s, 8.0, b, &dropout, Positions::All).dims(),
+            [2, 2, 3, 6]
+        );
     }
 }

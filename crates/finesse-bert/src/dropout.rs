@@ -47,7 +47,11 @@ pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
 
 /// [`apply`] to a tensor that holds `positions` of the full one: on the CPU backends the mask is
 /// the full tensor's at those entries (GPU backends draw their own).
-pub fn apply_at<const D: usize>(dropout: &Dropout, x: Tensor<D>, positions: Positions) -> Tensor<D> {
+pub fn apply_at<const D: usize>(
+    dropout: &Dropout,
+    x: Tensor<D>,
+    positions: Positions,
+) -> Tensor<D> {
     let device = x.device();
     if active_keep(dropout, &device).is_none() {
         return x;

@@ -223,7 +223,8 @@ impl BertLayer {
     }
 
     fn run(&self, x: Tensor<3>, mask_bias: Tensor<4>, positions: Positions) -> Tensor<3> {
-        let drop = |dropout: &Dropout, t: Tensor<3>| crate::dropout::apply_at(dropout, t, positions);
+        let drop =
+            |dropout: &Dropout, t: Tensor<3>| crate::dropout::apply_at(dropout, t, positions);
         let attn = self
             .attention
             .self_attention

@@ -9,7 +9,9 @@
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
-use finesse_bert::{BertConfig, BertForSequenceClassification, BertInput, BertModel, ParamRegistry};
+use finesse_bert::{
+    BertConfig, BertForSequenceClassification, BertInput, BertModel, ParamRegistry,
+};
 
 /// Three rows of lengths 7, 4 and 9 padded to 9, with two segments.
 fn input(device: &Device) -> BertInput {
@@ -21,7 +23,11 @@ fn input(device: &Device) -> BertInput {
     for (b, &len) in lens.iter().enumerate() {
         for t in 0..seq {
             let real = t < len;
-            ids.push(if real { 2 + ((b * 13 + t * 7) % 45) as i64 } else { 0 });
+            ids.push(if real {
+                2 + ((b * 13 + t * 7) % 45) as i64
+            } else {
+                0
+            });
             types.push(i64::from(real && t >= len / 2));
             mask.push(i64::from(real));
         }
@@ -73,7 +79,10 @@ fn logits_and_grads(
                 2 => grads.get::<2>(p.id).map(values),
                 _ => None,
             };
-            (p.name.clone(), g.unwrap_or_else(|| panic!("no gradient for {}", p.name)))
+            (
+                p.name.clone(),
+                g.unwrap_or_else(|| panic!("no gradient for {}", p.name)),
+            )
         })
         .collect();
     (values(logits), per_param)
@@ -116,7 +125,11 @@ fn check(device: &Device) {
     }
     // Every parameter takes part (the word-embedding rows of unused ids aside, each tensor has
     // some nonzero entry), so the comparison covers the last layer's pruned rows.
-    assert_eq!(nonzero, want_grads.len(), "{device:?}: some gradient is all zero");
+    assert_eq!(
+        nonzero,
+        want_grads.len(),
+        "{device:?}: some gradient is all zero"
+    );
 }
 
 #[test]
