@@ -50,7 +50,7 @@ def last_layer_flops(b, l, h, f, heads):
         "forward": linear + 2 * attn,
         "input": linear + 4 * attn,
         "weight": linear,
-        "first_input": 2 * n * 3 * h * h,
+        "first_input": 2 * n * 2 * h * h,  # ∂x of K and V only: Q runs on B rows
     }
 
 
@@ -74,7 +74,8 @@ def main():
     inp = (a.layers - 1) * per["input"] + last["input"]
     wgt = (a.layers - 1) * per["weight"] + last["weight"]
     dense = fwd + inp + wgt
-    masked_inp = inp - (per["first_input"] if a.no_embeddings else 0)
+    first = per if a.layers > 1 else last  # with one layer, the first is the last
+    masked_inp = inp - (first["first_input"] if a.no_embeddings else 0)
     masked = fwd + masked_inp + a.wgrad_share * wgt
     g = 1e9
     print(f"B {a.batch}, L {a.seq}, {a.layers} layers, hidden {a.hidden}, ffn {a.ffn}, {a.heads} heads, "

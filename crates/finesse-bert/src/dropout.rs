@@ -24,8 +24,8 @@ use rayon::prelude::*;
 /// Entries per generator stream.
 pub const CHUNK: usize = 1 << 15;
 
-/// Which entries of the tensor a full forward would make a tensor holds, so that dropout drops
-/// the same entries in both (the model's last layer runs for the `[CLS]` position only,
+/// The entries of the full forward's tensor that a tensor holds, so that dropout drops the same
+/// entries in both (the model's last layer runs for the `[CLS]` position only,
 /// [`crate::model::BertModel::pooled`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Positions {
@@ -61,7 +61,12 @@ pub fn apply_at<const D: usize>(
     }
     let keep = 1.0 - dropout.prob;
     let shape = x.shape();
-    let row = x.dims().last().copied().unwrap_or(1);
+    let dims = x.dims();
+    debug_assert!(
+        positions == Positions::All || (dims.len() >= 2 && dims[dims.len() - 2] == 1),
+        "a tensor of position 0 has one entry on its second to last axis: {dims:?}"
+    );
+    let row = dims.last().copied().unwrap_or(1);
     let dropped = draw_dropped_at(&device, keep, shape.num_elements(), row, positions);
     let dropped = Tensor::<D, Bool>::from_data(TensorData::new(dropped, shape), &device);
     x.mask_fill(dropped, 0.0).mul_scalar((1.0 / keep) as f32)
@@ -116,6 +121,10 @@ pub fn dropped_entries_at(
         Positions::All => return dropped_entries(seed, keep, n),
         Positions::First { seq } => seq,
     };
+    debug_assert!(
+        row > 0 && n.is_multiple_of(row),
+        "{n} entries in rows of {row}"
+    );
     let threshold = threshold(keep);
     let mut dropped = vec![false; n];
     dropped

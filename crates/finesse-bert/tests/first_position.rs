@@ -1,7 +1,8 @@
 //! The sequence-classification forward runs the last layer for the `[CLS]` position only
 //! (`BertModel::pooled`). These checks hold it to the full forward: the same logits and the
-//! same gradient for every parameter, in evaluation and in training with dropout on (the same
-//! dropout entries are drawn), with padding, on `flex` and `ndarray`.
+//! same gradient for every parameter (each within 1e-5 of its tensor's largest entry), in
+//! evaluation and in training with dropout on (the same dropout entries are drawn), with
+//! padding, on `flex` and `ndarray`.
 //!
 //! One test function, so no other test of this process draws from Burn's process-wide
 //! generator between the two seeded passes it compares.
@@ -39,10 +40,13 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().expect("f32")
 }
 
-/// The largest difference relative to the larger magnitude of the two (at least 1).
+/// The largest difference relative to the tensors' largest magnitude.
 fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let scale = a.iter().chain(b).fold(1.0f32, |m, v| m.max(v.abs()));
+    let scale = a
+        .iter()
+        .chain(b)
+        .fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
     a.iter()
         .zip(b)
         .map(|(a, b)| (a - b).abs())
@@ -118,11 +122,23 @@ fn check(device: &Device) {
     );
     assert_eq!(want_grads.len(), got_grads.len());
     let mut nonzero = 0;
+    let mut worst = (0.0f32, "");
     for ((name, a), (_, b)) in want_grads.iter().zip(&got_grads) {
         let d = rel_diff(a, b);
-        assert!(d <= 1e-5, "{device:?}: gradient of {name} differs by {d}");
-        nonzero += usize::from(a.iter().any(|&v| v != 0.0));
+        // The attention key biases' gradient is 0 in exact arithmetic (softmax ignores a shift
+        // shared by all keys): both paths give rounding noise there, not comparable values.
+        if !name.ends_with("attention.self.key.bias") {
+            assert!(d <= 1e-5, "{device:?}: gradient of {name} differs by {d}");
+            if d > worst.0 {
+                worst = (d, name);
+            }
+        }
+        nonzero += usize::from(a.iter().any(|&v| v != 0.0) && b.iter().any(|&v| v != 0.0));
     }
+    eprintln!(
+        "{device:?}: gradients within {:.1e} of each tensor's largest entry (worst {})",
+        worst.0, worst.1
+    );
     // Every parameter takes part (the word-embedding rows of unused ids aside, each tensor has
     // some nonzero entry), so the comparison covers the last layer's pruned rows.
     assert_eq!(

@@ -68,34 +68,81 @@ pub(crate) fn adamw(
 /// One AdamW step over slices of equal length (m and v are ignored and overwritten when
 /// `first`).
 fn kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], first: bool, s: Step) {
-    let scale = (s.grad_scale != 1.0).then_some(s.grad_scale as f32);
-    let (b1, b2) = (s.beta1 as f32, s.beta2 as f32);
-    let (one_b1, one_b2) = ((1.0 - s.beta1) as f32, (1.0 - s.beta2) as f32);
     let (bc1, bc2) = (1.0 - s.beta1.powi(s.t), 1.0 - s.beta2.powi(s.t));
-    let sqrt_bc2 = bc2.sqrt() as f32;
-    let eps = s.eps as f32;
-    let step_size = (s.lr / bc1) as f32;
-    let decay = (s.weight_decay > 0.0).then_some((1.0 - s.lr * s.weight_decay) as f32);
+    let c = Consts {
+        // Multiplying by 1 is exact, so an absent scale or decay is a factor of 1: the same
+        // bits as skipping the product, and a loop without branches, which vectorises.
+        scale: if s.grad_scale != 1.0 {
+            s.grad_scale as f32
+        } else {
+            1.0
+        },
+        b1: s.beta1 as f32,
+        b2: s.beta2 as f32,
+        one_b1: (1.0 - s.beta1) as f32,
+        one_b2: (1.0 - s.beta2) as f32,
+        sqrt_bc2: bc2.sqrt() as f32,
+        eps: s.eps as f32,
+        step_size: (s.lr / bc1) as f32,
+        decay: if s.weight_decay > 0.0 {
+            (1.0 - s.lr * s.weight_decay) as f32
+        } else {
+            1.0
+        },
+    };
     p.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((p, g), m), v)| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                let g = scale.map_or(g, |c| g * c);
-                let (m1, v1) = if first {
-                    (g * one_b1, (g * g) * one_b2)
-                } else {
-                    (*m * b1 + g * one_b1, *v * b2 + (g * g) * one_b2)
-                };
-                *m = m1;
-                *v = v1;
-                let denom = v1.sqrt() / sqrt_bc2 + eps;
-                let step = m1 / denom * step_size;
-                let decayed = decay.map_or(*p, |d| *p * d);
-                *p = decayed - step;
-            }
-        });
+        // `move`: the constants by value, so the loop does not reload them through a reference.
+        .for_each(move |(((p, g), m), v)| update(p, g, m, v, first, c));
+}
+
+/// The step's constants, rounded to f32 as Burn's scalar operations round them.
+#[derive(Clone, Copy)]
+struct Consts {
+    scale: f32,
+    b1: f32,
+    b2: f32,
+    one_b1: f32,
+    one_b2: f32,
+    sqrt_bc2: f32,
+    eps: f32,
+    step_size: f32,
+    decay: f32,
+}
+
+/// [`body`] for `first` or not (the branch outside the loop). It vectorises for the baseline
+/// target (four lanes); `sqrt` and `/` are exactly rounded in every lane, so the bits are the
+/// scalar form's.
+fn update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], first: bool, c: Consts) {
+    match first {
+        true => body::<true>(p, g, m, v, c),
+        false => body::<false>(p, g, m, v, c),
+    }
+}
+
+/// The update of each entry, in the tensor form's order: `g·scale`, the moments, `√v / √bc2 +
+/// ε`, `m / denom · step_size`, `p·decay − step`.
+#[inline(always)]
+fn body<const FIRST: bool>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Consts) {
+    let n = p.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let gi = g[i] * c.scale;
+        let (m1, v1) = if FIRST {
+            (gi * c.one_b1, (gi * gi) * c.one_b2)
+        } else {
+            (
+                m[i] * c.b1 + gi * c.one_b1,
+                v[i] * c.b2 + (gi * gi) * c.one_b2,
+            )
+        };
+        m[i] = m1;
+        v[i] = v1;
+        let denom = v1.sqrt() / c.sqrt_bc2 + c.eps;
+        p[i] = p[i] * c.decay - m1 / denom * c.step_size;
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use burn::tensor::Device;
 use finesse_bert::slices::{SlicePlan, WeightSlice};
-use finesse_bert::{ParamInfo, ParamRegistry, ParamRole};
+use finesse_bert::{ParamInfo, ParamKind, ParamRegistry, ParamRole};
 use finesse_sparse::UpdateRule;
 
 /// A slice costing more than this share of the dense weight gradient is not worth its gathers.
@@ -22,12 +22,13 @@ pub fn plan(
     let off = std::env::var("FINESSE_NO_SLICES").is_ok_and(|v| v != "0");
     // The encoder's weight-gradient products: all of them dense, and what this plan computes.
     let (mut dense_work, mut work) = (0.0, 0.0);
+    let last_layer = registry.iter().filter_map(|p| p.layer).max();
     for p in registry.iter() {
         // The encoder's Linear weights (the layers `slices::linear` routes), PyTorch [out, in].
         if p.layer.is_none() || p.role != ParamRole::Weight || !p.transposed || p.shape.len() != 2 {
             continue;
         }
-        let size = p.numel as f64;
+        let size = p.numel as f64 * rows_share(p, last_layer);
         dense_work += size;
         let kept = match rule(p) {
             UpdateRule::Frozen => continue,
@@ -63,6 +64,18 @@ pub fn plan(
         );
     }
     plan
+}
+
+/// The rows a weight's products run on, as a share of a layer's: the last layer runs WQ, WD,
+/// WI and WO for the `[CLS]` position only (`BertModel::pooled`), one row per sequence, which
+/// the work shares count as none.
+fn rows_share(p: &ParamInfo, last_layer: Option<usize>) -> f64 {
+    let all_rows = matches!(p.kind, ParamKind::Key | ParamKind::Value);
+    if p.layer == last_layer && !all_rows {
+        0.0
+    } else {
+        1.0
+    }
 }
 
 fn describe(slice: &WeightSlice) -> String {
