@@ -187,7 +187,7 @@ mod flex {
                     // `move`: `inv_keep` by value, so the loop does not reload it through a
                     // reference at every element (which kept it from vectorising).
                     for ((p, &y), &d) in p.iter_mut().zip(y).zip(d) {
-                        *p = if d { 0.0 } else { y * inv_keep };
+                        *p = keep_or_zero(y * inv_keep, d);
                     }
                 });
             p
@@ -205,7 +205,7 @@ mod flex {
                     .for_each(move |((dp, y), d)| {
                         for ((dp, y), d) in dp.chunks_mut(n).zip(y.chunks(n)).zip(d.chunks(n)) {
                             for (g, &d) in dp.iter_mut().zip(d) {
-                                *g = if d { 0.0 } else { *g * inv_keep };
+                                *g = keep_or_zero(*g * inv_keep, d);
                             }
                             softmax_backward_row(dp, y, sqrt_d);
                         }
@@ -220,6 +220,13 @@ mod flex {
                     }),
             }
         }
+    }
+
+    /// `v`, or +0.0 when `dropped`: the `if dropped { 0.0 } else { v }` of the loops above,
+    /// bit for bit, as a mask of the bits instead of a branch, so the loops vectorise.
+    #[inline(always)]
+    pub(super) fn keep_or_zero(v: f32, dropped: bool) -> f32 {
+        f32::from_bits(v.to_bits() & u32::from(dropped).wrapping_sub(1))
     }
 
     /// `y = softmax(s / √d + bias)` over one row.
@@ -383,6 +390,30 @@ mod tests {
             if keep.is_some() {
                 let share = zeros(&v) as f64 / v.len() as f64;
                 assert!(share >= 0.08, "{shape:?}: dropout dropped {share}");
+            }
+        }
+    }
+
+    #[test]
+    fn keep_or_zero_is_the_branch_bit_for_bit() {
+        let values = [
+            1.5f32,
+            -2.25,
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE / 8.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        for v in values {
+            for dropped in [false, true] {
+                let branch = if dropped { 0.0 } else { v };
+                assert_eq!(
+                    flex::keep_or_zero(v, dropped).to_bits(),
+                    branch.to_bits(),
+                    "{v} dropped {dropped}"
+                );
             }
         }
     }
