@@ -666,6 +666,32 @@ fn bench_times_every_mode_and_prints_one_json_line() {
     assert_eq!(dense["optimizer_state_bytes"].as_u64(), Some(total * 8));
     assert!(dense["peak_rss_mb"].as_f64().expect("rss") > 1.0);
     assert!(dense["cpu_percent"].as_f64().is_some());
+    // Each phase's median: none negative, the forward and backward taking time, together no
+    // more than the timed steps took in all (a median is at most the phase's largest value).
+    let phases = &dense["phase_seconds"];
+    let names = ["forward", "backward", "gradients", "clip", "update"];
+    let secs: Vec<f64> = names
+        .iter()
+        .map(|n| {
+            phases[n]
+                .as_f64()
+                .unwrap_or_else(|| panic!("phase {n}: {dense}"))
+        })
+        .collect();
+    assert!(
+        secs.iter().all(|&s| s >= 0.0) && secs[0] > 0.0 && secs[1] > 0.0,
+        "{phases}"
+    );
+    let timed: f64 = dense["times"]
+        .as_array()
+        .expect("times")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .sum();
+    assert!(
+        secs.iter().sum::<f64>() <= timed,
+        "{phases} against {timed}"
+    );
 
     let fish = bench(
         "fish-step",
@@ -684,6 +710,10 @@ fn bench_times_every_mode_and_prints_one_json_line() {
     assert_eq!(fisher["batch_size"], 1);
     assert!(fisher["seconds_per_sample"].as_f64().expect("per sample") > 0.0);
     assert!(fisher["seconds_per_step"].is_null());
+    assert!(
+        fisher["phase_seconds"].is_null(),
+        "phases are a training step's"
+    );
     let eval = bench("eval", &[]);
     assert_eq!(eval["times"].as_array().expect("times").len(), 3);
 

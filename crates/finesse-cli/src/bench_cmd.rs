@@ -150,5 +150,11 @@ fn summary(r: &BenchReport) -> String {
             b as f64 / 1048576.0,
             r.trainable_params.unwrap_or(0)
         )),
-    )
+    ) + &r.phase_seconds.map_or(String::new(), |p| {
+        format!(
+            "\nphases (medians): forward {:.3} s, backward {:.3} s, gradients {:.3} s, clip {:.3} s, \
+             update {:.3} s",
+            p.forward, p.backward, p.gradients, p.clip, p.update
+        )
+    })
 }

@@ -28,7 +28,7 @@ use crate::error::{Result, TrainError};
 use crate::events::{Event, EventLog, peak_rss_mib};
 use crate::method::{MethodConfig, hooks_for};
 use crate::rundir::RunDir;
-use crate::trainer::{Emitter, Trainer};
+use crate::trainer::{Emitter, StepPhases, Trainer};
 
 /// What `finesse bench` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +117,10 @@ pub struct BenchReport {
     pub setup_secs: f64,
     /// Training loss of every unit, warm-up included (step modes).
     pub losses: Vec<f64>,
+    /// The median over the timed steps of each phase's seconds (step modes; absent from the
+    /// reports of earlier versions).
+    #[serde(default)]
+    pub phase_seconds: Option<StepPhases>,
 }
 
 /// Per-unit measurements.
@@ -128,6 +132,8 @@ struct Timings {
     padded_tokens: usize,
     cpu_secs: Option<f64>,
     losses: Vec<f64>,
+    /// The medians of each phase over the timed steps (step modes).
+    phases: Option<StepPhases>,
 }
 
 impl Timings {
@@ -218,6 +224,19 @@ fn measure(
         setup_secs,
         losses: timings.losses,
         times: timings.times,
+        phase_seconds: timings.phases,
+    })
+}
+
+/// Each phase's median over `steps` (`None` without steps).
+fn median_phases(steps: &[StepPhases]) -> Option<StepPhases> {
+    let of = |f: fn(&StepPhases) -> f64| median(&steps.iter().map(f).collect::<Vec<_>>());
+    (!steps.is_empty()).then(|| StepPhases {
+        forward: of(|p| p.forward),
+        backward: of(|p| p.backward),
+        gradients: of(|p| p.gradients),
+        clip: of(|p| p.clip),
+        update: of(|p| p.update),
     })
 }
 
@@ -270,11 +289,14 @@ fn bench_steps(
     let order = finesse_glue::batch::epoch_batches(&data.train, &pool, plan, config.seed, 0);
     let batches = cycle_batches(&data.train, &order, settings, config.max_seq_len);
     let setup = started.elapsed().as_secs_f64();
-    let t = time_units(&batches, settings, log, |batch| {
+    let mut phases = Vec::with_capacity(batches.len());
+    let mut t = time_units(&batches, settings, log, |batch| {
         let report = trainer.step(batch, &mut emitter)?;
         sync(device);
+        phases.extend(report.phases);
         Ok(Some(report.loss))
     })?;
+    t.phases = median_phases(phases.get(settings.warmup..).unwrap_or_default());
     // The moments exist from the first step on.
     let optimizer = trainer.optimizer();
     let state_bytes = optimizer.state_entries() * 4 + optimizer.index_entries() * 8;

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::Device;
+use burn::tensor::{Device, Gradients};
 use finesse_bert::slices::SlicePlan;
 use finesse_bert::{BertConfig, ParamRegistry, load_classifier, load_into, try_model_tensors};
 use finesse_glue::batch::epoch_batches;
 use finesse_glue::{HostBatch, make_batch};
 use finesse_sparse::optim::freeze;
 use finesse_sparse::{Mask, SparseOptimizer, UpdateRule};
+use serde::{Deserialize, Serialize};
 
 use super::Emitter;
 use super::eval::{SplitMetrics, loss_of};
@@ -47,6 +48,25 @@ pub struct StepReport {
     pub lr: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
+    /// Where the step's time went (one process; `None` for a step of a data-parallel job).
+    pub phases: Option<StepPhases>,
+}
+
+/// Seconds of wall time in each phase of a step, as the host sees them: on the CPU backends the
+/// work of each phase; on a GPU backend work queued in one phase may finish in a later one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepPhases {
+    /// The forward pass and the loss, until the loss is read back.
+    pub forward: f64,
+    /// Autodiff's backward pass.
+    pub backward: f64,
+    /// The weight gradients on slices, the method's gradient hook, and collecting the gradients
+    /// by parameter.
+    pub gradients: f64,
+    /// The gradient norm over the trained entries (for clipping).
+    pub clip: f64,
+    /// The optimizer's update and the method's after-step hook.
+    pub update: f64,
 }
 
 /// A run in training.
@@ -331,7 +351,13 @@ impl<'r> Trainer<'r> {
     /// Backward of `loss`: the sliced weight gradients filled in, the method's gradient hook,
     /// the parameters' gradients.
     pub(super) fn gradients(&mut self, loss: burn::tensor::Tensor<1>, lr: f64) -> GradientsParams {
-        let mut raw_grads = loss.backward();
+        let raw_grads = loss.backward();
+        self.collect_gradients(raw_grads, lr)
+    }
+
+    /// The parameters' gradients from a backward pass's: the sliced weight gradients filled in,
+    /// the method's gradient hook.
+    fn collect_gradients(&mut self, mut raw_grads: Gradients, lr: f64) -> GradientsParams {
         if !self.slices.is_empty() {
             SlicePlan::fill(&mut raw_grads);
         }
@@ -348,8 +374,10 @@ impl<'r> Trainer<'r> {
     pub fn step(&mut self, batch: &HostBatch, emitter: &mut Emitter<'_>) -> Result<StepReport> {
         let step = self.step;
         let lr = self.schedule.lr(step);
+        let mut clock = PhaseClock::start();
         let loss = self.forward_loss(batch);
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let forward = clock.lap();
         if !loss_value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step: step + 1,
@@ -357,11 +385,15 @@ impl<'r> Trainer<'r> {
                 lr,
             });
         }
-        let grads = self.gradients(loss, lr);
+        let raw_grads = loss.backward();
+        let backward = clock.lap();
+        let grads = self.collect_gradients(raw_grads, lr);
+        let gradients = clock.lap();
         let grad_norm = self
             .optimizer
             .grad_norm(&grads, &self.registry, &self.device)
             .sqrt();
+        let clip = clock.lap();
         let scale = match self.config.max_grad_norm {
             Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
             _ => 1.0,
@@ -369,11 +401,19 @@ impl<'r> Trainer<'r> {
         let model = self.take_model();
         let model = self.optimizer.step(model, grads, lr, scale);
         self.model = Some(self.method.after_step(model, step + 1, emitter)?);
+        let update = clock.lap();
         self.step = step + 1;
         Ok(StepReport {
             loss: loss_value,
             lr,
             grad_norm,
+            phases: Some(StepPhases {
+                forward,
+                backward,
+                gradients,
+                clip,
+                update,
+            }),
         })
     }
 
@@ -487,5 +527,22 @@ impl<'r> Trainer<'r> {
         optimizer.extend(self.method.state_tensors()?);
         self.dir
             .write_checkpoint(&state, &try_model_tensors(self.model())?, &optimizer)
+    }
+}
+
+/// Seconds between successive laps.
+struct PhaseClock(Instant);
+
+impl PhaseClock {
+    fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// Seconds since the start or the last lap.
+    fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let secs = (now - self.0).as_secs_f64();
+        self.0 = now;
+        secs
     }
 }

@@ -33,7 +33,7 @@ pub use emitter::Emitter;
 pub use eval::{
     DevSplits, EvalRequest, EvalSet, SplitEval, SplitMetrics, evaluate, evaluate_folder, loss_of,
 };
-pub use fit::{StepPlan, StepReport, Trainer};
+pub use fit::{StepPhases, StepPlan, StepReport, Trainer};
 pub use meter::{Meter, WindowStats};
 pub(crate) use setup::load as load_data;
 

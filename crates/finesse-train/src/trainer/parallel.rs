@@ -236,6 +236,7 @@ impl Trainer<'_> {
             loss,
             lr,
             grad_norm,
+            phases: None,
         })
     }
 
@@ -273,6 +274,7 @@ impl Trainer<'_> {
                     loss: 0.0,
                     lr,
                     grad_norm: 0.0,
+                    phases: None,
                 }
             }
         };
