@@ -204,11 +204,22 @@ fn one_and_many(s: &Setup, np: usize, name: &str, extra: &[&str]) -> (PathBuf, P
     (s.run(&solo), s.run(&job))
 }
 
+/// The summation-order noise allowed between one process and a job, relative to each
+/// tensor's largest entry. The job's sums run in another order (each rank's share, then the
+/// exchange), and its result moves from run to run by a few 1e-7 (3.8e-7 to 6.1e-7 in three
+/// runs of the dense test, 1.2e-6 in one CI run with the other tests beside it, on the small
+/// LayerNorm biases); a wrong exchange moves weights by far more (a missing rank's share: the
+/// gradient halved).
+const SUMMATION_NOISE: f64 = 5e-6;
+
 fn assert_same_weights(solo: &Path, job: &Path) {
     let a = tensors(&solo.join("model/model.safetensors"));
     let b = tensors(&job.join("model/model.safetensors"));
     let (worst, name) = worst_relative(&a, &b);
-    assert!(worst <= 1e-6, "`{name}` differs by {worst:e} (relative)");
+    assert!(
+        worst <= SUMMATION_NOISE,
+        "`{name}` differs by {worst:e} (relative)"
+    );
     println!("largest relative difference: {worst:e} in `{name}`");
 }
 
