@@ -121,18 +121,12 @@ impl BertSelfAttention {
     fn attend(&self, x: Tensor<3>, mask_bias: Tensor<4>, positions: Positions) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let queries = match positions {
-            Positions::All => seq,
-            Positions::First { .. } => 1,
-        };
         let heads = |t: Tensor<3>, len: usize| {
             t.reshape([batch, len, self.num_heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let xq = match positions {
-            Positions::All => x.clone(),
-            Positions::First { .. } => x.clone().narrow(1, 0, 1),
-        };
+        let xq = at_positions(x.clone(), positions);
+        let queries = xq.dims()[1];
         let q = heads(crate::slices::linear(&self.query, xq), queries);
         let k = heads(crate::slices::linear(&self.key, x.clone()), seq);
         let v = heads(crate::slices::linear(&self.value, x), seq);
@@ -229,10 +223,7 @@ impl BertLayer {
             .attention
             .self_attention
             .attend(x.clone(), mask_bias, positions);
-        let x = match positions {
-            Positions::All => x,
-            Positions::First { .. } => x.narrow(1, 0, 1),
-        };
+        let x = at_positions(x, positions);
         let out = &self.attention.output;
         let x = crate::norm::layer_norm(
             &out.layer_norm,
@@ -252,6 +243,14 @@ impl BertLayer {
             o.layer_norm_eps,
             drop(&o.dropout, crate::slices::linear(&o.dense, h)) + x,
         )
+    }
+}
+
+/// `x` `[batch, seq, hidden]` at `positions`: all of it, or `[batch, 1, hidden]` at position 0.
+fn at_positions(x: Tensor<3>, positions: Positions) -> Tensor<3> {
+    match positions {
+        Positions::All => x,
+        Positions::First { .. } => x.narrow(1, 0, 1),
     }
 }
 
